@@ -1,0 +1,3 @@
+from cstrack.cli import main
+
+main()

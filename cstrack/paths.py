@@ -1,0 +1,23 @@
+"""Where the project finds its shipped resources."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """The read-only ``shared/`` folder (``$CSTRACK_SHARED`` or ``../shared`` beside the repo)."""
+    env = os.environ.get("CSTRACK_SHARED")
+    return Path(env) if env else REPO_ROOT.parent / "shared"
+
+
+def shared_data() -> Path:
+    return shared_dir() / "data"
+
+
+def coco_yolov5n_weights() -> Path:
+    """The COCO-pretrained YOLOv5n v6 state dict shipped in ``shared/weights``."""
+    return shared_dir() / "weights" / "yolov5n_coco_v6.pt"
