@@ -18,6 +18,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """CSTrack multi-object tracking: models, tracking, evaluation, training and reports."""
+
+
 for _module in (model_cmds,):
     _module.register(app)
 
