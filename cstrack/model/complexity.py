@@ -22,17 +22,18 @@ def count_params(model: torch.nn.Module) -> int:
 def count_flops(model: CSTrackModel, size: tuple[int, int]) -> tuple[int, dict[str, int], dict[str, list[int]]]:
     """FLOPs of one ``[1, 3, H, W]`` forward at ``size = (W, H)``.
 
-    Returns ``(total, per_group, output_shapes)`` with groups backbone / neck / ren / emb / detect.
+    Counted on a twin of ``model`` on the ``meta`` device (same config, no data, no compute), so
+    it is fast and leaves ``model`` untouched.  Returns ``(total, per_group, output_shapes)`` with
+    groups backbone / neck / ren / emb / detect.
     """
     w, h = size
     check_input_size(w, h)
-    was_training = model.training
-    model.eval()
-    x = torch.zeros(1, 3, h, w)
+    with torch.device("meta"):
+        twin = CSTrackModel(model.config).eval()
+        x = torch.zeros(1, 3, h, w)
     counter = FlopCounterMode(display=False, depth=None)
     with counter:
-        emb, raw = model(x)
-    model.train(was_training)
+        emb, raw = twin(x)
     per_module = counter.get_flop_counts()
     name = type(model).__name__
 

@@ -1,0 +1,84 @@
+"""Decode, Cluster-DIoU NMS and the embedding gather on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cstrack.model.detect import decode
+from cstrack.model.postprocess import cluster_diou_nms, diou_matrix, filter_scores, gather_embeddings
+
+
+def test_decode_zero_logits() -> None:
+    # all logits 0 -> sigmoid 0.5: cx = (2*0.5 - 0.5 + gx) * s, w = (2*0.5)^2 * aw = aw
+    raw = [torch.zeros(1, 2, 2, 3, 6)]
+    anchors = torch.tensor([[[10.0, 20.0], [30.0, 40.0]]])
+    out = decode(raw, anchors, torch.tensor([8.0]))
+    assert out.shape == (1, 2 * 2 * 3, 6)
+    # order: (anchor, row, col); row 1 col 2 of anchor 1 is index 1*6 + 1*3 + 2 = 11
+    assert out[0, 11].tolist() == [(0.5 + 2) * 8, (0.5 + 1) * 8, 30.0, 40.0, 0.5, 0.5]
+    assert out[0, 0].tolist() == [4.0, 4.0, 10.0, 20.0, 0.5, 0.5]
+
+
+def test_decode_extreme_logits() -> None:
+    raw = [torch.full((1, 1, 1, 1, 6), 50.0)]  # sigmoid -> 1
+    out = decode(raw, torch.tensor([[[10.0, 20.0]]]), torch.tensor([16.0]))
+    # cx = (2 - 0.5 + 0) * 16 = 24; w = (2 * 1)^2 * 10 = 40
+    assert out[0, 0].tolist() == [24.0, 24.0, 40.0, 80.0, 1.0, 1.0]
+
+
+def test_filter_requires_objectness_and_score_above_threshold() -> None:
+    pred = torch.tensor(
+        [[10, 10, 4, 8, 0.9, 0.9], [10, 10, 4, 8, 0.9, 0.5], [10, 10, 4, 8, 0.4, 1.0], [20, 20, 2, 2, 0.8, 0.7]]
+    )
+    xyxy, score = filter_scores(pred, 0.5)
+    # row 1: 0.45 <= 0.5 dropped; row 2: obj 0.4 dropped; row 3: 0.56 kept
+    assert score.tolist() == pytest.approx([0.81, 0.56], abs=1e-6)
+    assert xyxy.tolist() == [[8, 6, 12, 14], [19, 19, 21, 21]]
+
+
+def test_diou_matrix_hand_computed() -> None:
+    b = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10]])
+    m = diou_matrix(b)
+    # IoU = 90 / 110; rho^2 = 1; enclosing diagonal^2 = 11^2 + 10^2 = 221
+    expected = 90 / 110 - (1 / (221 + 1e-7)) ** 0.7
+    assert math.isclose(float(m[0, 1]), expected, rel_tol=1e-5)
+    assert float(m[1, 0]) == 0.0 and float(m[0, 0]) == 0.0
+
+
+def test_cluster_nms_suppressed_boxes_do_not_suppress() -> None:
+    boxes = torch.tensor(
+        [
+            [0.0, 0, 10, 10],  # A 0.9
+            [1, 0, 11, 10],  # B 0.8: DIoU(A, B) = 0.795 > 0.6 -> suppressed by A
+            [20, 0, 30, 10],  # C 0.6: no overlap
+            [2.5, 0, 12.5, 10],  # E 0.7: DIoU(A, E) = 0.526 (kept); DIoU(B, E) = 0.700 but B is gone
+        ]
+    )
+    scores = torch.tensor([0.9, 0.8, 0.6, 0.7])
+    keep = cluster_diou_nms(boxes, scores, 0.6)
+    assert keep.tolist() == [0, 3, 2]  # descending score
+
+
+def test_cluster_nms_empty_and_max_det() -> None:
+    assert cluster_diou_nms(torch.zeros(0, 4), torch.zeros(0), 0.6).numel() == 0
+    far = torch.tensor([[i * 20.0, 0, i * 20 + 10, 10] for i in range(5)])
+    assert cluster_diou_nms(far, torch.linspace(1, 0.5, 5), 0.6, max_det=3).tolist() == [0, 1, 2]
+
+
+def test_gather_clamps_to_the_map_and_normalises() -> None:
+    h, w, d = 4, 6, 3
+    emb = torch.arange(h * w * d, dtype=torch.float32).view(h, w, d) + 1
+    boxes = torch.tensor(
+        [
+            [-20.0, -20, 10, 10],  # centre (-5, -5) -> cell (0, 0) (SOTS would wrap around, Q2)
+            [190, 190, 210, 210],  # centre (200, 200) -> clamped to (row 3, col 5)
+            [8, 16, 16, 24],  # centre (12, 20) -> col floor(12/8) = 1, row floor(20/8) = 2
+        ]
+    )
+    out = gather_embeddings(emb, boxes)
+    expected = torch.stack([emb[0, 0], emb[3, 5], emb[2, 1]])
+    assert torch.allclose(out, torch.nn.functional.normalize(expected, dim=1))
+    assert torch.allclose(out.norm(dim=1), torch.ones(3))
