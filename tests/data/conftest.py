@@ -1,4 +1,4 @@
-"""Fixtures of the data tests: the shared data folder and a loopback HTTP file server."""
+"""Fixtures of the data tests: a loopback HTTP file server and archives built from shared/data."""
 
 from __future__ import annotations
 
@@ -11,16 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from cstrack.paths import shared_data
-
-
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    root = shared_data()
-    if not (root / "raw" / "PETS09-S2L1.mp4").is_file():
-        pytest.fail(f"shared data not found at {root} (set CSTRACK_SHARED)")
-    return root
 
 
 @dataclass
@@ -148,12 +138,12 @@ def _tgz_tree(root: Path, arc_prefix: str) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def head8_zip(shared: Path) -> bytes:
+def head8_zip(data_dir: Path) -> bytes:
     """A zip of the real 8-frame PETS09-S2L1 sequence (images, gt, det, seqinfo)."""
-    return _zip_tree(shared / "mot15" / "PETS09-S2L1-head8", "PETS09-S2L1-head8")
+    return _zip_tree(data_dir / "mot15" / "PETS09-S2L1-head8", "PETS09-S2L1-head8")
 
 
 @pytest.fixture(scope="session")
-def mot17_mini_tgz(shared: Path) -> bytes:
+def mot17_mini_tgz(data_dir: Path) -> bytes:
     """A tar.gz of shared/data/mot17-mini (two real MOT17 sequences)."""
-    return _tgz_tree(shared / "mot17-mini", "mot17-mini")
+    return _tgz_tree(data_dir / "mot17-mini", "mot17-mini")

@@ -19,7 +19,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_full_download_verifies_and_finalises(file_server, head8_zip: bytes, tmp_path: Path, shared: Path) -> None:
+def test_full_download_verifies_and_finalises(file_server, head8_zip: bytes, tmp_path: Path, data_dir: Path) -> None:
     file_server.files["head8.zip"] = head8_zip
     dest = tmp_path / "dl" / "head8.zip"
     res = download(file_server.url("head8.zip"), dest, sha256=_sha(head8_zip), size=len(head8_zip), progress=False)
@@ -30,7 +30,7 @@ def test_full_download_verifies_and_finalises(file_server, head8_zip: bytes, tmp
     # the archive is intact and extracts to the shipped files byte for byte
     assert check_archive(dest) == 11  # seqinfo.ini, gt.txt, det.txt and 8 images
     out = safe_extract(dest, tmp_path / "raw")
-    src = shared / "mot15" / "PETS09-S2L1-head8"
+    src = data_dir / "mot15" / "PETS09-S2L1-head8"
     for f in src.rglob("*"):
         if f.is_file():
             assert (out / "PETS09-S2L1-head8" / f.relative_to(src)).read_bytes() == f.read_bytes()
@@ -152,8 +152,8 @@ def test_every_mirror_failing_names_each(file_server, tmp_path: Path) -> None:
     assert "nope.zip: HTTP 404" in msg and "x.zip: HTTP 500 (gave up after 2 retries)" in msg
 
 
-def test_local_sources(shared: Path, tmp_path: Path) -> None:
-    video = shared / "raw" / "PETS09-S2L1.mp4"
+def test_local_sources(data_dir: Path, tmp_path: Path) -> None:
+    video = data_dir / "raw" / "PETS09-S2L1.mp4"
     sha = "4408610ee7eea8452c840ae350d02f4cb77539185ff01380af27ffb197a662a9"  # shared/data/SHA256SUMS
     for i, src in enumerate((str(video), video.as_uri(), "shared:raw/PETS09-S2L1.mp4")):
         res = download(src, tmp_path / f"{i}.mp4", sha256=sha, size=3543336, progress=False)
@@ -162,8 +162,8 @@ def test_local_sources(shared: Path, tmp_path: Path) -> None:
         download(str(tmp_path / "absent.bin"), tmp_path / "absent.bin.out", progress=False)
 
 
-def test_local_partial_copy_resumes(shared: Path, tmp_path: Path) -> None:
-    gt = shared / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"
+def test_local_partial_copy_resumes(data_dir: Path, tmp_path: Path) -> None:
+    gt = data_dir / "mot15" / "PETS09-S2L1" / "gt" / "gt.txt"
     data = gt.read_bytes()
     dest = tmp_path / "gt.txt"
     part_path(dest).write_bytes(data[:5000])

@@ -50,12 +50,12 @@ def _special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
     return info
 
 
-def test_extracts_real_archive_atomically(head8_zip: bytes, tmp_path: Path, shared: Path) -> None:
+def test_extracts_real_archive_atomically(head8_zip: bytes, tmp_path: Path, data_dir: Path) -> None:
     arc = tmp_path / "head8.zip"
     arc.write_bytes(head8_zip)
     out = safe_extract(arc, tmp_path / "out")
     gt = out / "PETS09-S2L1-head8" / "gt" / "gt.txt"
-    assert gt.read_bytes() == (shared / "mot15" / "PETS09-S2L1-head8" / "gt" / "gt.txt").read_bytes()
+    assert gt.read_bytes() == (data_dir / "mot15" / "PETS09-S2L1-head8" / "gt" / "gt.txt").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head8.zip", "out"]  # no temp folder left
     with pytest.raises(ExtractionError, match="already exists"):
         safe_extract(arc, out)
@@ -119,8 +119,8 @@ def test_tar_unsafe_members_refused(info: tarfile.TarInfo, reason: str, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz"]
 
 
-def test_traversal_archive_served_over_http_rejected(file_server, shared: Path, tmp_path: Path) -> None:
-    gt = (shared / "mot15" / "PETS09-S2L1-head8" / "gt" / "gt.txt").read_bytes()
+def test_traversal_archive_served_over_http_rejected(file_server, data_dir: Path, tmp_path: Path) -> None:
+    gt = (data_dir / "mot15" / "PETS09-S2L1-head8" / "gt" / "gt.txt").read_bytes()
     data = _tar([("PETS/gt/gt.txt", gt), ("../../outside.txt", b"pwned")], mode="w:gz")
     file_server.files["evil.tar.gz"] = data
     dest = tmp_path / "dl" / "evil.tar.gz"
