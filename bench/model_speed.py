@@ -46,7 +46,8 @@ def main() -> None:
             x = torch.rand(1, 3, h, w)
             times = []
             with torch.inference_mode():
-                model(x)  # warm-up
+                for _ in range(3):  # warm-up: oneDNN builds its primitives on the first calls per shape
+                    model(x)
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
                     model(x)
