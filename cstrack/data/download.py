@@ -103,18 +103,18 @@ def download(
     from cstrack.data.registry import resolve_url
 
     sources = [str(urls)] if isinstance(urls, str | os.PathLike) else [str(u) for u in urls]
-    if not sources:
-        raise DownloadError(f"{dest}: no source URL given")
     if retries < 0 or backoff < 0:
         raise DownloadError("retries and backoff must be non-negative")
     expected_sha = sha256.lower() if sha256 else None
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
 
-    if dest.exists():
+    if dest.exists():  # complete earlier (or placed by hand): verify, never overwrite
         digest = _verify(dest, expected_sha, size, verify, keep_hint=f"remove {dest} to download it again")
         return DownloadResult(dest, digest, dest.stat().st_size, "", 0, 0, True)
+    if not sources:
+        raise DownloadError(f"{dest}: not present and no source URL to fetch it from")
+    dest.parent.mkdir(parents=True, exist_ok=True)
 
     resumed_from = part.stat().st_size if part.exists() else 0
     errors: list[str] = []

@@ -1,0 +1,280 @@
+"""Prepare registry datasets: fetch + verify, extract, convert, record (idempotent).
+
+``prepare(name, root)`` turns the registry entry ``name`` into ``D = root/<name>``::
+
+    D/downloads/<file>        verified files (``.part`` while incomplete; resumed on the next run)
+    D/raw/<archive stem>/     extracted archives (atomic: a folder here is complete)
+    D/images/, D/labels_with_ids/, D/<list>.txt   the converter's output (see cstrack.data.convert)
+    D/prepared.json           written last: the entry fingerprint, file checksums, list sizes
+
+A dataset whose ``prepared.json`` matches the current registry entry and whose list files are
+intact is not redone.  Anything less is redone from the first missing step: a verified download
+is never fetched again and an extracted archive is not extracted again.  Local sources
+(``shared:`` files, ``dir`` sources, the synthetic generator) need no network.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cstrack import __version__
+from cstrack.data.convert import (
+    IMAGES_DIR,
+    LABELS_DIR,
+    crowdhuman_to_jde,
+    find_sequences,
+    index_jde_images,
+    link_or_copy,
+    video_to_sequence,
+    write_list,
+    write_mot_labels,
+)
+from cstrack.data.download import download
+from cstrack.data.extract import archive_stem, check_archive, safe_extract
+from cstrack.data.registry import DatasetEntry, Registry, load_registry, resolve_url
+from cstrack.data.synthetic import SynthConfig, generate
+from cstrack.errors import DatasetError, DownloadError
+from cstrack.fsutil import atomic_write_json
+
+RECORD = "prepared.json"
+_ARCHIVES = ("zip", "tar", "tar.gz", "tar.bz2", "tar.xz")
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    name: str
+    path: Path  # ROOT/<name>
+    skipped: bool  # True when an intact, matching preparation was found
+    lists: dict[str, Path]  # list file name (without .txt) -> path
+    record: dict[str, Any]  # the content of prepared.json
+
+
+def dataset_dir(root: str | Path, name: str) -> Path:
+    return Path(root) / name
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """``prepared.json`` of a dataset folder, or None when absent/unreadable."""
+    p = Path(path) / RECORD
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def is_prepared(entry: DatasetEntry, d: Path) -> bool:
+    """True when ``d`` holds a complete preparation of ``entry`` (fingerprint and list sizes match)."""
+    rec = read_record(d)
+    if rec is None or rec.get("fingerprint") != entry.fingerprint():
+        return False
+    for list_name, count in rec.get("lists", {}).items():
+        p = d / list_name
+        if not p.is_file():
+            return False
+        with open(p, encoding="utf-8") as fh:
+            if sum(1 for line in fh if line.strip()) != count:
+                return False
+    return True
+
+
+def prepare(
+    name: str,
+    root: str | Path,
+    *,
+    registry: Registry | None = None,
+    force: bool = False,
+    progress: bool = True,
+    retries: int = 4,
+    timeout: float = 30.0,
+    log: Callable[[str], None] = lambda msg: None,
+) -> PrepareResult:
+    """Download/verify/extract/convert registry entry ``name`` into ``root/<name>`` (see module doc)."""
+    reg = registry or load_registry()
+    entry = reg.get(name)
+    d = dataset_dir(root, name)
+    if not force and is_prepared(entry, d):
+        rec = read_record(d) or {}
+        return PrepareResult(name, d, True, _lists(d, rec), rec)
+    d.mkdir(parents=True, exist_ok=True)
+    files: list[dict[str, Any]] = []
+    sources: dict[str, Path] = {}
+    for f in entry.files:
+        if f.archive == "dir":
+            path = _local_dir(entry, f.name, f.urls)
+            sources[f.name] = path
+            files.append({"name": f.name, "archive": "dir", "path": str(path)})
+            continue
+        dest = d / "downloads" / f.name
+        if f.manual and not f.urls and not dest.exists():
+            raise DownloadError(
+                f"{name}: {f.name} cannot be fetched automatically; download it from "
+                f"{entry.homepage or 'the dataset homepage'} and place it at {dest}"
+            )
+        hook = partial(check_archive, fmt=f.archive) if (f.sha256 is None and f.archive in _ARCHIVES) else None
+        log(f"{name}: fetching {f.name}")
+        res = download(
+            [resolve_url(u) for u in f.urls], dest, sha256=f.sha256, size=f.size, verify=hook,
+            retries=retries, timeout=timeout, progress=progress,
+        )
+        files.append({"name": f.name, "archive": f.archive, "sha256": res.sha256, "size": res.size,
+                      "sha256_from_registry": f.sha256 is not None})
+        if f.archive in _ARCHIVES:
+            raw = d / "raw" / archive_stem(f.name)
+            if not raw.exists():
+                log(f"{name}: extracting {f.name}")
+                safe_extract(dest, raw, fmt=f.archive)
+            sources[f.name] = raw
+        else:
+            sources[f.name] = dest
+    _clear_outputs(d)
+    log(f"{name}: converting ({entry.converter})")
+    summary = _CONVERTERS[entry.converter](entry, d, sources)
+    lists = {p.name: _count_lines(p) for p in sorted(d.glob("*.txt"))}
+    if not lists:
+        raise DatasetError(f"{name}: the {entry.converter} converter produced no list file", d)
+    record = {
+        "name": name,
+        "title": entry.title,
+        "licence": entry.licence,
+        "converter": entry.converter,
+        "fingerprint": entry.fingerprint(),
+        "files": files,
+        "lists": lists,
+        "summary": summary,
+        "prepared_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "cstrack_version": __version__,
+    }
+    atomic_write_json(d / RECORD, record)
+    return PrepareResult(name, d, False, _lists(d, record), record)
+
+
+def prepare_many(names: Iterable[str], root: str | Path, *, registry: Registry | None = None, **kwargs: Any) -> list[PrepareResult]:
+    """:func:`prepare` every dataset of ``names`` (dataset or mixture names), in order."""
+    reg = registry or load_registry()
+    return [prepare(n, root, registry=reg, **kwargs) for n in reg.expand(names)]
+
+
+def _lists(d: Path, rec: dict[str, Any]) -> dict[str, Path]:
+    return {Path(n).stem: d / n for n in rec.get("lists", {})}
+
+
+def _count_lines(p: Path) -> int:
+    with open(p, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _clear_outputs(d: Path) -> None:
+    (d / RECORD).unlink(missing_ok=True)
+    for sub in (IMAGES_DIR, LABELS_DIR):
+        shutil.rmtree(d / sub, ignore_errors=True)
+    for p in d.glob("*.txt"):
+        p.unlink()
+
+
+def _local_dir(entry: DatasetEntry, name: str, urls: tuple[str, ...]) -> Path:
+    for u in urls:
+        p = Path(resolve_url(u).removeprefix("file://"))
+        if p.is_dir():
+            return p
+    raise DatasetError(f"{entry.name}: folder source {name!r} not found at any of {list(urls)}")
+
+
+# --------------------------------------------------------------------------------------------
+# converters: (entry, dataset folder, {file name: local path}) -> summary dict
+
+
+def _convert_mot(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
+    splits = list(entry.options.get("splits", ["train"]))
+    pattern = str(entry.options.get("sequences", "*"))
+    n = 0
+    for src in sources.values():
+        for seq in find_sequences(src):
+            split = seq.parent.name if seq.parent.name in ("train", "test") else "train"
+            if split not in splits or not fnmatch.fnmatchcase(seq.name, pattern):
+                continue
+            _materialise_sequence(seq, d / IMAGES_DIR / split / seq.name)
+            n += 1
+    if n == 0:
+        raise DatasetError(f"{entry.name}: no MOT sequence matching {pattern!r} in splits {splits}", d)
+    summary = write_mot_labels(d, splits=splits, sequences=pattern, visibility=float(entry.options.get("visibility", 0.0)))
+    return _summary_dict(summary)
+
+
+def _materialise_sequence(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) a MOT sequence folder into our layout."""
+    for p in sorted(src.rglob("*")):
+        if p.is_file():
+            link_or_copy(p, dst / p.relative_to(src))
+
+
+def _convert_video(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
+    opt = entry.options
+
+    def source(key: str) -> Path | None:
+        return sources[opt[key]] if key in opt else None
+
+    conv = video_to_sequence(
+        sources[opt["video"]], d / IMAGES_DIR / "train", str(opt["sequence"]),
+        gt=source("gt"), det=source("det"), seqinfo=source("seqinfo"),
+        frame_rate=opt.get("frame_rate"), overwrite=True,
+    )
+    summary = _summary_dict(write_mot_labels(d, splits=["train"]))
+    summary["video_seconds"] = round(conv.seconds, 3)
+    return summary
+
+
+def _convert_synthetic(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
+    cfg = SynthConfig(**dict(entry.options))
+    generate(d / IMAGES_DIR / "train", cfg)
+    return _summary_dict(write_mot_labels(d, splits=["train"]))
+
+
+def _convert_crowdhuman(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
+    image_dirs = [p for p in sources.values() if p.is_dir()]
+    next_id = 0
+    counts = {}
+    for split, odgts in entry.options["splits"].items():
+        images: list[Path] = []
+        for odgt in odgts:
+            imgs, next_id = crowdhuman_to_jde(
+                sources[odgt], image_dirs, d, split, id_start=next_id, box=str(entry.options.get("box", "fbox"))
+            )
+            images += imgs
+        write_list(d / f"{split}.txt", images)
+        counts[split] = len(images)
+    return {"images": counts, "identities": next_id}
+
+
+def _convert_jde(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
+    images = [img for src in sources.values() if src.is_dir() for img in index_jde_images(src)]
+    if not images:
+        raise DatasetError(f"{entry.name}: no image with a label file under an 'images' folder", d)
+    write_list(d / "train.txt", images)
+    return {"images": len(images)}
+
+
+def _summary_dict(summary: Any) -> dict[str, Any]:
+    return {
+        "sequences": list(summary.sequences),
+        "images": summary.images,
+        "boxes": summary.boxes,
+        "identities": summary.identities,
+    }
+
+
+_CONVERTERS: dict[str, Callable[[DatasetEntry, Path, dict[str, Path]], dict[str, Any]]] = {
+    "mot": _convert_mot,
+    "video": _convert_video,
+    "synthetic": _convert_synthetic,
+    "crowdhuman": _convert_crowdhuman,
+    "jde": _convert_jde,
+}
