@@ -33,6 +33,7 @@ from cstrack.data.convert import (
     find_sequences,
     index_jde_images,
     link_or_copy,
+    parse_frame_range,
     video_to_sequence,
     write_list,
     write_mot_labels,
@@ -225,6 +226,7 @@ def _convert_video(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> di
     conv = video_to_sequence(
         sources[opt["video"]], d / IMAGES_DIR / "train", str(opt["sequence"]),
         gt=source("gt"), det=source("det"), seqinfo=source("seqinfo"),
+        frames=parse_frame_range(opt["frames"]) if "frames" in opt else None,
         frame_rate=opt.get("frame_rate"), overwrite=True,
     )
     summary = _summary_dict(write_mot_labels(d, splits=["train"]))

@@ -73,6 +73,10 @@ def _is_fraction(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0
 
 
+def _is_frame_range(v: Any) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"\d+:\d+", v) is not None and 1 <= int(v.split(":")[0]) <= int(v.split(":")[1])
+
+
 def _is_mot_splits(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(s in ("train", "test") for s in v)
 
@@ -105,6 +109,7 @@ CONVERTER_OPTIONS: dict[str, dict[str, tuple[_Checker, bool, str]]] = {
         "det": (_is_str, False, "the name of a file of this entry"),
         "seqinfo": (_is_str, False, "the name of a file of this entry"),
         "frame_rate": (_is_pos_number, False, "a positive number"),
+        "frames": (_is_frame_range, False, "'A:B' (1-based, inclusive source frames)"),
     },
     "synthetic": {
         "sequences": (_is_pos_int, False, "a positive integer"),

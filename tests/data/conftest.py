@@ -147,3 +147,18 @@ def head8_zip(data_dir: Path) -> bytes:
 def mot17_mini_tgz(data_dir: Path) -> bytes:
     """A tar.gz of shared/data/mot17-mini (two real MOT17 sequences)."""
     return _tgz_tree(data_dir / "mot17-mini", "mot17-mini")
+
+
+@pytest.fixture(scope="session")
+def pets40(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """PETS09-S2L1 frames 1-40 converted from the real video, with JDE labels: a dataset folder
+    ``D`` holding ``images/train/PETS09-S2L1`` (read-only for the tests)."""
+    from cstrack.data.convert import video_to_sequence, write_mot_labels
+
+    root = tmp_path_factory.mktemp("pets40")
+    video_to_sequence(
+        data_dir / "raw" / "PETS09-S2L1.mp4", root / "images" / "train", "PETS09-S2L1",
+        gt=data_dir / "mot15" / "PETS09-S2L1", frames=(1, 40),
+    )
+    write_mot_labels(root)
+    return root
