@@ -1,0 +1,14 @@
+"""The results catalog: Hive-partitioned Parquet tables of runs, metrics, events, tracks and
+training steps (:mod:`catalog.schemas`), written atomically and read back as typed pandas frames
+(:mod:`catalog.store`); ingestion of evaluations (:mod:`catalog.ingest`) and the regenerated
+paper tables (:mod:`catalog.report`).
+
+    import catalog
+    runs = catalog.load("runs", root="results")
+    mota = catalog.load("sequence_metrics", filters={"sequence": "COMBINED"}, root="results")
+"""
+
+from catalog.schemas import TABLES, SchemaError
+from catalog.store import DEFAULT_ROOT, delete_run, load, run_ids, write
+
+__all__ = ["DEFAULT_ROOT", "TABLES", "SchemaError", "delete_run", "load", "run_ids", "write"]

@@ -1,0 +1,233 @@
+"""Record an evaluation in the catalog: the run, its metrics, events and result rows.
+
+:func:`ingest_evaluation` writes, for one run, ``sequence_metrics`` (every sequence plus
+``COMBINED``), ``events`` (motmetrics log), ``tracks`` (the result rows) and, last, the ``runs``
+row.  Each table's partition of the run is replaced atomically, so ingesting the same run again
+replaces it instead of adding rows; a table not given this time (e.g. no events) is emptied for
+the run rather than left stale.  ``train_steps`` is left alone (training writes it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from catalog import store
+from catalog.schemas import STAGES, SchemaError
+from cstrack.data.mot import read_results
+from cstrack.eval.events import event_log
+from cstrack.eval.prepare import PreparedSequence
+from cstrack.eval.result import COMBINED, METRIC_FIELDS, EvalResult
+from cstrack.fsutil import sha256_file, stable_hash
+from cstrack.provenance import Provenance, collect
+
+SOURCES = ("cstrack", "external")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run was: ``source`` ``cstrack`` (ours) or ``external`` (imported results).
+
+    ``config`` is any JSON-able mapping (model switches, tracker preset, ...): it is stored as
+    canonical JSON with its sha256 and is what the ablation report labels runs by.
+    """
+
+    run_id: str
+    dataset: str
+    tracker: str
+    source: str = "cstrack"
+    label: str | None = None
+    tag: str | None = None
+    split: str | None = None
+    variant: str | None = None
+    detection_mode: str | None = None
+    eval_preset: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    weights_sha256: str | None = None
+    flow_run_id: str | None = None
+    results_uri: str | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        store.check_run_id(self.run_id)
+        if self.source not in SOURCES:
+            raise SchemaError(f"source: expected one of {SOURCES}, got {self.source!r}")
+        for name in ("dataset", "tracker"):
+            if not getattr(self, name):
+                raise SchemaError(f"{name}: required")
+
+
+def config_json(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a config (sorted keys, no spaces); its sha256 is the config hash."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def run_row(info: RunInfo, provenance: Provenance | None = None) -> dict[str, Any]:
+    """The ``runs`` row of ``info`` with ``provenance`` (default: this process's)."""
+    prov = provenance if provenance is not None else collect()
+    now = store.utc_now()
+    return {
+        "run_id": info.run_id,
+        "flow_run_id": info.flow_run_id,
+        "tag": info.tag,
+        "source": info.source,
+        "tracker": info.tracker,
+        "label": info.label or info.tracker,
+        "git_commit": prov.git_commit,
+        "git_dirty": prov.git_dirty,
+        "config_json": config_json(info.config),
+        "config_hash": stable_hash(dict(info.config)),
+        "variant": info.variant,
+        "weights_sha256": info.weights_sha256,
+        "dataset": info.dataset,
+        "split": info.split,
+        "detection_mode": info.detection_mode,
+        "eval_preset": info.eval_preset,
+        "results_uri": info.results_uri,
+        "cpu_model": prov.cpu_model or None,
+        "cpu_cores": prov.cpu_cores or None,
+        "gpu": prov.gpu,
+        "python": prov.python or None,
+        "platform": prov.platform or None,
+        "packages": dict(prov.packages),
+        "started_at": info.started_at or now,
+        "ended_at": info.ended_at or now,
+    }
+
+
+@dataclass(frozen=True)
+class SequenceTiming:
+    """Speed of one tracked sequence: ``fps`` over the frame loop, mean ms per frame per stage."""
+
+    frames: int | None = None
+    fps: float | None = None
+    ms: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> SequenceTiming:
+        """From a runner timing record ``{"frames", "fps", "ms": {stage: ms}}`` (``timing.json``)."""
+        ms = rec.get("ms") or {s: rec[f"{s}_ms"] for s in STAGES if f"{s}_ms" in rec}
+        return cls(rec.get("frames"), rec.get("fps"), {k: float(v) for k, v in ms.items() if k in STAGES})
+
+
+def read_timings(results_dir: str | Path) -> dict[str, SequenceTiming]:
+    """Timing records beside the results: ``timing.json`` (``{SEQ: record}``, written by
+    ``cstrack track``) and ``SEQ.timing.json`` (one record, written by the track task)."""
+    root = Path(results_dir)
+    out: dict[str, SequenceTiming] = {}
+    merged = root / "timing.json"
+    if merged.is_file():
+        for seq, rec in json.loads(merged.read_text(encoding="utf-8")).items():
+            if isinstance(rec, Mapping):
+                out[seq] = SequenceTiming.from_record(rec)
+    for p in sorted(root.glob("*.timing.json")):
+        rec = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(rec, Mapping):
+            out[str(rec.get("sequence") or p.name.removesuffix(".timing.json"))] = SequenceTiming.from_record(rec)
+    return out
+
+
+def _combined_timing(timings: Mapping[str, SequenceTiming], sequences: Sequence[str]) -> SequenceTiming | None:
+    parts = [timings[s] for s in sequences if s in timings]
+    if len(parts) != len(sequences) or not parts or any(not t.frames or not t.fps for t in parts):
+        return None
+    frames = sum(int(t.frames or 0) for t in parts)
+    seconds = sum(int(t.frames or 0) / float(t.fps or 1.0) for t in parts)
+    ms = {s: sum(t.ms.get(s, 0.0) * int(t.frames or 0) for t in parts) / frames
+          for s in STAGES if all(s in t.ms for t in parts)}
+    return SequenceTiming(frames, frames / seconds if seconds > 0 else None, ms)
+
+
+def metric_rows(
+    run_id: str, result: EvalResult, timings: Mapping[str, SequenceTiming] | None = None
+) -> list[dict[str, Any]]:
+    """``sequence_metrics`` rows: every sequence and ``COMBINED`` with fps and stage timings."""
+    timings = dict(timings or {})
+    combined = _combined_timing(timings, list(result.per_sequence))
+    if combined is not None:
+        timings[COMBINED] = combined
+    rows = []
+    for row in result.rows():
+        seq = row["sequence"]
+        t = timings.get(seq)
+        rec: dict[str, Any] = {"run_id": run_id, "sequence": seq, **{m: row[m] for m in METRIC_FIELDS}}
+        rec["fps"] = None if t is None or t.fps is None else float(t.fps)
+        for s in STAGES:
+            rec[f"{s}_ms"] = None if t is None or s not in t.ms else float(t.ms[s])
+        rows.append(rec)
+    return rows
+
+
+def event_rows(prepared: Sequence[PreparedSequence]) -> pd.DataFrame:
+    """The motmetrics event log of every prepared sequence (``events`` columns minus run_id)."""
+    frames = [event_log(p) for p in prepared]
+    if not frames:
+        return pd.DataFrame(columns=["sequence", "frame", "event", "gt_id", "track_id", "iou"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def track_rows(results_dir: str | Path, sequences: Sequence[str]) -> dict[str, np.ndarray]:
+    """The rows of each ``SEQ.txt`` (``tracks`` columns minus run_id); missing files give no rows."""
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("sequence", "frame", "track_id", "x", "y", "w", "h", "conf")}
+    for seq in sequences:
+        path = Path(results_dir) / f"{seq}.txt"
+        if not path.is_file():
+            continue
+        t = read_results(path)
+        cols["sequence"].append(np.full(len(t), seq, dtype=object))
+        cols["frame"].append(t.frame.astype(np.int32))
+        cols["track_id"].append(t.id)
+        for k, j in (("x", 0), ("y", 1), ("w", 2), ("h", 3)):
+            cols[k].append(t.tlwh[:, j])
+        cols["conf"].append(t.conf)
+    empty = {"sequence": np.zeros(0, dtype=object), "frame": np.zeros(0, np.int32), "track_id": np.zeros(0, np.int64)}
+    return {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in cols.items()}
+
+
+def results_fingerprint(results_dir: str | Path, sequences: Sequence[str]) -> str:
+    """sha256 over the sequence names and result-file hashes (a stable run id ingredient)."""
+    parts = {}
+    for seq in sorted(sequences):
+        p = Path(results_dir) / f"{seq}.txt"
+        parts[seq] = sha256_file(p) if p.is_file() else None
+    return stable_hash(parts)
+
+
+def ingest_evaluation(
+    root: str | Path | None,
+    info: RunInfo,
+    result: EvalResult,
+    *,
+    prepared: Sequence[PreparedSequence] | None = None,
+    results_dir: str | Path | None = None,
+    timings: Mapping[str, SequenceTiming] | None = None,
+    provenance: Provenance | None = None,
+) -> dict[str, int]:
+    """Write one evaluated run into the catalog at ``root``; returns rows written per table.
+
+    ``prepared`` (from :func:`cstrack.eval.prepare`) gives the event log, ``results_dir`` the
+    track rows and, unless ``timings`` is given, the timing records found there.
+    """
+    rid = info.run_id
+    if timings is None and results_dir is not None:
+        timings = read_timings(results_dir)
+    metrics = metric_rows(rid, result, timings)
+    events = event_rows(prepared or [])
+    tracks = track_rows(results_dir, list(result.per_sequence)) if results_dir is not None else {}
+    store.write("sequence_metrics", metrics, root, run_id=rid)
+    store.write("events", events, root, run_id=rid)
+    if tracks:
+        store.write("tracks", tracks, root, run_id=rid)
+    else:
+        store.delete_run(rid, root, ["tracks"])
+    store.write("runs", [run_row(info, provenance)], root, run_id=rid)
+    return {"runs": 1, "sequence_metrics": len(metrics), "events": len(events),
+            "tracks": len(tracks.get("frame", []))}
