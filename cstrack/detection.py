@@ -40,7 +40,11 @@ class Detections:
         if len(self.scores) != len(self.xyxy):
             raise ValueError(f"xyxy has {len(self.xyxy)} rows but scores has {len(self.scores)}")
         if self.embeddings is not None:
-            self.embeddings = np.asarray(self.embeddings, dtype=np.float32).reshape(len(self.xyxy), -1)
+            emb = np.asarray(self.embeddings, dtype=np.float32)
+            # reshape(0, -1) is ambiguous for NumPy: keep an already [N, D] array as it is.
+            if emb.ndim != 2 or emb.shape[0] != len(self.xyxy):
+                emb = emb.reshape(len(self.xyxy), -1)
+            self.embeddings = emb
 
     def __len__(self) -> int:
         return len(self.xyxy)

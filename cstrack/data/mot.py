@@ -126,6 +126,8 @@ class MotTable:
     - ``cls`` int64 [N]: class (MOT16/17/20 gt), -1 when the file has none
     - ``vis`` float64 [N]: visibility (MOT16/17/20 gt), -1 when the file has none
     - ``lines`` int64 [N]: 1-based source line of each row (0 for rows built in memory)
+    - ``world`` float64 [N, 3]: the 3-d columns 8-10 of MOT15 gt / 10-column det and result files
+      (world x, y, z; -1 when the file has none)
     """
 
     frame: np.ndarray
@@ -135,6 +137,7 @@ class MotTable:
     cls: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     vis: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    world: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float64))
 
     def __post_init__(self) -> None:
         n = len(self.frame)
@@ -145,6 +148,8 @@ class MotTable:
         self.cls = _fill(self.cls, n, -1, np.int64)
         self.vis = _fill(self.vis, n, -1.0, np.float64)
         self.lines = _fill(self.lines, n, 0, np.int64)
+        world = np.asarray(self.world, dtype=np.float64)
+        self.world = np.full((n, 3), -1.0) if world.size == 0 and n > 0 else world.reshape(n, 3)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -157,7 +162,7 @@ class MotTable:
         """Rows where ``mask`` (bool [N] or index array) holds."""
         return MotTable(
             self.frame[mask], self.id[mask], self.tlwh[mask], self.conf[mask],
-            self.cls[mask], self.vis[mask], self.lines[mask],
+            self.cls[mask], self.vis[mask], self.lines[mask], self.world[mask],
         )
 
     def sorted(self) -> MotTable:
@@ -186,7 +191,7 @@ class MotTable:
             np.concatenate([t.frame for t in ts]), np.concatenate([t.id for t in ts]),
             np.concatenate([t.tlwh for t in ts]), np.concatenate([t.conf for t in ts]),
             np.concatenate([t.cls for t in ts]), np.concatenate([t.vis for t in ts]),
-            np.concatenate([t.lines for t in ts]),
+            np.concatenate([t.lines for t in ts]), np.concatenate([t.world for t in ts]),
         )
 
 
@@ -281,12 +286,15 @@ def parse_mot(text: str, kind: Kind, seq_length: int | None = None, source: str 
     conf = arr[:, 6] if ncols > 6 else np.ones(len(arr))
     cls = np.full(len(arr), -1, np.int64)
     vis = np.full(len(arr), -1.0)
+    world = np.full((len(arr), 3), -1.0)
     if kind == "gt" and ncols == 9:
         cls = arr[:, 7].astype(np.int64)
         vis = arr[:, 8]
+    elif ncols >= 10:
+        world = arr[:, 7:10]
     if kind != "det":
         _check_unique_ids(frame, ids, lines, source)
-    return MotTable(frame, ids, tlwh, conf, cls, vis, lines)
+    return MotTable(frame, ids, tlwh, conf, cls, vis, lines, world)
 
 
 def _check_unique_ids(frame: np.ndarray, ids: np.ndarray, lines: np.ndarray, source: str | Path) -> None:
@@ -319,14 +327,16 @@ def format_mot(table: MotTable, kind: Kind) -> str:
         if kind == "gt" and int(t.cls[k]) >= 0:
             out.append(f"{head},{int(t.cls[k])},{_fmt(t.vis[k])}")
         else:
-            out.append(f"{head},-1,-1,-1")
+            wx, wy, wz = (_fmt(v) for v in t.world[k])
+            out.append(f"{head},{wx},{wy},{wz}")
     return "\n".join(out) + ("\n" if out else "")
 
 
 def write_mot(path: str | Path, table: MotTable, kind: Kind) -> Path:
     """Write ``table`` atomically in the MOTChallenge layout of ``kind``.
 
-    gt rows with a class are written in the 9-column MOT16/17/20 layout, the others with 10 columns.
+    gt rows with a class are written in the 9-column MOT16/17/20 layout, the others with 10 columns
+    (the last three are ``world``, -1 unless read from a file that has them).
     """
     for k in range(len(table)):
         if not all(math.isfinite(v) for v in table.tlwh[k]):
