@@ -1,0 +1,30 @@
+"""``cstrack train CONFIG.yaml [--resume]``: train a model from a YAML config (single process or
+one process per device under ``torchrun``)."""
+
+from __future__ import annotations
+
+import typer
+
+from cstrack.cli.common import guarded, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    @guarded
+    def train(
+        config: str = typer.Argument(..., help="training config (YAML, see cstrack.train.config)"),
+        resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in out_dir"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    ) -> None:
+        """Train; writes per-epoch checkpoints, train_steps rows and the final EMA weights."""
+        from cstrack.train import Trainer, load_train_config
+
+        cfg = load_train_config(config)
+        result = Trainer(cfg, progress=progress).fit(resume=resume)
+        if result.record is not None:
+            last = result.history[-1] if result.history else {}
+            print_json({
+                "weights": str(result.weights), "sha256": result.record["sha256"], "epochs": len(result.history),
+                "train_seconds": round(result.train_seconds, 1), "images_per_s": round(result.images_per_s, 2),
+                "final_losses": last.get("loss", {}),
+            })
