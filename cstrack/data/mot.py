@@ -215,6 +215,20 @@ def read_mot(
     ``seq_length`` (from ``seqinfo.ini``) bounds the frame numbers; ``None`` only requires >= 1.
     Blank lines are skipped.  Raises :class:`DatasetError` naming file and line.
     """
+    return read_mot_columns(path, kind, seq_length)[0]
+
+
+def read_mot_columns(
+    path: str | Path,
+    kind: Kind,
+    seq_length: int | None = None,
+) -> tuple[MotTable, np.ndarray]:
+    """Like :func:`read_mot`, also returning every column of the file.
+
+    The second value is the raw float64 array ``[N, ncols]`` in file order (blank lines skipped),
+    row ``k`` being row ``k`` of the table: columns the table does not keep (a result's class
+    column, world coordinates) stay available to callers that must check them (evaluation).
+    """
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"{kind} file not found", p)
@@ -222,11 +236,79 @@ def read_mot(
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not a text file ({exc.reason})", p) from None
-    return parse_mot(text, kind, seq_length, source=p)
+    return parse_mot_columns(text, kind, seq_length, source=p)
 
 
 def parse_mot(text: str, kind: Kind, seq_length: int | None = None, source: str | Path = "<text>") -> MotTable:
     """Parse the content of a MOT file; see :func:`read_mot`."""
+    return parse_mot_columns(text, kind, seq_length, source)[0]
+
+
+def _parse_rows_fast(text: str, kind: Kind) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows of a well-formed file via a C reader, or ``None`` when anything looks unusual.
+
+    Both readers convert with a correctly rounded string-to-double routine (CPython's for
+    ``np.loadtxt``, fast_float for pandas >= 3.1; older pandas is asked for its round-trip
+    converter), so the values are bit-identical to ``float()``.  Whatever they reject or turn
+    into NaN (ragged rows, bad tokens, too few columns) goes through :func:`_parse_rows_checked`,
+    which names the offending line.
+    """
+    raw_lines = text.splitlines()
+    if not raw_lines:
+        return None
+    if len(raw_lines) >= _PANDAS_MIN_ROWS and all(raw_lines):
+        arr = _read_csv_pandas(text)
+        if arr is not None and arr.shape[0] == len(raw_lines) and arr.shape[1] >= _MIN_COLS[kind]:
+            return arr, np.arange(1, len(raw_lines) + 1, dtype=np.int64)
+    stripped = [ln.strip() for ln in raw_lines]
+    kept = [ln for ln in stripped if ln]
+    if not kept:
+        return None
+    try:
+        arr = np.loadtxt(kept, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        return None
+    if arr.shape[0] != len(kept) or arr.shape[1] < _MIN_COLS[kind]:
+        return None
+    if len(kept) == len(stripped):
+        lines = np.arange(1, len(kept) + 1, dtype=np.int64)
+    else:
+        lines = np.flatnonzero(np.fromiter((bool(ln) for ln in stripped), bool, len(stripped))) + 1
+    return arr, lines.astype(np.int64)
+
+
+# Below this many rows np.loadtxt is as fast as pandas' reader and avoids importing pandas.
+_PANDAS_MIN_ROWS = 2000
+
+
+def _read_csv_pandas(text: str) -> np.ndarray | None:
+    """All-float ``[N, ncols]`` array from pandas' C reader, ``None`` on any irregularity (NaN)."""
+    try:
+        import csv
+        import io
+
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a project dependency
+        return None
+    kwargs: dict[str, object] = {}
+    major, minor = (int(x) for x in pd.__version__.split(".")[:2])
+    if (major, minor) < (3, 1):
+        kwargs["float_precision"] = "round_trip"
+    try:
+        df = pd.read_csv(
+            io.StringIO(text), sep=",", header=None, dtype=np.float64, engine="c",
+            skip_blank_lines=False, quoting=csv.QUOTE_NONE, comment=None, **kwargs,
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    arr = df.to_numpy(dtype=np.float64)
+    if np.isnan(arr).any():
+        return None
+    return arr
+
+
+def _parse_rows_checked(text: str, kind: Kind, source: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Line-by-line parse that raises :class:`DatasetError` at the first malformed line."""
     rows: list[list[float]] = []
     line_nos: list[int] = []
     ncols_seen: int | None = None
@@ -253,9 +335,18 @@ def parse_mot(text: str, kind: Kind, seq_length: int | None = None, source: str 
         rows.append(vals)
         line_nos.append(line_no)
     if not rows:
-        return MotTable.empty()
-    arr = np.asarray(rows, dtype=np.float64)
-    lines = np.asarray(line_nos, dtype=np.int64)
+        return np.zeros((0, 0)), np.zeros(0, np.int64)
+    return np.asarray(rows, dtype=np.float64), np.asarray(line_nos, dtype=np.int64)
+
+
+def parse_mot_columns(
+    text: str, kind: Kind, seq_length: int | None = None, source: str | Path = "<text>"
+) -> tuple[MotTable, np.ndarray]:
+    """Parse the content of a MOT file; see :func:`read_mot_columns`."""
+    fast = _parse_rows_fast(text, kind)
+    arr, lines = fast if fast is not None else _parse_rows_checked(text, kind, source)
+    if len(lines) == 0:
+        return MotTable.empty(), np.zeros((0, 0))
     ncols = arr.shape[1]
 
     # Values used as numbers must be finite; trailing unused columns (world coordinates) may be anything.
@@ -294,7 +385,7 @@ def parse_mot(text: str, kind: Kind, seq_length: int | None = None, source: str 
         world = arr[:, 7:10]
     if kind != "det":
         _check_unique_ids(frame, ids, lines, source)
-    return MotTable(frame, ids, tlwh, conf, cls, vis, lines, world)
+    return MotTable(frame, ids, tlwh, conf, cls, vis, lines, world), arr
 
 
 def _check_unique_ids(frame: np.ndarray, ids: np.ndarray, lines: np.ndarray, source: str | Path) -> None:
