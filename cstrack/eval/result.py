@@ -107,7 +107,7 @@ _TABLE = (
 
 def format_table(result: EvalResult, title: str = "") -> str:
     """The server-style text table: one line per sequence and COMBINED, ratios in percent (3 dp)."""
-    name_w = max([len(COMBINED), *(len(s) for s in result.per_sequence)]) + 2
+    name_w = max([len(COMBINED), len(title), *(len(s) for s in result.per_sequence)]) + 2
     head = f"{(title or 'sequence'):<{name_w}}" + "".join(f"{h:>10}" for h, _, _ in _TABLE)
     lines = [head]
     for row in result.rows():

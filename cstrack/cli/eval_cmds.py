@@ -1,0 +1,141 @@
+"""``cstrack eval`` (evaluation as the MOTChallenge server, optional catalog ingestion) and
+``cstrack report`` (tables and figures regenerated from the catalog)::
+
+    cstrack eval --gt-root data/MOT17/train --results-root out/ --preset mot17 --json metrics.json
+    cstrack eval --gt-root gt/ --results-root trackers/MPNTrack --preset mot20 --import-tracker MPNTrack
+    cstrack report --results results --out tables/
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cstrack.cli.common import guarded
+from cstrack.errors import ConfigError
+
+
+def _sequences(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    return out or None
+
+
+def _load_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ConfigError(f"--config: {path} not found")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config: {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping")
+    return data
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    @guarded
+    def eval_cmd(
+        gt_root: Path = typer.Option(..., "--gt-root", help="folder of SEQ/seqinfo.ini + SEQ/gt/gt.txt"),
+        results_root: Path = typer.Option(..., "--results-root", help="folder of SEQ.txt (or tracker folder with data/)"),
+        preset: str = typer.Option("mot17", "--preset", help="mot16, mot17, mot20, mot15 or plain"),
+        sequences: list[str] | None = typer.Option(None, "--sequences", help="sequences (repeat or comma-separate); "
+                                                   "default: seqmap.txt or every folder"),
+        json_out: Path | None = typer.Option(None, "--json", help="write {SEQ|COMBINED: metrics} here"),
+        catalog_root: str | None = typer.Option(None, "--catalog", help="ingest the run into this catalog root "
+                                                "(path or fsspec URL)"),
+        import_tracker: str | None = typer.Option(None, "--import-tracker", help="record the results as external "
+                                                  "tracker NAME (catalog default ./results)"),
+        allow_missing: bool = typer.Option(False, "--allow-missing", help="count a missing SEQ.txt as empty"),
+        workers: int = typer.Option(1, "--workers", min=1, help="processes for the metric computation"),
+        run_id: str | None = typer.Option(None, "--run-id", help="catalog run id (default: derived from the "
+                                          "result files, so re-ingesting replaces)"),
+        label: str | None = typer.Option(None, "--label", help="display name in reports"),
+        tag: str | None = typer.Option(None, "--tag", help="catalog tag, e.g. nightly"),
+        dataset: str | None = typer.Option(None, "--dataset", help="dataset name (default: the preset's benchmark)"),
+        split: str | None = typer.Option(None, "--split", help="split name, e.g. train or half-val"),
+        variant: str | None = typer.Option(None, "--variant", help="our model variant, e.g. cstrack-l"),
+        detection_mode: str | None = typer.Option(None, "--detection-mode", help="private, public or gt"),
+        config: Path | None = typer.Option(None, "--config", help="run config (JSON or YAML) stored with the run"),
+        weights: Path | None = typer.Option(None, "--weights", help="weights file whose sha256 is recorded"),
+        events: bool = typer.Option(True, "--events/--no-events", help="store the motmetrics event log"),
+        tracks: bool = typer.Option(True, "--tracks/--no-tracks", help="store the result rows"),
+    ) -> None:
+        """Evaluate SEQ.txt results against the ground truth exactly as the MOTChallenge server."""
+        from cstrack.eval import evaluate_prepared, format_table, get_preset, prepare
+        from cstrack.eval.inputs import results_dir
+        from cstrack.fsutil import atomic_write_text
+
+        p = get_preset(preset)
+        if detection_mode is not None and detection_mode not in ("private", "public", "gt"):
+            raise ConfigError(f"--detection-mode: expected private, public or gt, got {detection_mode!r}")
+        run_config = _load_config(config)
+        prepared = prepare(gt_root, results_root, _sequences(sequences), p, allow_missing=allow_missing)
+        result = evaluate_prepared(prepared, workers)
+        title = import_tracker or label or results_root.name
+        typer.echo(f"{p.name} ({p.description})")
+        typer.echo(format_table(result, title=title), nl=False)
+        if result.missing:
+            typer.echo(f"counted as empty (no result file): {', '.join(result.missing)}")
+        if json_out is not None:
+            atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+            typer.echo(f"wrote {json_out}")
+        if catalog_root is None and import_tracker is None:
+            return
+
+        from catalog import DEFAULT_ROOT
+        from catalog.ingest import RunInfo, ingest_evaluation, results_fingerprint
+        from cstrack.fsutil import sha256_file, stable_hash
+
+        res_dir = results_dir(results_root)
+        source = "external" if import_tracker else "cstrack"
+        tracker = import_tracker or variant or "cstrack"
+        ds = dataset or p.benchmark
+        rid = run_id or "-".join([
+            _slug(tracker), _slug(ds), *([_slug(split)] if split else []),
+            stable_hash({"results": results_fingerprint(res_dir, result.sequences), "preset": p.name,
+                         "config": run_config, "mode": detection_mode, "source": source, "tracker": tracker})[:12],
+        ])
+        info = RunInfo(
+            run_id=rid, dataset=ds, tracker=tracker, source=source, label=label or import_tracker, tag=tag,
+            split=split, variant=variant, detection_mode=detection_mode, eval_preset=p.name, config=run_config,
+            weights_sha256=sha256_file(weights) if weights is not None else None,
+            results_uri=str(res_dir.resolve()),
+        )
+        root = catalog_root or DEFAULT_ROOT
+        counts = ingest_evaluation(root, info, result, prepared=prepared if events else None,
+                                   results_dir=res_dir if tracks else None)
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+        typer.echo(f"ingested run {rid} into {root} ({summary})")
+
+    @app.command("report")
+    @guarded
+    def report_cmd(
+        results: str = typer.Option("results", "--results", help="catalog root (path or fsspec URL)"),
+        out: Path = typer.Option(..., "--out", help="output folder for the tables and figures"),
+        reference: Path | None = typer.Option(None, "--reference", help="folder with paper_table_vi.csv and "
+                                              "paper_ablations.csv (default: shared/reference)"),
+    ) -> None:
+        """Regenerate Table VI, the ablation tables and Table VIII (Markdown, CSV, LaTeX, PNG)."""
+        from catalog.report import build_report
+
+        for path in build_report(results, out, reference):
+            typer.echo(str(path))
