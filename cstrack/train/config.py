@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -268,8 +269,8 @@ class TrainConfig:
     export_path: str | None = None  # final (EMA) weights (None = <out_dir>/weights/<name>.pt)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise _err("name", "must be a non-empty name without '/'", self.name)
+        if not isinstance(self.name, str) or not _RUN_NAME.match(self.name):
+            raise _err("name", "must be 1-200 letters, digits, '.', '_' or '-' (it is the catalog run_id)", self.name)
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise _err("out_dir", "must be a non-empty path", self.out_dir)
         _positive_int("", "epochs", self.epochs)
@@ -324,6 +325,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # catalog.store run_id rule
 _OUTPUT_FIELDS = ("out_dir", "steps_root", "export_path")
 
 _SECTIONS: dict[str, type] = {

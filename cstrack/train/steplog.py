@@ -1,8 +1,12 @@
-"""Per-step training losses as rows of the catalog's ``train_steps`` table.
+"""Per-step training losses as rows of the catalog's ``train_steps`` table (:mod:`catalog.store`).
 
-Rows are buffered during an epoch and written when the epoch's checkpoint is written, one Parquet
-part per (run, epoch): ``<root>/train_steps/<run>/epoch_NNN.parquet``.  Re-running an epoch after a
-resume overwrites its part, so the table never holds duplicate steps.
+Columns (``catalog.schemas.TRAIN_STEPS``): ``run_id`` (the config's ``name``), ``epoch`` (0-based),
+``step`` (global batch index, 0-based), ``loss_total`` / ``loss_box`` / ``loss_obj`` / ``loss_id``
+(spec §7.5 terms of that batch), ``lr`` (weight-decay group), ``images_per_s`` (that batch, all
+processes) and ``time`` (UTC).
+
+Rows are buffered during an epoch and written when the epoch ends.  A flush replaces the run's
+rows of that epoch and later ones, so re-running an epoch after a resume never duplicates steps.
 """
 
 from __future__ import annotations
@@ -10,70 +14,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from cstrack.fsutil import atomic_path
+import pandas as pd
 
 TABLE = "train_steps"
-
-SCHEMA = pa.schema([
-    ("run", pa.string()),
-    ("config_hash", pa.string()),
-    ("epoch", pa.int32()),  # 0-based
-    ("iteration", pa.int64()),  # global batch index, 0-based
-    ("batch_images", pa.int32()),  # images in this batch on all processes
-    ("lr", pa.float64()),  # lr of the weight-decay group
-    ("lr_bias", pa.float64()),
-    ("momentum", pa.float64()),
-    ("accumulate", pa.int32()),
-    ("optimizer_step", pa.bool_()),  # whether the optimiser stepped after this batch
-    ("loss_total", pa.float64()),  # (box + obj + eta id) * B, spec §7.5
-    ("loss_box", pa.float64()),
-    ("loss_obj", pa.float64()),
-    ("loss_id", pa.float64()),
-    ("images_per_s", pa.float64()),  # this batch, all processes
-    ("seconds", pa.float64()),  # wall time since the run (or resume) started
-    ("time", pa.timestamp("ms", tz="UTC")),
-    ("world_size", pa.int32()),
-    ("device", pa.string()),
-])
-COLUMNS = tuple(SCHEMA.names)
+COLUMNS = ("epoch", "step", "loss_total", "loss_box", "loss_obj", "loss_id", "lr", "images_per_s", "time")
 
 
 class StepLog:
-    """Buffer of ``train_steps`` rows for one run."""
+    """Buffer of ``train_steps`` rows of one run (``run_id``) under the catalog ``root``."""
 
-    def __init__(self, root: str | Path, run: str, config_hash: str) -> None:
-        self.dir = Path(root) / TABLE / run
-        self.run = run
-        self.config_hash = config_hash
+    def __init__(self, root: str | Path, run_id: str) -> None:
+        from catalog.store import check_run_id
+
+        self.root = Path(root)
+        self.run_id = check_run_id(run_id)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, **row: Any) -> None:
-        row = {"run": self.run, "config_hash": self.config_hash, **row}
-        missing = set(COLUMNS) - set(row)
-        if missing:
-            raise ValueError(f"train_steps row lacks {sorted(missing)}")
+        if set(row) != set(COLUMNS):
+            raise ValueError(f"train_steps row: expected columns {COLUMNS}, got {sorted(row)}")
         self.rows.append(row)
 
-    def flush(self, epoch: int) -> Path | None:
-        """Write the buffered rows as the part of ``epoch`` (atomically) and clear the buffer."""
-        if not self.rows:
-            return None
-        table = pa.Table.from_pylist(self.rows, schema=SCHEMA)
-        path = self.dir / f"epoch_{epoch:03d}.parquet"
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
+    def flush(self, epoch: int) -> int:
+        """Write the buffered rows as the rows of ``epoch`` onwards; returns the run's row count."""
+        from catalog import store
+
+        old = read_steps(self.root, self.run_id)
+        keep = old[old["epoch"] < epoch].drop(columns=["run_id"])
+        new = pd.DataFrame(self.rows, columns=list(COLUMNS))
+        rows = pd.concat([keep, new], ignore_index=True) if len(keep) else new
+        store.write(TABLE, rows, self.root, run_id=self.run_id, mode="replace")
         self.rows = []
-        return path
+        return len(rows)
 
 
-def read_steps(root: str | Path, run: str | None = None) -> pa.Table:
-    """All ``train_steps`` rows under ``root`` (of one ``run`` when given), ordered by run and iteration."""
-    base = Path(root) / TABLE
-    parts = sorted((base / run).glob("epoch_*.parquet")) if run else sorted(base.glob("*/epoch_*.parquet"))
-    if not parts:
-        return SCHEMA.empty_table()
-    table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
-    return table.sort_by([("run", "ascending"), ("iteration", "ascending")])
+def read_steps(root: str | Path, run_id: str) -> pd.DataFrame:
+    """The ``train_steps`` rows of ``run_id`` (sorted by epoch and step)."""
+    from catalog import store
+
+    return store.load(TABLE, {"run_id": run_id}, root)

@@ -60,6 +60,7 @@ class EpochSummary:
 
     epoch: int  # 0-based
     iterations: int
+    optimizer_steps: int
     images: int  # all processes
     seconds: float
     images_per_s: float
@@ -175,7 +176,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.export_path = Path(config.export_path) if config.export_path else self.out_dir / "weights" / f"{config.name}.pt"
-        self.steps = StepLog(config.steps_root or self.out_dir / "catalog", config.name, self.config_hash)
+        self.steps = StepLog(config.steps_root or self.out_dir / "catalog", config.name)
 
         self.data = data if data is not None else build_train_data(config.data)
         self.model = initial_model(config)
@@ -293,6 +294,7 @@ class Trainer:
         nb = len(loader)
         sums = dict.fromkeys(LOSS_KEYS, 0.0)
         images = 0
+        opt_steps = 0
         t_epoch = time.perf_counter()
         t_last = t_epoch
         bar = self._bar(loader, epoch)
@@ -315,6 +317,7 @@ class Trainer:
             if step:
                 self._optimizer_step()
                 self.last_opt_step = it
+                opt_steps += 1
             self.iteration += 1
             n_img = imgs.shape[0] * self.world
             images += n_img
@@ -326,11 +329,8 @@ class Trainer:
                 sums[k] += vals_f[k]
             if self.dist.is_main:
                 self.steps.add(
-                    epoch=epoch, iteration=it, batch_images=n_img, lr=vals.lr["decay"], lr_bias=vals.lr["bias"],
-                    momentum=vals.momentum, accumulate=vals.accumulate, optimizer_step=step,
-                    loss_total=vals_f["total"], loss_box=vals_f["box"], loss_obj=vals_f["obj"], loss_id=vals_f["id"],
-                    images_per_s=ips, seconds=self.train_seconds + now - t_epoch, time=_dt.datetime.now(_dt.UTC),
-                    world_size=self.world, device=str(self.device),
+                    epoch=epoch, step=it, loss_total=vals_f["total"], loss_box=vals_f["box"], loss_obj=vals_f["obj"],
+                    loss_id=vals_f["id"], lr=vals.lr["decay"], images_per_s=ips, time=_dt.datetime.now(_dt.UTC),
                 )
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{vals_f['total']:.3f}", img_s=f"{ips:.1f}", lr=f"{vals.lr['decay']:.2e}")
@@ -338,7 +338,7 @@ class Trainer:
         self.train_seconds += seconds
         n = max(nb, 1)
         return EpochSummary(
-            epoch=epoch, iterations=nb, images=images, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
+            epoch=epoch, iterations=nb, optimizer_steps=opt_steps, images=images, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
             loss={k: sums[k] / n for k in LOSS_KEYS}, lr=vals.lr["decay"],
         )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import torch
 
+from catalog import store
 from cstrack.errors import ConfigError, WeightsError
 from cstrack.model.weights import load_weights
 from cstrack.train import Trainer
@@ -73,13 +73,14 @@ def test_resume_is_exact(tiny_config: TrainConfig, tmp_path: Path) -> None:
     # the exported EMA weights are equal, and the step tables hold the same losses
     wa, wb = load_weights(res_a.weights).state_dict(), load_weights(res_b.weights).state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    steps_a = read_steps(tmp_path / "run" / "catalog", "tiny").to_pydict()
-    steps_b = read_steps(tmp_path / "run_b" / "catalog", "tiny").to_pydict()
-    assert steps_a["iteration"] == steps_b["iteration"] == [0, 1, 2, 3]
-    assert steps_a["loss_total"] == steps_b["loss_total"]
-    # it 0: accumulate 1 -> step; it 1: last batch of the epoch -> step (pending gradients are
-    # applied at the epoch end); it 2: accumulate 2 after warm-up -> wait; it 3: step
-    assert steps_a["optimizer_step"] == [True, True, False, True]
+    steps_a = read_steps(tmp_path / "run" / "catalog", "tiny")
+    steps_b = read_steps(tmp_path / "run_b" / "catalog", "tiny")
+    assert steps_a["step"].tolist() == steps_b["step"].tolist() == [0, 1, 2, 3]
+    assert steps_a["epoch"].tolist() == [0, 0, 1, 1]
+    assert steps_a["loss_total"].tolist() == steps_b["loss_total"].tolist()
+    # epoch 0: it 0 accumulates 1 -> step; it 1 is the epoch's last batch -> step (pending
+    # gradients are applied at the epoch end); epoch 1: accumulate 2 after warm-up -> one step
+    assert [h["optimizer_steps"] for h in res_b.history] == [2, 1]
 
 
 def test_export_record_and_summary(tiny_config: TrainConfig) -> None:
@@ -96,8 +97,10 @@ def test_export_record_and_summary(tiny_config: TrainConfig) -> None:
     assert model.config.variant == "cstrack-n"
     summary = json.loads((Path(cfg.out_dir) / "summary.json").read_text())
     assert summary["world_size"] == 1 and len(summary["rank_parameter_digests"]) == 1
-    table = pq.read_table(Path(cfg.out_dir) / "catalog" / "train_steps" / "tiny" / "epoch_000.parquet")
-    assert table.num_rows == 2 and table.column("batch_images").to_pylist() == [4, 4]
+    steps = store.load("train_steps", {"run_id": "tiny"}, Path(cfg.out_dir) / "catalog")
+    assert steps["step"].tolist() == [0, 1]
+    assert steps["lr"].tolist() == [0.0, 0.0025]  # warm-up over 2 iterations from 0 to lr0 x f(0) = 0.005
+    assert (steps["images_per_s"] > 0).all() and steps["loss_total"].notna().all()
 
 
 def test_guarded_runs(tiny_config: TrainConfig) -> None:
