@@ -1,0 +1,309 @@
+"""Validated parameter models of the flows: the pipeline's edge, where user input becomes typed.
+
+Every flow takes exactly one of these models.  A bad value fails here, before any work starts,
+with pydantic's message naming the field (``datasets.0.mode``).  The library below keeps its own
+frozen dataclasses; the tasks translate these models into them.
+
+Paths are strings (relative ones resolve against the flow run's working directory: the repository
+root for the deployments in ``flows/prefect.yaml``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cstrack.eval.presets import PRESETS as EVAL_PRESETS
+from cstrack.model.config import variant_names
+from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
+
+DetectionModeName = Literal["private", "public", "gt"]
+ModelPathName = Literal["eager", "fast", "onnx", "int8"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"invalid {what} {value!r} (letters, digits, '.', '_', '-'; no path separators)")
+    return value
+
+
+def default_eval_preset(dataset: str) -> str:
+    """The evaluation preset of a dataset when none is given: by the MOTChallenge benchmark its
+    name starts with (``mot17-mini`` -> ``mot17``; PETS09 and other MOT15 data -> ``mot15``),
+    else ``plain`` (synthetic data: no classes)."""
+    low = dataset.lower()
+    for bench in ("mot16", "mot17", "mot20", "mot15"):
+        if low.startswith(bench):
+            return bench
+    if low.startswith(("pets09", "tud", "eth", "adl", "kitti", "venice")):
+        return "mot15"
+    return "plain"
+
+
+class DatasetSelection(_Model):
+    """Which sequences of one prepared dataset (``<data_root>/<name>/images/<split>/<SEQ>``) to run."""
+
+    name: str = Field(description="dataset folder under data_root (a registry name, e.g. pets09-s2l1)")
+    splits: list[str] | None = Field(default=None, description="splits to include; null = every split")
+    sequences: list[str] | None = Field(
+        default=None, description="sequence names or shell patterns (MOT17-*); null = every sequence"
+    )
+    mode: DetectionModeName | None = Field(default=None, description="detection mode; null = the run's mode")
+    appearance: bool | None = Field(
+        default=None, description="public/gt modes: embed boxes with the model; null = the run's setting"
+    )
+    eval_preset: str | None = Field(default=None, description="evaluation preset; null = from the dataset name")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "dataset name")
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("empty list: use null for every split")
+            for s in v:
+                _check_name(s, "split")
+        return v
+
+    @field_validator("sequences")
+    @classmethod
+    def _sequences(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("empty list: use null for every sequence")
+            for s in v:
+                if not s or "/" in s or "\\" in s:
+                    raise ValueError(f"invalid sequence name or pattern {s!r}")
+        return v
+
+    @field_validator("eval_preset")
+    @classmethod
+    def _preset(cls, v: str | None) -> str | None:
+        if v is not None and v.lower() not in EVAL_PRESETS:
+            raise ValueError(f"unknown evaluation preset {v!r}; choose from {', '.join(EVAL_PRESETS)}")
+        return None if v is None else v.lower()
+
+    @property
+    def preset(self) -> str:
+        return self.eval_preset or default_eval_preset(self.name)
+
+
+class ModelSpec(_Model):
+    """The detector: variant, weights and network input."""
+
+    variant: str = Field(default="cstrack-n", description="model variant (jde-l, cstrack-l, cstrack-s, cstrack-n)")
+    weights: str | None = Field(
+        default="coco",
+        description="checkpoint path (with its .json sha256 record), 'coco' (cstrack-n: shipped COCO YOLOv5n) "
+        "or null (random init: timing only, never cached)",
+    )
+    # 640x384 keeps the 16:9 / 4:3 sequences readable by cstrack-n on CPU; the paper tests at 1088x608.
+    input_size: tuple[int, int] = Field(default=(640, 384), description="network input (width, height), x32")
+    path: ModelPathName = Field(default="eager", description="inference path")
+    conf_thres: float = Field(default=0.5, ge=0.0, le=1.0, description="detection score threshold (spec §11)")
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str) -> str:
+        names = variant_names()
+        if v not in names:
+            raise ValueError(f"unknown variant {v!r}; choose from {', '.join(names)}")
+        return v
+
+    @field_validator("input_size")
+    @classmethod
+    def _size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        w, h = v
+        if w <= 0 or h <= 0 or w % 32 or h % 32:
+            raise ValueError(f"width and height must be positive multiples of 32, got {w}x{h}")
+        return v
+
+
+class ClusterSpec(_Model):
+    """Where the per-sequence tasks run.  The same flow code runs on both (pipeline_notes.md)."""
+
+    dask_address: str | None = Field(
+        default=None,
+        description="scheduler of an existing Dask cluster (tcp://host:8786); null = $CSTRACK_DASK_ADDRESS, "
+        "else a LocalCluster started for the run",
+    )
+    local_workers: int | None = Field(default=None, ge=1, description="LocalCluster size; null = usable cores")
+    threads_per_worker: int = Field(default=1, ge=1, description="LocalCluster threads per worker process")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch threads per task; null = the host's cores / its Dask threads"
+    )
+
+    @field_validator("dask_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and v != "" and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", v):
+            raise ValueError(f"expected a Dask scheduler address such as tcp://127.0.0.1:8786, got {v!r}")
+        return v or None
+
+
+class TrackAllParams(_Model):
+    """Parameters of the ``track-all`` flow."""
+
+    data_root: str = Field(default="data", description="root of the prepared datasets")
+    datasets: list[DatasetSelection] = Field(min_length=1, description="what to track")
+    results_root: str = Field(default="results", description="results, cache records, catalog and tables")
+    run_name: str = Field(
+        default="default", description="results go to <results_root>/<run_name>/<dataset>/<split>/<SEQ>.txt"
+    )
+    tag: str = Field(default="adhoc", description="catalog tag of the run ('nightly' runs are compared)")
+    mode: DetectionModeName = Field(default="private", description="default detection mode")
+    appearance: bool = Field(default=False, description="public/gt modes: embed boxes with the model")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    tracker_preset: str = Field(default="default", description="tracker preset (cstrack.tracker.preset)")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
+    catalog_root: str | None = Field(default=None, description="catalog folder; null = <results_root>/catalog")
+    retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
+
+    @field_validator("run_name", "tag")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _check_name(v, "name")
+
+    @field_validator("tracker_preset")
+    @classmethod
+    def _tracker(cls, v: str) -> str:
+        if v not in TRACKER_PRESETS:
+            raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> TrackAllParams:
+        names = [d.name for d in self.datasets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"datasets: {dup} selected twice (merge the selections)")
+        return self
+
+    def needs_model(self) -> bool:
+        """True when some selection runs the detector (private mode, or appearance embeddings)."""
+        return any(self.mode_of(d) == "private" or self.appearance_of(d) for d in self.datasets)
+
+    def mode_of(self, d: DatasetSelection) -> str:
+        return d.mode or self.mode
+
+    def appearance_of(self, d: DatasetSelection) -> bool:
+        if self.mode_of(d) == "private":
+            return True
+        return self.appearance if d.appearance is None else d.appearance
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_root or f"{self.results_root.rstrip('/')}/catalog"
+
+
+class PrepareDataParams(_Model):
+    """Parameters of the ``prepare-data`` flow: registry datasets into ``data_root`` (idempotent)."""
+
+    datasets: list[str] = Field(min_length=1, description="registry dataset names")
+    data_root: str = Field(default="data")
+    registry: str | None = Field(default=None, description="registry YAML; null = the packaged one")
+    downloads: str | None = Field(default=None, description="download cache; null = <data_root>/downloads")
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for n in v:
+            _check_name(n, "dataset name")
+        if len(set(v)) != len(v):
+            raise ValueError("a dataset is listed twice")
+        return v
+
+
+class TrainParams(_Model):
+    """Parameters of the ``train`` flow (the trainer's YAML config plus a few overrides)."""
+
+    config: str = Field(description="training config YAML (cstrack train CONFIG.yaml)")
+    out_dir: str | None = Field(default=None, description="output folder; null = the config's")
+    device: str = Field(default="auto", description="auto (cuda when available), cpu or cuda[:N]")
+    resume: bool = Field(default=True, description="continue from the newest checkpoint in out_dir")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", v):
+            raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
+
+class EvaluateParams(_Model):
+    """Parameters of the ``evaluate`` flow: any result folder, including other trackers'."""
+
+    gt_root: str = Field(description="folder of MOTChallenge sequences (SEQ/seqinfo.ini, SEQ/gt/gt.txt)")
+    results: str = Field(description="folder of SEQ.txt (or a TrackEval tracker folder with data/)")
+    sequences: list[str] | None = Field(default=None, description="null = seqmap.txt or every sequence")
+    preset: str = Field(default="mot17", description="evaluation preset")
+    tracker_name: str = Field(default="external", description="name recorded in the catalog")
+    catalog_root: str | None = Field(default=None, description="ingest into this catalog; null = do not")
+    allow_missing: bool = Field(default=False, description="count a missing result file as empty")
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        if v.lower() not in EVAL_PRESETS:
+            raise ValueError(f"unknown evaluation preset {v!r}; choose from {', '.join(EVAL_PRESETS)}")
+        return v.lower()
+
+    @field_validator("tracker_name")
+    @classmethod
+    def _tracker(cls, v: str) -> str:
+        return _check_name(v, "tracker name")
+
+
+class ReportParams(_Model):
+    """Parameters of the ``report`` flow: regenerate the tables from the catalog."""
+
+    catalog_root: str = Field(default="results/catalog")
+    out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/../tables")
+    publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
+
+
+class Thresholds(_Model):
+    """When a nightly comparison warns or fails.  Drops are positive numbers (previous - current)."""
+
+    metric_warn: float = Field(default=0.005, ge=0.0, description="warn when a ratio metric drops by more")
+    metric_fail: float = Field(default=0.02, ge=0.0, description="fail when a ratio metric drops by more")
+    fps_warn: float = Field(default=0.15, ge=0.0, description="warn when fps drops by more than this fraction")
+    fps_fail: float = Field(default=0.40, ge=0.0, description="fail when fps drops by more than this fraction")
+    metrics: list[str] = Field(default=["HOTA", "MOTA", "IDF1"], min_length=1, description="compared metrics")
+
+    @model_validator(mode="after")
+    def _order(self) -> Thresholds:
+        if self.metric_fail < self.metric_warn:
+            raise ValueError("metric_fail must be >= metric_warn")
+        if self.fps_fail < self.fps_warn:
+            raise ValueError("fps_fail must be >= fps_warn")
+        return self
+
+
+class NightlyParams(_Model):
+    """Parameters of the ``nightly`` flow: prepare, track the benchmark list, compare with the
+    previous nightly run in the catalog."""
+
+    prepare: list[str] = Field(default=["pets09-s2l1", "mot17-mini", "synth-mini"], description="datasets to prepare")
+    track: TrackAllParams
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("prepare")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for n in v:
+            _check_name(n, "dataset name")
+        return v

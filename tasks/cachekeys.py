@@ -1,0 +1,115 @@
+"""Content-hash cache keys for the per-sequence tracking task.
+
+A sequence result is reused when, and only when, the same bytes would go in: the files the run
+reads (``seqinfo.ini``, the det or gt table of the mode, the images when a model reads them), the
+weights file's sha256, the job configuration (mode, model, tracker thresholds) and the tracking
+code.  Paths never enter a key (pipeline_notes.md: ``INPUTS`` hashes the path string, so a changed
+file with the same name would return a stale result); a copy of a sequence elsewhere hits the
+same key.
+
+Nothing here imports Prefect: :func:`track_cache_key` has the ``cache_key_fn(context,
+parameters)`` signature and ignores the context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cstrack.data.mot import Sequence
+from cstrack.fsutil import sha256_file, stable_hash
+
+KEY_VERSION = 1  # bump when the meaning of a key changes
+
+_PACKAGE = Path(__file__).resolve().parent.parent / "cstrack"
+# The code whose behaviour decides a tracking result: a change here invalidates cached results
+# (the nightly must measure today's tracker, not yesterday's cache).
+TRACKING_CODE: tuple[str, ...] = (
+    "runner.py", "detection.py", "boxes.py", "data/mot.py", "data/letterbox.py", "tracker", "model", "infer",
+)
+_CODE_SUFFIXES = (".py", ".yaml")
+
+
+def _file_digest(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else "missing"
+
+
+def code_fingerprint(package: Path = _PACKAGE, parts: Iterable[str] = TRACKING_CODE) -> str:
+    """sha256 over (relative path, content hash) of the tracking code files."""
+    entries: list[tuple[str, str]] = []
+    for part in parts:
+        p = package / part
+        files = sorted(f for f in p.rglob("*") if f.suffix in _CODE_SUFFIXES) if p.is_dir() else [p]
+        entries.extend((str(f.relative_to(package)), _file_digest(f)) for f in files)
+    return stable_hash(entries)
+
+
+def sequence_fingerprint(seq_dir: str | Path, mode: str, reads_images: bool) -> str:
+    """sha256 over the content of what tracking ``seq_dir`` in ``mode`` reads.
+
+    - always ``seqinfo.ini`` (length, frame rate, image size)
+    - ``det/det.txt`` for ``public``, ``gt/gt.txt`` for ``gt``
+    - with ``reads_images``, every image ``1..seqLength`` in order (a missing one hashes as
+      ``missing``: the task itself then fails with the file name)
+    """
+    seq = Sequence.open(seq_dir)
+    parts: dict[str, Any] = {"seqinfo": _file_digest(seq.root / "seqinfo.ini")}
+    if mode == "public":
+        parts["det"] = _file_digest(seq.det_path)
+    elif mode == "gt":
+        parts["gt"] = _file_digest(seq.gt_path)
+    if reads_images:
+        parts["images"] = [_file_digest(seq.image_path(i)) for i in range(1, seq.info.seq_length + 1)]
+    return stable_hash(parts)
+
+
+def weights_fingerprint(weights: str | None) -> str | None:
+    """sha256 identifying the weights: the record's (verified again at load), the file's, the
+    shipped COCO file's for ``"coco"``; ``None`` for random weights (never cached)."""
+    if weights is None:
+        return None
+    if weights == "coco":
+        from cstrack.model.weights import COCO_YOLOV5N_SHA256
+
+        return f"coco:{COCO_YOLOV5N_SHA256}"
+    from cstrack.model.weights import read_record
+
+    record = read_record(weights)
+    if record is not None and "sha256" in record:
+        return str(record["sha256"])
+    return sha256_file(weights)
+
+
+def tracker_fingerprint(preset_name: str) -> str:
+    """sha256 of every field of the tracker preset (not just its name: presets can change)."""
+    from cstrack.tracker import preset
+
+    return stable_hash(dataclasses.asdict(preset(preset_name)))
+
+
+def track_key(seq_dir: str | Path, job: Mapping[str, Any]) -> str | None:
+    """The cache key of tracking ``seq_dir`` with ``job`` (see :mod:`tasks.track`), or ``None``
+    when the result is not reproducible (random weights)."""
+    uses_model = bool(job["uses_model"])
+    weights = weights_fingerprint(job["model"]["weights"]) if uses_model else "none"
+    if weights is None:
+        return None
+    model = {k: v for k, v in job["model"].items() if k != "weights"} if uses_model else None
+    return stable_hash(
+        {
+            "v": KEY_VERSION,
+            "inputs": sequence_fingerprint(seq_dir, job["mode"], reads_images=uses_model),
+            "weights": weights,
+            "model": model,
+            "mode": job["mode"],
+            "tracker": tracker_fingerprint(job["tracker_preset"]),
+            "code": code_fingerprint(),
+        }
+    )
+
+
+def track_cache_key(context: Any, parameters: Mapping[str, Any]) -> str | None:
+    """``cache_key_fn`` of the tracking task: :func:`track_key` of its ``seq`` and ``job``."""
+    return track_key(parameters["seq"]["seq_dir"], parameters["job"])

@@ -1,0 +1,74 @@
+"""Data tasks: prepare a registry dataset (one :func:`cstrack.data.prepare.prepare` call) and select
+the sequences of a track-all run from prepared datasets.
+
+Prepared layout (``cstrack.data.convert``): ``<data_root>/<dataset>/images/<split>/<SEQ>/``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from cstrack.data.convert import IMAGES_DIR
+from cstrack.data.mot import read_seqinfo
+from cstrack.errors import ConfigError
+
+
+@task(name="prepare-dataset", task_run_name="prepare {name}")
+def prepare_dataset(name: str, data_root: str, registry: str | None = None) -> dict[str, Any]:
+    """Fetch, verify and convert ``name`` into ``data_root/<name>`` (a no-op when already done)."""
+    from prefect.logging import get_run_logger
+
+    from cstrack.data.prepare import prepare
+    from cstrack.data.registry import load_registry
+
+    logger = get_run_logger()
+    res = prepare(name, data_root, registry=load_registry(registry), progress=False, log=logger.info)
+    logger.info("%s: %s (%s)", name, "already prepared" if res.skipped else "prepared", res.path)
+    return {"name": res.name, "path": str(res.path), "skipped": res.skipped,
+            "lists": {k: str(v) for k, v in res.lists.items()}}
+
+
+def find_selection(data_root: str | Path, selection: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sequences of one dataset selection (see :class:`flows.params.DatasetSelection`).
+
+    Returns ``{"dataset", "split", "name", "seq_dir", "gt_root", "frames", "width", "height"}``
+    per sequence, sorted by split and name.  A selection that matches nothing raises
+    :class:`ConfigError` naming it (a typo must not silently track nothing).
+    """
+    name = selection["name"]
+    images = Path(data_root) / name / IMAGES_DIR
+    if not images.is_dir():
+        raise ConfigError(f"datasets.{name}: not prepared under {Path(data_root).resolve()} (no {images.name}/ folder); "
+                          f"run the prepare-data flow first")
+    splits = selection.get("splits") or sorted(p.name for p in images.iterdir() if p.is_dir())
+    patterns = selection.get("sequences") or ["*"]
+    out: list[dict[str, Any]] = []
+    for split in splits:
+        split_dir = images / split
+        if not split_dir.is_dir():
+            raise ConfigError(f"datasets.{name}.splits: no split {split!r} in {images}")
+        for seq_dir in sorted(p for p in split_dir.iterdir() if (p / "seqinfo.ini").is_file()):
+            if not any(fnmatch.fnmatchcase(seq_dir.name, pat) for pat in patterns):
+                continue
+            info = read_seqinfo(seq_dir)
+            out.append({
+                "dataset": name, "split": split, "name": seq_dir.name, "seq_dir": str(seq_dir.resolve()),
+                "gt_root": str(split_dir.resolve()), "frames": info.seq_length,
+                "width": info.im_width, "height": info.im_height,
+                "has_gt": (seq_dir / "gt" / "gt.txt").is_file(),
+            })
+    if not out:
+        raise ConfigError(f"datasets.{name}: no sequence matches splits={splits} sequences={patterns} in {images}")
+    return out
+
+
+@task(name="select-sequences")
+def select_sequences(data_root: str, selections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every selected sequence, longest first (ties by dataset, split, name), so that the longest
+    tasks start first and the shards finish together."""
+    seqs = [s for sel in selections for s in find_selection(data_root, sel)]
+    return sorted(seqs, key=lambda s: (-s["frames"], s["dataset"], s["split"], s["name"]))

@@ -1,0 +1,130 @@
+"""The per-sequence tracking task: one call of :func:`cstrack.runner.track_sequence`.
+
+Arguments are small JSON values (so that they hash, persist and travel to Dask workers cheaply):
+
+- ``seq``: ``{"dataset", "split", "name", "seq_dir", "frames", ...}`` (:func:`tasks.data.select_sequences`)
+- ``out_dir``: absolute folder of ``<SEQ>.txt`` (the same path on every worker: a shared volume)
+- ``job``: ``{"mode", "uses_model", "model": {"variant", "weights", "input_size", "path",
+  "conf_thres"}, "tracker_preset", "torch_threads"}``
+
+The result file is written atomically by the runner; the timing record beside it
+(``<SEQ>.timing.json``) atomically here.  The returned record is small (no arrays) and is what the
+cache persists (:mod:`tasks.cachekeys` keys it by content).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import CachePolicy
+
+from cstrack.errors import CSTrackError
+from cstrack.fsutil import atomic_write_json, sha256_file
+from tasks.cachekeys import track_cache_key
+from tasks.runtime import set_torch_threads, worker_identity
+
+# Model weights that are only partly pretrained ("coco": REN and the embedding head keep their
+# initialisation) must be initialised identically in every process for results to be reproducible
+# and cacheable.
+INIT_SEED = 0
+
+
+def timing_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / f"{name}.timing.json"
+
+
+@functools.lru_cache(maxsize=2)
+def _detector(variant: str, weights: str | None, input_size: tuple[int, int], path: str, conf_thres: float) -> Any:
+    """One detector per worker process and model config (weights are loaded once, not per sequence)."""
+    import torch
+
+    from cstrack.model.detector import build_detector
+    from cstrack.model.postprocess import PostprocessConfig
+
+    torch.manual_seed(INIT_SEED)
+    return build_detector(variant, weights, input_size, path=path, post=PostprocessConfig(conf_thres=conf_thres))
+
+
+def detector_for(model: dict[str, Any]) -> Any:
+    w, h = model["input_size"]
+    return _detector(model["variant"], model["weights"], (int(w), int(h)), model["path"], float(model["conf_thres"]))
+
+
+class _Progress:
+    """The runner's per-frame callback: logs every 10 % and remembers when the first frame was done."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.first_frame_unix: float | None = None
+        self.step = max(1, total // 10)
+        self.t0 = time.perf_counter()
+
+    def __call__(self, n: int) -> None:
+        if self.first_frame_unix is None:
+            self.first_frame_unix = time.time()
+        self.done += n
+        if self.done % self.step == 0 or self.done == self.total:
+            from prefect.logging import get_run_logger
+
+            rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
+            get_run_logger().info("%s: %d/%d frames (%.1f fps)", self.label, self.done, self.total, rate)
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn``: retry anything but the project's own errors (a corrupt image or a
+    bad config fails the same way every time; a lost connection or a full disk may not)."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not isinstance(exc, CSTrackError)
+
+
+@task(
+    name="track-sequence",
+    task_run_name="track {seq[dataset]}/{seq[name]}",
+    cache_policy=CachePolicy.from_cache_key_fn(track_cache_key),
+    persist_result=True,
+    result_serializer="json",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=is_transient,
+    tags=["cstrack-track"],
+)
+def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Track one sequence; return its record (timing, result file + sha256, worker)."""
+    from cstrack.runner import track_sequence
+    from cstrack.tracker import preset
+
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    threads = set_torch_threads(job.get("torch_threads"))
+    detector = detector_for(job["model"]) if job["uses_model"] else None
+    setup_s = time.perf_counter() - t0
+    progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
+    run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
+                         progress=progress)
+    record: dict[str, Any] = {
+        "dataset": seq["dataset"],
+        "split": seq["split"],
+        "sequence": run.sequence,
+        "mode": run.mode,
+        "frames": run.frames,
+        "fps": run.fps,
+        "ms": dict(run.ms),
+        "num_tracks": run.num_tracks,
+        "num_boxes": run.num_boxes,
+        "result_path": str(run.result_path),
+        "result_sha256": sha256_file(run.result_path),
+        "torch_threads": threads,
+        "setup_s": setup_s,
+        "first_frame_unix": progress.first_frame_unix,
+        "wall_s": time.perf_counter() - t0,
+        "started": started.isoformat(timespec="milliseconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        **worker_identity(),
+    }
+    atomic_write_json(timing_path(out_dir, run.sequence), record)
+    return record
