@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from catalog.schemas import TABLES as CATALOG_TABLES
 from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
@@ -23,6 +24,9 @@ DetectionModeName = Literal["private", "public", "gt"]
 ModelPathName = Literal["eager", "fast", "onnx", "int8"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
+# report and the cache records.
+RESERVED_RUN_NAMES = frozenset({*CATALOG_TABLES, "tables", "cache", ".cache"})
 
 
 class _Model(BaseModel):
@@ -169,13 +173,21 @@ class TrackAllParams(_Model):
     tracker_preset: str = Field(default="default", description="tracker preset (cstrack.tracker.preset)")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
-    catalog_root: str | None = Field(default=None, description="catalog folder; null = <results_root>/catalog")
+    catalog_root: str | None = Field(default=None, description="catalog root; null = results_root (docs/catalog.md)")
+    label: str | None = Field(default=None, description="method name in the report tables; null = the variant")
     retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
 
     @field_validator("run_name", "tag")
     @classmethod
     def _names(cls, v: str) -> str:
         return _check_name(v, "name")
+
+    @field_validator("run_name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_RUN_NAMES:
+            raise ValueError(f"{v!r} is a folder of the results root (catalog table, tables, cache); pick another")
+        return v
 
     @field_validator("tracker_preset")
     @classmethod
@@ -206,7 +218,7 @@ class TrackAllParams(_Model):
 
     @property
     def catalog(self) -> str:
-        return self.catalog_root or f"{self.results_root.rstrip('/')}/catalog"
+        return self.catalog_root or self.results_root
 
 
 class PrepareDataParams(_Model):
@@ -270,8 +282,8 @@ class EvaluateParams(_Model):
 class ReportParams(_Model):
     """Parameters of the ``report`` flow: regenerate the tables from the catalog."""
 
-    catalog_root: str = Field(default="results/catalog")
-    out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/../tables")
+    catalog_root: str = Field(default="results", description="catalog root")
+    out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/tables")
     publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
 
 

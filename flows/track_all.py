@@ -22,10 +22,10 @@ from prefect.logging import get_run_logger
 from flows.cluster import describe, task_runner_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
-from tasks.catalog import ingest_run
+from tasks.catalog import evaluate_task
 from tasks.data import select_sequences
-from tasks.evaluate import evaluate_results
-from tasks.publish import publish_tables
+from tasks.publish import artifact_key, metrics_markdown, publish_markdown, tracking_markdown
+from tasks.report import build_report_task
 from tasks.results import check_cached_result
 from tasks.track import track_sequence_task
 
@@ -154,19 +154,63 @@ def run_sequences(runner: Any, params: TrackAllParams, seqs: list[dict[str, Any]
     return sorted(outcomes, key=lambda o: order[_seq_label(o["seq"])])
 
 
-def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """One evaluation per (dataset, split) over its successfully tracked sequences that have gt."""
-    presets = {d.name: d.preset for d in params.datasets}
+def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
+    """What the catalog records as the run's config (its hash labels the run in the reports)."""
+    import dataclasses
+
+    from cstrack.tracker import preset
+
+    m = params.model
+    return {
+        "model": {"variant": m.variant, "input_size": list(m.input_size), "path": m.path, "conf_thres": m.conf_thres,
+                  "weights": m.weights if m.weights in (None, "coco") else Path(m.weights).name},
+        "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
+        "tracker": {"preset": params.tracker_preset, **dataclasses.asdict(preset(params.tracker_preset))},
+    }
+
+
+def _run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[dict[str, Any]],
+              results_dir: Path, flow_run_id: str | None) -> dict[str, Any]:
+    """The catalog ``RunInfo`` fields of one (dataset, split) group of tracked sequences."""
+    from tasks.cachekeys import weights_fingerprint
+
+    config = catalog_config(params, selection)
+    job = job_for(params, selection)
+    weights = weights_fingerprint(job["model"]["weights"]) if job["uses_model"] else None
+    content = {"records": sorted((r["sequence"], r["result_sha256"], r["started"], r["worker"]) for r in records),
+               "config": config, "preset": selection.preset}
+    tracker = params.model.variant
+    from tasks.catalog import catalog_run_id
+
+    return {
+        "run_id": catalog_run_id(tracker, selection.name, split, content),
+        "dataset": selection.name, "tracker": tracker, "source": "cstrack",
+        "label": params.label or tracker, "tag": params.tag, "split": split, "variant": params.model.variant,
+        "detection_mode": params.mode_of(selection), "eval_preset": selection.preset, "config": config,
+        "weights_sha256": weights.split(":", 1)[-1] if weights else None, "flow_run_id": flow_run_id,
+        "results_uri": str(results_dir), "started_at": min(r["started"] for r in records),
+        "ended_at": max(r["finished"] for r in records),
+    }
+
+
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path,
+                      flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
+    them in the catalog as one run."""
+    selections = {d.name: d for d in params.datasets}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for o in outcomes:
         if o["status"] != "failed" and o["seq"]["has_gt"]:
-            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o["seq"])
+            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o)
+    catalog_root = str(_abs(params.catalog))
     evals, errors = [], []
-    for (dataset, split), seqs in sorted(groups.items()):
+    for (dataset, split), group in sorted(groups.items()):
         label = f"{dataset}/{split}"
-        state = evaluate_results(
-            seqs[0]["gt_root"], str(run_dir / dataset / split), sorted(s["name"] for s in seqs), presets[dataset],
-            label, return_state=True,
+        results_dir = run_dir / dataset / split
+        run = _run_info(params, selections[dataset], split, [o["record"] for o in group], results_dir, flow_run_id)
+        state = evaluate_task(
+            group[0]["seq"]["gt_root"], str(results_dir), sorted(o["seq"]["name"] for o in group),
+            selections[dataset].preset, label, catalog_root, run, return_state=True,
         )
         res = state.result(raise_on_failure=False)
         if isinstance(res, BaseException):
@@ -174,6 +218,22 @@ def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], ru
         else:
             evals.append({**res, "dataset": dataset, "split": split})
     return evals, errors
+
+
+def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list[dict[str, Any]],
+                 evals: list[dict[str, Any]], report_md: str) -> str:
+    head = (f"# track-all `{params.run_name}` ({params.tag})\n\n"
+            f"{summary['sequences']} sequences: {summary['tracked']} tracked, {summary['cached']} cached, "
+            f"{len(summary['failed'])} failed; workers: {', '.join(summary['workers']) or '-'}; "
+            f"results: `{summary['results']}`")
+    parts = [head, "## Tracking", tracking_markdown(outcomes)]
+    if evals:
+        parts += ["## Metrics of this run", metrics_markdown(evals)]
+    if summary["failed"]:
+        parts += ["## Failures", "\n".join(f"- {f}" for f in summary["failed"])]
+    if report_md:
+        parts += ["## Regenerated tables (whole catalog)", report_md.replace("# CSTrack results", "").strip()]
+    return "\n\n".join(parts) + "\n"
 
 
 @flow(name="track-all", log_prints=True)
@@ -193,35 +253,36 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         outcomes = run_sequences(runner, params, seqs, run_dir, results_root, logger)
 
     failed = [f"{_seq_label(o['seq'])}: {o['error']}" for o in outcomes if o["status"] == "failed"]
-    evals, eval_errors = evaluate_outcomes(params, outcomes, run_dir) if params.evaluate else ([], [])
-    run_id = str(flow_run.id or f"local-{int(flow_start)}")
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    evals, eval_errors = evaluate_outcomes(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
     firsts = [o["record"]["first_frame_unix"] for o in outcomes
               if o["status"] == "tracked" and o["record"].get("first_frame_unix")]
     summary: dict[str, Any] = {
-        "run_id": run_id,
+        "flow_run_id": flow_run_id,
         "run_name": params.run_name,
         "tag": params.tag,
         "results": str(run_dir),
+        "catalog": str(_abs(params.catalog)),
+        "catalog_runs": [e["run_id"] for e in evals if e.get("run_id")],
         "sequences": len(outcomes),
         "tracked": sum(o["status"] == "tracked" for o in outcomes),
         "cached": sum(o["status"] == "cached" for o in outcomes),
         "failed": failed + eval_errors,
         "first_frame_s": (min(firsts) - flow_start) if firsts else None,
-        "workers": sorted({o["record"]["worker"] for o in outcomes if o["record"]}),
+        "workers": sorted({str(o["record"]["worker"]) for o in outcomes if o["record"]}),
+        "per_sequence": [{"sequence": _seq_label(o["seq"]), "status": o["status"],
+                          "worker": (o["record"] or {}).get("worker"), "frames": (o["record"] or {}).get("frames"),
+                          "fps": (o["record"] or {}).get("fps")} for o in outcomes],
     }
-    catalog = ingest_run(
-        _abs(params.catalog).as_posix(), run_id, params.model_dump(mode="json"),
-        [{"seq": o["seq"], "status": o["status"], "record": o["record"], "error": o["error"]} for o in outcomes],
-        evals, summary,
-    )
-    summary["catalog"] = catalog
-    summary["tables"] = publish_tables(catalog["root"], run_id, params.run_name, summary, evals,
-                                       str(results_root / "tables"))
+    report = build_report_task(summary["catalog"], str(results_root / "tables")) if evals else {"report_md": ""}
+    md = run_markdown(params, summary, outcomes, evals, str(report["report_md"]))
+    summary["artifact"] = publish_markdown(artifact_key("track-all", params.run_name), md,
+                                           f"track-all {params.run_name}: tracking, metrics and regenerated tables")
     summary["wall_s"] = time.time() - flow_start
     if summary["failed"]:
         raise SequencesFailedError(
-            f"{len(summary['failed'])} failure(s) in run {params.run_name} ({len(outcomes) - len(failed)} of "
-            f"{len(outcomes)} sequences succeeded and were catalogued):\n  " + "\n  ".join(summary["failed"])
+            f"{len(summary['failed'])} failure(s) in run {params.run_name}; {len(outcomes) - len(failed)} of "
+            f"{len(outcomes)} sequences succeeded and were catalogued. Failed:\n  " + "\n  ".join(summary["failed"])
         )
     logger.info("done: %d tracked, %d cached, %d sequences in %.1f s", summary["tracked"], summary["cached"],
                 summary["sequences"], summary["wall_s"])

@@ -1,27 +1,90 @@
-"""Catalog ingestion: one run of track-all (tracking records + metrics) into the Parquet catalog."""
+"""Evaluate a folder of results and record it in the catalog (runs, sequence_metrics, events, tracks).
+
+Adapter: the library has the three steps (:func:`cstrack.eval.prepare`,
+:func:`cstrack.eval.evaluate_prepared`, :func:`catalog.ingest.ingest_evaluation`) but no single
+call doing them on the same prepared data, which the event log needs; :func:`evaluate_into_catalog`
+is that call, and the task wraps it.
+
+A track-all run spanning several datasets becomes one catalog run per (dataset, split): the
+catalog's ``runs`` row has one dataset, split, detection mode and preset.  Its ``run_id`` is derived
+from content (:func:`catalog_run_id`): re-ingesting the same tracking records (a fully cached
+re-run) replaces the catalog run instead of adding one, while a new tracking execution (new
+timing records, even with identical boxes) is a new run in the history.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import task
 
+from cstrack.fsutil import stable_hash
 
-@task(name="ingest-catalog")
-def ingest_run(catalog_root: str, run_id: str, params: dict[str, Any], outcomes: list[dict[str, Any]],
-               evals: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
-    """Write the run (replacing an earlier ingestion of the same run id); returns row counts."""
-    from pathlib import Path
+_RUN_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
-    import pandas as pd
 
-    root = Path(catalog_root)
-    root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for o in outcomes:
-        rec = o["record"] or {}
-        rows.append({"run_id": run_id, "dataset": o["seq"]["dataset"], "split": o["seq"]["split"],
-                     "sequence": o["seq"]["name"], "status": o["status"], "worker": rec.get("worker"),
-                     "frames": rec.get("frames"), "fps": rec.get("fps"), "error": o["error"]})
-    pd.DataFrame(rows).to_parquet(root / f"sequences-{run_id}.parquet")
-    return {"root": str(root), "rows": len(rows)}
+def catalog_run_id(tracker: str, dataset: str, split: str | None, content: Any) -> str:
+    """``<tracker>-<dataset>[-<split>]-<12 hex>``: the catalog's run id convention, hashed over
+    ``content`` (for our runs: the tracking records, the config and the preset)."""
+    parts = [tracker, dataset] + ([split] if split else [])
+    stem = _RUN_ID_CHARS.sub("-", "-".join(parts)).strip("-.")
+    return f"{stem[:150]}-{stable_hash(content)[:12]}"
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def evaluate_into_catalog(
+    gt_root: str,
+    results_dir: str,
+    sequences: Sequence[str] | None,
+    preset: str,
+    label: str,
+    catalog_root: str | None = None,
+    run: Mapping[str, Any] | None = None,
+    allow_missing: bool = False,
+) -> dict[str, Any]:
+    """Evaluate ``results_dir`` against ``gt_root``; with ``catalog_root`` and ``run`` (the fields
+    of :class:`catalog.ingest.RunInfo`) also write the run into the catalog.
+
+    Returns ``{"label", "preset", "rows", "table", "missing", "run_id", "counts"}`` (numbers only).
+    """
+    from cstrack.eval import evaluate_prepared, format_table, prepare
+
+    prepared = prepare(gt_root, results_dir, sequences, preset, allow_missing=allow_missing)
+    result = evaluate_prepared(prepared)
+    out: dict[str, Any] = {
+        "label": label, "preset": result.preset, "gt_root": gt_root, "results": results_dir,
+        "rows": result.rows(), "table": format_table(result, title=label), "missing": list(result.missing),
+        "run_id": None, "counts": {},
+    }
+    if catalog_root is not None and run is not None:
+        from catalog.ingest import RunInfo, ingest_evaluation
+
+        info = RunInfo(**{**run, "started_at": _utc(run.get("started_at")), "ended_at": _utc(run.get("ended_at"))})
+        out["counts"] = ingest_evaluation(catalog_root, info, result, prepared=prepared, results_dir=results_dir)
+        out["run_id"] = info.run_id
+    return out
+
+
+@task(name="evaluate", task_run_name="evaluate {label}")
+def evaluate_task(
+    gt_root: str,
+    results_dir: str,
+    sequences: list[str] | None,
+    preset: str,
+    label: str,
+    catalog_root: str | None = None,
+    run: dict[str, Any] | None = None,
+    allow_missing: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_into_catalog` as a task (see there)."""
+    return evaluate_into_catalog(gt_root, results_dir, sequences, preset, label, catalog_root, run, allow_missing)

@@ -1,42 +1,56 @@
-"""Publish a run's tables: a markdown file under the results root and a Prefect markdown artifact."""
+"""Publishing: Markdown for a run's outcome and a task that makes it a Prefect artifact."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+def artifact_key(*parts: str) -> str:
+    """A valid artifact key (lower-case letters, digits and dashes) from ``parts``."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
+    """A GitHub Markdown table; floats with ``digits`` decimals, ``None`` as empty."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
-            return f"{v:.3f}"
-        return "" if v is None else str(v)
+            return f"{v:.{digits}f}"
+        return "" if v is None else str(v).replace("|", "\\|")
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-@task(name="publish-tables")
-def publish_tables(catalog_root: str, run_id: str, run_name: str, summary: dict[str, Any],
-                   evals: list[dict[str, Any]], tables_dir: str) -> dict[str, Any]:
-    from pathlib import Path
+def tracking_markdown(outcomes: Sequence[dict[str, Any]]) -> str:
+    """One line per sequence: status, worker, frames, fps, stage times."""
+    rows = []
+    for o in outcomes:
+        rec = o.get("record") or {}
+        ms = rec.get("ms") or {}
+        rows.append([f"{o['seq']['dataset']}/{o['seq']['split']}/{o['seq']['name']}", o["status"], rec.get("worker"),
+                     rec.get("frames"), rec.get("fps"), ms.get("forward"), ms.get("associate"), o.get("error")])
+    return md_table(["sequence", "status", "worker", "frames", "fps", "forward ms", "associate ms", "error"], rows, 1)
 
+
+def metrics_markdown(evals: Sequence[dict[str, Any]], columns: Sequence[str] = ("HOTA", "MOTA", "IDF1", "IDSW", "FP",
+                                                                               "FN")) -> str:
+    parts = []
+    for ev in evals:
+        title = f"### {ev['label']} ({ev['preset']})" + (f" — catalog run `{ev['run_id']}`" if ev.get("run_id") else "")
+        parts.append(title)
+        parts.append(md_table(["sequence", *columns], [[r["sequence"], *(r[c] for c in columns)] for r in ev["rows"]]))
+    return "\n\n".join(parts)
+
+
+@task(name="publish-artifact")
+def publish_markdown(key: str, markdown: str, description: str) -> str:
+    """Create (or add a version of) the Markdown artifact ``key``; returns its id."""
     from prefect.artifacts import create_markdown_artifact
 
-    from cstrack.fsutil import atomic_write_text
-
-    parts = [f"# track-all {run_name}", f"run `{run_id}`: {summary['tracked']} tracked, {summary['cached']} cached, "
-             f"{len(summary['failed'])} failed"]
-    for ev in evals:
-        parts.append(f"## {ev['label']} ({ev['preset']})")
-        cols = ["HOTA", "MOTA", "IDF1", "IDSW", "FP", "FN"]
-        parts.append(_md_table(["sequence", *cols], [[r["sequence"], *(r[c] for c in cols)] for r in ev["rows"]]))
-    if summary["failed"]:
-        parts.append("## Failed\n" + "\n".join(f"- {f}" for f in summary["failed"]))
-    md = "\n\n".join(parts) + "\n"
-    path = atomic_write_text(Path(tables_dir) / f"{run_name}.md", md)
-    key = f"track-all-{run_name}".lower().replace("_", "-").replace(".", "-")
-    artifact_id = create_markdown_artifact(markdown=md, key=key, description=f"track-all {run_name} tables")
-    return {"artifact_key": key, "artifact_id": str(artifact_id), "path": str(path)}
+    return str(create_markdown_artifact(markdown=markdown, key=key, description=description))

@@ -1,0 +1,18 @@
+"""Report task: regenerate the tables and figures from the catalog (one :func:`catalog.report.build_report` call)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+
+@task(name="build-report")
+def build_report_task(catalog_root: str, out_dir: str) -> dict[str, object]:
+    """Write the report files into ``out_dir``; returns their paths and the Markdown of ``report.md``."""
+    from pathlib import Path
+
+    from catalog.report import build_report
+
+    files = build_report(catalog_root, out_dir)
+    report_md = Path(out_dir) / "report.md"
+    return {"files": [str(f) for f in files], "report_md": report_md.read_text(encoding="utf-8")
+            if report_md.is_file() else ""}
