@@ -73,6 +73,23 @@ def read_frames(seq: Sequence, detector: FrameDetector | None) -> Iterator[Frame
         yield FrameInput(number, prep, t1 - t0, t2 - t1)
 
 
+def prefetched_frames(depth: int = 2) -> FrameReader:
+    """A frame reader like :func:`read_frames` whose decode + preprocess run ``depth`` frames ahead
+    in a bounded background thread (:mod:`cstrack.infer.prefetch`), overlapping the forward of the
+    current frame.  Same frames, same order; a read error surfaces at its frame.  The depth is
+    capped by the detector's ``input_slots`` (reused input buffers) when it has them."""
+
+    def reader(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
+        if detector is None or depth < 1:
+            return read_frames(seq, detector)
+        from cstrack.infer.prefetch import prefetch
+
+        slots = getattr(detector, "input_slots", None)
+        return prefetch(read_frames(seq, detector), depth if slots is None else max(1, min(depth, slots - 2)))
+
+    return reader
+
+
 @dataclass(frozen=True)
 class SequenceRun:
     """What :func:`track_sequence` did: ``fps`` is frames over the wall time of the frame loop;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cstrack.cli import data_cmds, eval_cmds, model_cmds, track_cmds, train_cmds
+from cstrack.cli import bench_cmds, data_cmds, eval_cmds, export_cmds, model_cmds, track_cmds, train_cmds
 
 app = typer.Typer(
     name="cstrack",
@@ -25,7 +25,7 @@ def _root() -> None:
     """CSTrack multi-object tracking: models, tracking, evaluation, training and reports."""
 
 
-for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds):
+for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds):
     _module.register(app)
 
 

@@ -63,6 +63,10 @@ def register(app: typer.Typer) -> None:
             None, "--weights", help="checkpoint path, or 'coco' (cstrack-n); none = random init (private mode)"
         ),
         size: str = typer.Option("1088x608", "--size", help="network input WxH (multiples of 32)"),
+        model_path: str = typer.Option(
+            "eager", "--path", help="model path: eager, fast (folded channels-last torch), onnx or int8 (ONNX Runtime)"
+        ),
+        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded + letterboxed ahead in a thread (0: off)"),
         preset_name: str = typer.Option("default", "--preset", help="tracker preset: default, mot17, mot20, original"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar per sequence"),
     ) -> None:
@@ -70,7 +74,7 @@ def register(app: typer.Typer) -> None:
         from tqdm import tqdm
 
         from cstrack.data.mot import Sequence
-        from cstrack.runner import DETECTION_MODES, track_sequence
+        from cstrack.runner import DETECTION_MODES, prefetched_frames, track_sequence
         from cstrack.tracker import preset
 
         if detections not in DETECTION_MODES:
@@ -89,7 +93,7 @@ def register(app: typer.Typer) -> None:
             weights_arg: str | Path | None = None
             if weights is not None:
                 weights_arg = weights if weights == "coco" else Path(weights)
-            detector = build_detector(variant or DEFAULT_VARIANT, weights_arg, input_size)
+            detector = build_detector(variant or DEFAULT_VARIANT, weights_arg, input_size, path=model_path)
 
         out.mkdir(parents=True, exist_ok=True)
         for seq in seqs:
@@ -97,7 +101,8 @@ def register(app: typer.Typer) -> None:
                 total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress,
                 file=sys.stderr, leave=False,
             ) as bar:
-                run = track_sequence(seq.root, out, detections, config, detector, progress=bar.update)  # type: ignore[arg-type]
+                run = track_sequence(seq.root, out, detections, config, detector, progress=bar.update,  # type: ignore[arg-type]
+                                     frame_reader=prefetched_frames(prefetch))
             merge_timing(out / "timing.json", {run.sequence: run.timing_record()})
             typer.echo(
                 f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "

@@ -63,8 +63,8 @@ def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkey
 
     calls: list[tuple] = []
 
-    def fake_build(variant: str, weights: object, input_size: tuple[int, int]) -> FakeDetector:
-        calls.append((variant, weights, input_size))
+    def fake_build(variant: str, weights: object, input_size: tuple[int, int], path: str = "eager") -> FakeDetector:
+        calls.append((variant, weights, input_size) if path == "eager" else (variant, weights, input_size, path))
         return FakeDetector(input_size)
 
     monkeypatch.setattr(detector_module, "build_detector", fake_build)

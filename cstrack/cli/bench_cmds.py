@@ -1,0 +1,47 @@
+"""``cstrack bench-speed``: time the per-frame pipeline (read + letterbox + forward + post-process
++ track) of one model path on a folder of frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cstrack.cli.common import guarded, parse_size, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench-speed")
+    @guarded
+    def bench_speed_cmd(
+        variant: str = typer.Option(..., "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n"),
+        weights: str | None = typer.Option(
+            None, "--weights", help="checkpoint path, or 'coco' (cstrack-n); none = random init (fine for timing)"
+        ),
+        size: str = typer.Option(..., "--size", help="network input WxH (multiples of 32)"),
+        images: Path = typer.Option(..., "--images", help="folder of frames (cycled when fewer than --frames)"),
+        frames: int = typer.Option(50, "--frames", min=1, help="timed frames"),
+        path: str = typer.Option("eager", "--path", help="eager, fast, onnx or int8"),
+        threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
+        warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
+        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
+        fake_dets: int = typer.Option(
+            0, "--fake-dets", min=0, help="synthetic detections added per frame so the tracker works (random weights)"
+        ),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    ) -> None:
+        """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
+        from cstrack.infer.bench import STAGES, bench_speed
+
+        weights_arg: str | Path | None = None if weights is None else (weights if weights == "coco" else Path(weights))
+        res = bench_speed(
+            variant, weights_arg, parse_size(size), images, frames, path,
+            threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets,
+        )
+        if as_json:
+            print_json(res)
+            return
+        typer.echo(f"{variant} {size} path={path} threads={res['threads']} prefetch={prefetch}: "
+                   f"{res['fps']:.2f} fps ({res['ms_per_frame']:.1f} ms/frame)")
+        typer.echo("  " + "  ".join(f"{s} {res['ms'][s]:.2f}" for s in STAGES) + " ms")
+        typer.echo(f"  post-processing + tracker: {100 * res['post_track_share']:.1f}% of the frame time")

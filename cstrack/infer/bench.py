@@ -1,0 +1,221 @@
+"""Per-frame pipeline timing (``cstrack bench-speed``): read + letterbox + forward + post-process
++ track on a folder of frames, with any model path.
+
+The loop is the runner's (:mod:`cstrack.runner`): frames are decoded and letterboxed by the
+detector in a bounded prefetch thread (unless ``prefetch=0``), then forwarded, post-processed and
+handed to a :class:`~cstrack.tracker.Tracker`.  ``fps`` is frames over the wall time of the timed
+loop (decode to tracks); the per-stage milliseconds are means over the timed frames (read and
+preprocess run in the prefetch thread, overlapped with the others, so the stages need not add up
+to the frame time).
+
+Random weights give next to no detections, so the tracker would do no work: ``fake_dets = N``
+adds N synthetic detections per frame (boxes drifting one pixel per frame, fixed unit
+embeddings, as in the spec §14 anchor) to the model's own before tracking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from cstrack.detection import Detections, FrameDetector
+from cstrack.errors import ConfigError, DatasetError
+from cstrack.infer.prefetch import prefetch
+from cstrack.runner import FrameInput
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+STAGES = ("read", "preprocess", "forward", "postprocess", "track")
+DEFAULT_PREFETCH = 2
+FAKE_SEED = 0
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of ``folder`` sorted by name; :class:`DatasetError` when there are none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError("not a folder of images", root)
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)})", root)
+    return files
+
+
+def read_cycled(files: list[Path], frames: int, detector: FrameDetector) -> Iterator[FrameInput]:
+    """``frames`` frames (cycling through ``files``): decoded with ``cv2.imread`` and preprocessed."""
+    for i in range(frames):
+        path = files[i % len(files)]
+        t0 = time.perf_counter()
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError("image missing or unreadable", path)
+        t1 = time.perf_counter()
+        prep = detector.preprocess(img)
+        yield FrameInput(i + 1, prep, t1 - t0, time.perf_counter() - t1)
+
+
+@dataclass(frozen=True)
+class FakeDetections:
+    """``n`` synthetic pedestrians (w x h = 40 x 100 px) on a grid, drifting one pixel per frame,
+    each with a fixed random unit embedding of ``dim`` values."""
+
+    n: int
+    dim: int
+    frame_wh: tuple[int, int]
+
+    def boxes(self, frame: int) -> Detections:
+        if self.n == 0:
+            return Detections.empty(self.dim)
+        w, h = self.frame_wh
+        cols = int(np.ceil(np.sqrt(self.n)))
+        idx = np.arange(self.n)
+        x = (idx % cols + 0.5) * (w / cols) - 20 + (frame % 50)
+        y = (idx // cols + 0.5) * (h / cols) - 50
+        xyxy = np.stack([x, y, x + 40, y + 100], axis=1).astype(np.float32)
+        emb = np.random.default_rng(FAKE_SEED).standard_normal((self.n, self.dim)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        return Detections(xyxy, np.full(self.n, 0.9, np.float32), emb)
+
+
+def _merge(a: Detections, b: Detections) -> Detections:
+    if len(b) == 0:
+        return a
+    ea = a.embeddings if a.embeddings is not None else np.zeros((len(a), b.embeddings.shape[1]), np.float32)  # type: ignore[union-attr]
+    return Detections(np.concatenate([a.xyxy, b.xyxy]), np.concatenate([a.scores, b.scores]),
+                      np.concatenate([ea, b.embeddings]))
+
+
+def run_pipeline(
+    detector: FrameDetector,
+    files: list[Path],
+    frames: int,
+    *,
+    warmup: int = 2,
+    prefetch_depth: int = DEFAULT_PREFETCH,
+    fake_dets: int = 0,
+    frame_rate: float = 30.0,
+) -> dict[str, Any]:
+    """Time ``frames`` frames (after ``warmup`` untimed ones) of the full pipeline.
+
+    Returns ``{"frames", "fps", "ms_per_frame", "ms": {stage: mean ms}, "post_track_share",
+    "detections_per_frame", "tracks_per_frame"}``.
+    """
+    from cstrack.tracker import Tracker
+
+    if frames < 1:
+        raise ConfigError(f"--frames: must be >= 1, got {frames}")
+    if warmup < 0 or prefetch_depth < 0 or fake_dets < 0:
+        raise ConfigError("warmup, prefetch depth and fake detections must be >= 0")
+    first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+    if first is None:
+        raise DatasetError("image missing or unreadable", files[0])
+    fake = FakeDetections(fake_dets, detector.emb_dim, (first.shape[1], first.shape[0]))
+    tracker = Tracker(frame_rate=frame_rate)
+    source: Iterator[FrameInput] = read_cycled(files, warmup + frames, detector)
+    if prefetch_depth:
+        slots = getattr(detector, "input_slots", None)
+        depth = prefetch_depth if slots is None else max(1, min(prefetch_depth, slots - 2))
+        source = prefetch(source, depth)
+    totals = dict.fromkeys(STAGES, 0.0)
+    n_dets = n_tracks = 0
+    start = time.perf_counter()
+    for fr in source:
+        timed = fr.number > warmup
+        if fr.number == warmup + 1:
+            start = time.perf_counter()
+        assert fr.prep is not None
+        t0 = time.perf_counter()
+        out = detector.forward(fr.prep)
+        t1 = time.perf_counter()
+        dets = detector.postprocess(out, fr.prep)
+        t2 = time.perf_counter()
+        dets = _merge(dets, fake.boxes(fr.number))
+        t3 = time.perf_counter()
+        tracks = tracker.update_arrays(dets)
+        t4 = time.perf_counter()
+        if timed:
+            for stage, sec in zip(STAGES, (fr.decode_s, fr.preprocess_s, t1 - t0, t2 - t1, t4 - t3), strict=True):
+                totals[stage] += sec
+            n_dets += len(dets)
+            n_tracks += len(tracks)
+    wall = time.perf_counter() - start
+    ms = {k: 1000.0 * v / frames for k, v in totals.items()}
+    ms_frame = 1000.0 * wall / frames
+    return {
+        "frames": frames,
+        "fps": frames / wall,
+        "ms_per_frame": ms_frame,
+        "ms": ms,
+        "post_track_share": (ms["postprocess"] + ms["track"]) / ms_frame,
+        "detections_per_frame": n_dets / frames,
+        "tracks_per_frame": n_tracks / frames,
+    }
+
+
+def forward_only(detector: FrameDetector, image: Path, iters: int, warmup: int = 2) -> dict[str, float]:
+    """Median and best milliseconds of ``detector.forward`` alone on one prepared frame."""
+    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError("image missing or unreadable", image)
+    prep = detector.preprocess(img)
+    for _ in range(warmup):
+        detector.forward(prep)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        detector.forward(prep)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"ms_median": 1000.0 * times[len(times) // 2], "ms_best": 1000.0 * times[0], "iters": iters}
+
+
+def bench_speed(
+    variant: str,
+    weights: str | Path | None,
+    input_size: tuple[int, int],
+    images: str | Path,
+    frames: int,
+    path: str = "eager",
+    *,
+    threads: int | None = None,
+    warmup: int = 2,
+    prefetch_depth: int = DEFAULT_PREFETCH,
+    fake_dets: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`).
+
+    ``threads`` sets ``torch.set_num_threads`` (which the ONNX Runtime paths follow); ``seed``
+    fixes the random initialisation when no weights are given.
+    """
+    from cstrack.model.detector import build_detector
+
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads: must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    files = list_images(images)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    detector = build_detector(variant, weights, input_size, path=path)
+    build_s = time.perf_counter() - t0
+    result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets)
+    return {
+        "variant": variant,
+        "weights": None if weights is None else str(weights),
+        "size": list(input_size),
+        "path": path,
+        "threads": torch.get_num_threads(),
+        "prefetch": prefetch_depth,
+        "fake_dets": fake_dets,
+        "warmup": warmup,
+        "build_s": build_s,
+        "images": str(images),
+        **result,
+    }

@@ -1,0 +1,86 @@
+"""ONNX export of the inference graph (every variant, one fixed input size per file).
+
+The exported graph is :class:`~cstrack.infer.graph.InferenceModel` (BN folded, REN pooling as
+constant matrices, decoder inside)::
+
+    input  "images": float32 [1, 3, H, W]  RGB in [0, 1]
+    output "emb":    float32 [1, H/8, W/8, D]   embedding map (not normalised)
+    output "pred":   float32 [1, N, 6]         (cx, cy, w, h, obj, cls), network pixels
+
+The file's metadata (``metadata_props``) records the variant, the input size, D and the config
+hash, so a runtime can check it was given the file it expects.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cstrack.errors import ConfigError
+from cstrack.fsutil import atomic_path, stable_hash
+from cstrack.infer.graph import inference_model
+from cstrack.model.network import CSTrackModel, check_input_size
+
+OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("emb", "pred")
+META_KEY = "cstrack"
+
+
+def export_onnx(
+    model: CSTrackModel,
+    input_size: tuple[int, int],
+    path: str | Path,
+    *,
+    provenance: dict[str, Any] | None = None,
+    opset: int = OPSET,
+) -> Path:
+    """Write ``model`` specialised to ``input_size = (W, H)`` as an ONNX file at ``path`` (atomically).
+
+    ``provenance`` (e.g. the weights file and its sha256) is stored in the file's metadata.
+    """
+    import onnx
+
+    check_input_size(*input_size)
+    w, h = input_size
+    net = inference_model(model, input_size)
+    x = torch.zeros(1, 3, h, w)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # the TorchScript exporter warns that it is deprecated and that InstanceNorm without running
+        # statistics uses the input's statistics, which is exactly REN's definition
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (x,), buf, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = {
+        "variant": model.config.variant,
+        "input_size": [w, h],
+        "emb_dim": model.emb_dim,
+        "config_hash": stable_hash(model.config.to_dict()),
+        "provenance": provenance or {},
+    }
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta, sort_keys=True)
+    proto.producer_name = "cstrack"
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return Path(path)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``cstrack`` metadata of an exported file (variant, input_size, emb_dim, ...)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    for entry in proto.metadata_props:
+        if entry.key == META_KEY:
+            return json.loads(entry.value)
+    raise ConfigError(f"{path}: not a cstrack ONNX export (no '{META_KEY}' metadata)")

@@ -1,0 +1,103 @@
+"""A bounded prefetch thread: produce the next items of an iterator while the caller computes.
+
+Frame decoding (``cv2.imread``) and letterboxing release the GIL, so running them one or two
+frames ahead in a background thread overlaps them with the network forward of the current frame.
+Items come out in the source's order; an exception raised by the source (e.g. an unreadable
+image, :class:`~cstrack.errors.DatasetError` naming the file) is re-raised in the consumer when
+it reaches that position, after the items produced before it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from cstrack.errors import ConfigError
+
+T = TypeVar("T")
+
+_ITEM, _END, _ERROR = 0, 1, 2
+_POLL_S = 0.05  # how often a blocked producer checks for close()
+
+
+class Prefetcher(Generic[T]):
+    """Iterate ``source`` in a daemon thread, keeping at most ``depth`` items ready.
+
+    Use as an iterator, preferably in a ``with`` block (or call :meth:`close`) so that the thread
+    stops when the consumer leaves early.  At most ``depth + 2`` items exist at once: the
+    consumer's current item, ``depth`` queued ones and the one the producer is handing over.
+    """
+
+    def __init__(self, source: Iterable[T], depth: int = 2, name: str = "prefetch") -> None:
+        if depth < 1:
+            raise ConfigError(f"prefetch depth: must be >= 1, got {depth}")
+        self.depth = depth
+        self._source = iter(source)
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._thread.start()
+
+    def _put(self, msg: tuple[int, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(msg, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put((_ITEM, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._put((_ERROR, exc))
+            return
+        self._put((_END, None))
+
+    def __iter__(self) -> Prefetcher[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == _ITEM:
+            return value
+        self._finished = True
+        self._thread.join()
+        if kind == _ERROR:
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the producer (it finishes the item it is making) and wait for it."""
+        self._finished = True
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefetch(source: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """``source``'s items, produced ``depth`` ahead in a background thread.
+
+    A generator: leaving the loop early (``break``, an exception, or dropping the iterator) stops
+    and joins the thread.
+    """
+    with Prefetcher(source, depth) as items:
+        yield from items

@@ -1,0 +1,63 @@
+"""``cstrack bench-speed``: the JSON record of the timed pipeline (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cstrack.cli import app
+from cstrack.errors import DatasetError
+from cstrack.infer.bench import STAGES, FakeDetections, list_images
+
+KEYS = {
+    "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
+    "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
+}
+
+
+@pytest.mark.parametrize("path", ["eager", "fast", "onnx"])
+def test_bench_speed_json(path: str, head8: Path) -> None:
+    args = ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images", str(head8 / "img1"),
+            "--frames", "10", "--path", path, "--threads", "1", "--fake-dets", "5", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout[res.stdout.index("{"):])
+    assert set(rec) == KEYS
+    assert rec["path"] == path and rec["variant"] == "cstrack-n" and rec["size"] == [256, 160]
+    assert rec["frames"] == 10 and rec["threads"] == 1 and rec["prefetch"] == 2  # 10 frames from 8 images: cycled
+    assert set(rec["ms"]) == set(STAGES) and all(v > 0 for v in rec["ms"].values())
+    assert rec["fps"] == pytest.approx(1000.0 / rec["ms_per_frame"])
+    assert 0 < rec["post_track_share"] < 1
+    assert rec["detections_per_frame"] >= 5  # the fake detections reach the tracker
+    assert rec["tracks_per_frame"] > 0
+
+
+def test_bench_speed_text_output_and_bad_folder(tmp_path: Path, head8: Path) -> None:
+    res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
+                                   str(head8 / "img1"), "--frames", "2", "--prefetch", "0"])
+    assert res.exit_code == 0, res.output
+    assert "fps" in res.stdout and "path=eager" in res.stdout and "post-processing + tracker" in res.stdout
+    res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
+                                   str(tmp_path), "--frames", "2"])
+    assert res.exit_code == 2 and "no images" in res.output
+
+
+def test_list_images_sorted_and_missing(tmp_path: Path, head8: Path) -> None:
+    files = list_images(head8 / "img1")
+    assert [f.name for f in files] == [f"{i:06d}.jpg" for i in range(1, 9)]
+    with pytest.raises(DatasetError, match="not a folder"):
+        list_images(tmp_path / "nope")
+
+
+def test_fake_detections_drift_and_keep_identity_embeddings() -> None:
+    fake = FakeDetections(20, 8, (768, 576))
+    a, b = fake.boxes(1), fake.boxes(2)
+    assert len(a) == 20 and a.embeddings is not None and b.embeddings is not None
+    np.testing.assert_allclose(b.xyxy - a.xyxy, [[1, 0, 1, 0]] * 20)  # one pixel to the right
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
+    np.testing.assert_allclose(np.linalg.norm(a.embeddings, axis=1), 1.0, rtol=1e-6)
+    assert len(FakeDetections(0, 8, (768, 576)).boxes(1)) == 0

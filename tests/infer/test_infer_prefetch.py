@@ -1,0 +1,105 @@
+"""The bounded prefetch thread: order, boundedness, error propagation, early exit, and the runner's
+prefetching frame reader on real frames."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cstrack.data.mot import Sequence
+from cstrack.errors import ConfigError, DatasetError
+from cstrack.infer.prefetch import Prefetcher, prefetch
+from cstrack.runner import prefetched_frames, read_frames, track_sequence
+from cstrack.tracker import preset
+from tests.fake_detector import FakeDetector, write_sequence
+
+
+def test_items_come_out_in_order_with_a_slow_consumer() -> None:
+    got = []
+    for item in prefetch(iter(range(50)), depth=3):
+        if item % 7 == 0:
+            time.sleep(0.002)
+        got.append(item)
+    assert got == list(range(50))
+
+
+def test_producer_stays_at_most_depth_ahead() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(20):
+            produced.append(i)
+            yield i
+
+    with Prefetcher(source(), depth=2) as items:
+        assert next(items) == 0
+        time.sleep(0.2)  # let the producer run as far as it can
+        # consumer holds 0; 2 queued; 1 more made and waiting to be queued
+        assert len(produced) == 1 + 2 + 1
+        assert list(items) == list(range(1, 20))
+
+
+def test_error_reaches_the_consumer_after_the_good_items() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise DatasetError("image missing or unreadable", Path("/data/img1/000003.jpg"))
+
+    got = []
+    with pytest.raises(DatasetError, match=r"000003\.jpg: image missing or unreadable"):
+        for item in prefetch(source(), depth=4):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_leaving_early_stops_the_thread() -> None:
+    def endless() -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    before = threading.active_count()
+    gen = prefetch(endless(), depth=2)
+    assert [next(gen) for _ in range(5)] == [0, 1, 2, 3, 4]
+    gen.close()  # what a for loop left by break / exception does
+    assert threading.active_count() == before
+
+
+def test_depth_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="depth"):
+        Prefetcher(iter([]), depth=0)
+
+
+def test_prefetched_reader_gives_the_same_frames_in_order(head8: Path) -> None:
+    seq = Sequence.open(head8)
+    det = FakeDetector()
+    plain = [(fr.number, fr.prep.tensor) for fr in read_frames(seq, det)]  # type: ignore[union-attr]
+    fetched = [(fr.number, fr.prep.tensor) for fr in prefetched_frames(2)(seq, det)]  # type: ignore[union-attr]
+    assert [n for n, _ in fetched] == list(range(1, 9))
+    assert all((a == b).all() for (_, a), (_, b) in zip(plain, fetched, strict=True))
+
+
+def test_prefetched_reader_names_the_unreadable_frame(tmp_path: Path) -> None:
+    root = write_sequence(tmp_path / "src")
+    broken = tmp_path / root.name
+    shutil.copytree(root, broken)
+    bad = broken / "img1" / "000004.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=r"000004\.png: image missing or unreadable"):
+        track_sequence(broken, tmp_path / "out", "private", preset("default"), FakeDetector(),
+                       frame_reader=prefetched_frames(2))
+
+
+def test_track_results_identical_with_and_without_prefetch(tmp_path: Path) -> None:
+    root = write_sequence(tmp_path / "seq")
+    a = track_sequence(root, tmp_path / "a", "private", preset("default"), FakeDetector(), frame_reader=read_frames)
+    b = track_sequence(root, tmp_path / "b", "private", preset("default"), FakeDetector(),
+                       frame_reader=prefetched_frames(2))
+    assert a.frames == b.frames > 0
+    assert a.result_path.read_bytes() == b.result_path.read_bytes()
