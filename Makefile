@@ -30,7 +30,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 demo: $(STAMP)
-	$(BIN)/python -m cstrack.demo
+	$(BIN)/python -m flows.demo
+
+# Work pools (created when missing) and every deployment of flows/prefect.yaml, registered with the
+# server at $$PREFECT_API_URL (docs/pipeline.md). Run from the repository root: the deployments
+# run their flows from the directory they were deployed from.
+deploy: $(STAMP)
+	$(BIN)/prefect work-pool inspect cpu-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create cpu-pool --type process
+	$(BIN)/prefect work-pool inspect gpu-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create gpu-pool --type process
+	$(BIN)/prefect --no-prompt deploy --all --prefect-file flows/prefect.yaml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -227,7 +227,6 @@ class PrepareDataParams(_Model):
     datasets: list[str] = Field(min_length=1, description="registry dataset names")
     data_root: str = Field(default="data")
     registry: str | None = Field(default=None, description="registry YAML; null = the packaged one")
-    downloads: str | None = Field(default=None, description="download cache; null = <data_root>/downloads")
 
     @field_validator("datasets")
     @classmethod
@@ -262,7 +261,10 @@ class EvaluateParams(_Model):
     results: str = Field(description="folder of SEQ.txt (or a TrackEval tracker folder with data/)")
     sequences: list[str] | None = Field(default=None, description="null = seqmap.txt or every sequence")
     preset: str = Field(default="mot17", description="evaluation preset")
+    dataset: str = Field(description="dataset name recorded in the catalog (MOT17, pets09-s2l1, ...)")
+    split: str | None = Field(default=None, description="split recorded in the catalog")
     tracker_name: str = Field(default="external", description="name recorded in the catalog")
+    source: Literal["cstrack", "external"] = Field(default="external", description="ours or imported")
     catalog_root: str | None = Field(default=None, description="ingest into this catalog; null = do not")
     allow_missing: bool = Field(default=False, description="count a missing result file as empty")
 
@@ -273,10 +275,10 @@ class EvaluateParams(_Model):
             raise ValueError(f"unknown evaluation preset {v!r}; choose from {', '.join(EVAL_PRESETS)}")
         return v.lower()
 
-    @field_validator("tracker_name")
+    @field_validator("tracker_name", "dataset")
     @classmethod
     def _tracker(cls, v: str) -> str:
-        return _check_name(v, "tracker name")
+        return _check_name(v, "name")
 
 
 class ReportParams(_Model):

@@ -33,7 +33,12 @@ CACHE_DIR = ".cache"  # under results_root: cache keys (metadata) and the small 
 
 
 class SequencesFailedError(RuntimeError):
-    """Raised at the end of a run in which some sequences (or evaluations) failed."""
+    """Raised at the end of a run in which some sequences (or evaluations) failed; ``summary`` is
+    what the run did (the successful sequences are evaluated and catalogued)."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
 
 
 def _abs(path: str | Path) -> Path:
@@ -282,7 +287,8 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     if summary["failed"]:
         raise SequencesFailedError(
             f"{len(summary['failed'])} failure(s) in run {params.run_name}; {len(outcomes) - len(failed)} of "
-            f"{len(outcomes)} sequences succeeded and were catalogued. Failed:\n  " + "\n  ".join(summary["failed"])
+            f"{len(outcomes)} sequences succeeded and were catalogued. Failed:\n  " + "\n  ".join(summary["failed"]),
+            summary,
         )
     logger.info("done: %d tracked, %d cached, %d sequences in %.1f s", summary["tracked"], summary["cached"],
                 summary["sequences"], summary["wall_s"])

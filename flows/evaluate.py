@@ -1,0 +1,46 @@
+"""``evaluate``: MOTChallenge metrics of any result folder (ours or another tracker's), optionally
+recorded in the catalog; the table is published as a markdown artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.params import EvaluateParams
+from tasks.catalog import catalog_run_id, evaluate_task
+from tasks.publish import artifact_key, metrics_markdown, publish_markdown
+
+
+def results_content(results: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of the result files: evaluating the same files again gives the same
+    catalog run id (the run is replaced, not duplicated)."""
+    from cstrack.eval.inputs import results_dir
+    from cstrack.fsutil import sha256_file
+
+    folder = results_dir(results)
+    return {p.name: sha256_file(p) for p in sorted(folder.glob("*.txt"))}
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate(params: EvaluateParams) -> dict[str, Any]:
+    gt_root = str(Path(params.gt_root).expanduser().resolve())
+    results = Path(params.results).expanduser().resolve()
+    run = None
+    if params.catalog_root is not None:
+        content = {"results": results_content(results), "preset": params.preset, "sequences": params.sequences}
+        run = {
+            "run_id": catalog_run_id(params.tracker_name, params.dataset, params.split, content),
+            "dataset": params.dataset, "tracker": params.tracker_name, "source": params.source,
+            "split": params.split, "eval_preset": params.preset, "results_uri": str(results),
+            "config": {"preset": params.preset},
+        }
+    catalog_root = None if params.catalog_root is None else str(Path(params.catalog_root).expanduser().resolve())
+    label = f"{params.tracker_name} on {params.dataset}" + (f"/{params.split}" if params.split else "")
+    res = evaluate_task(gt_root, str(results), params.sequences, params.preset, label, catalog_root, run,
+                        params.allow_missing)
+    print(res["table"])
+    publish_markdown(artifact_key("evaluate", params.tracker_name, params.dataset), f"# {label}\n\n"
+                     + metrics_markdown([res]) + "\n", f"evaluation of {results}")
+    return res

@@ -1,0 +1,23 @@
+"""``report``: regenerate the tables and figures from the catalog and publish them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.params import ReportParams
+from tasks.publish import artifact_key, publish_markdown
+from tasks.report import build_report_task
+
+
+@flow(name="report", log_prints=True)
+def report(params: ReportParams) -> dict[str, Any]:
+    root = Path(params.catalog_root).expanduser().resolve()
+    out_dir = Path(params.out_dir).expanduser().resolve() if params.out_dir else root / "tables"
+    res = build_report_task(str(root), str(out_dir))
+    print(res["report_md"])
+    if params.publish:
+        res["artifact"] = publish_markdown(artifact_key("report"), res["report_md"], f"report of the catalog {root}")
+    return res

@@ -1,0 +1,288 @@
+"""End to end with real services: `prefect server start`, a process worker on cpu-pool, `dask scheduler`
+and two `dask worker`s on loopback, `make deploy`, then
+`prefect deployment run 'track-all/nightly' --watch` over PETS09-S2L1 (converted here from the shipped
+video), the MOT17-mini frames and synthetic sequences.
+
+The tests share one server/cluster and run in file order: the full run, a re-run served from the
+cache, a run with a corrupt image, and a run during which one Dask worker is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cstrack.data.convert import video_to_sequence
+from cstrack.data.prepare import prepare
+from cstrack.data.synthetic import SynthConfig, generate
+from cstrack.paths import shared_data
+from tests.flows.harness import BIN, REPO, DaskCluster, PrefectStack, wait_until
+
+pytestmark = pytest.mark.slow
+
+# Sizes chosen for CI on 2 cores: the real model path (cstrack-n, COCO weights, private detections)
+# on 120 PETS frames and the MOT17 frames; the synthetic sprites (not COCO people) with gt boxes.
+PETS_FRAMES = 120
+INPUT_SIZE = [320, 256]
+SYNTH = SynthConfig(sequences=3, length=40, width=320, height=240, objects=4, seed=7)
+RUN_TIMEOUT_S = 600
+EXPECTED = {
+    ("pets09-s2l1", "PETS09-S2L1"),
+    ("mot17-mini", "MOT17-02-FRCNN"),
+    ("mot17-mini", "MOT17-05-FRCNN"),
+    ("synth", "SYNTH-01"),
+    ("synth", "SYNTH-02"),
+    ("synth", "SYNTH-03"),
+}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e-data")
+    video_to_sequence(
+        shared_data() / "raw" / "PETS09-S2L1.mp4", root / "pets09-s2l1" / "images" / "train", "PETS09-S2L1",
+        gt=shared_data() / "mot15" / "PETS09-S2L1", frames=(1, PETS_FRAMES),
+    )
+    prepare("mot17-mini", root, progress=False)
+    generate(root / "synth" / "images" / "train", SYNTH)
+    return root
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_stack: PrefectStack, dask_cluster: DaskCluster) -> PrefectStack:
+    """The work pool with a worker, and every deployment of flows/prefect.yaml (`make deploy`)."""
+    out = subprocess.run(["make", "-s", "-o", ".venv/.installed", "deploy"], cwd=REPO, env=prefect_stack.env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    flows = {f["id"]: f["name"] for f in prefect_stack.api("POST", "/flows/filter", json={})}
+    names = {f"{flows[d['flow_id']]}/{d['name']}" for d in prefect_stack.api("POST", "/deployments/filter", json={})}
+    assert {"track-all/nightly", "nightly/nightly"} <= names
+    prefect_stack.start_worker("cpu-pool")
+    return prefect_stack
+
+
+def track_params(data_root: Path, results: Path, cluster: DaskCluster, datasets: list[dict[str, Any]] | None = None,
+                 run_name: str = "e2e") -> dict[str, Any]:
+    return {
+        "data_root": str(data_root),
+        "results_root": str(results),
+        "run_name": run_name,
+        "tag": "nightly",
+        "model": {"variant": "cstrack-n", "weights": "coco", "input_size": INPUT_SIZE},
+        "cluster": {"dask_address": cluster.address},
+        "datasets": datasets or [{"name": "pets09-s2l1"}, {"name": "mot17-mini"}, {"name": "synth", "mode": "gt"}],
+    }
+
+
+def start_deployment_run(stack: PrefectStack, params: dict[str, Any], log: Path) -> subprocess.Popen[str]:
+    cmd = [str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params", json.dumps({"params": params}),
+           "--watch", "--watch-timeout", str(RUN_TIMEOUT_S)]
+    fh = open(log, "w")  # noqa: SIM115 - closed by the caller through finish()
+    return subprocess.Popen(cmd, cwd=REPO, env=stack.env, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def finish(proc: subprocess.Popen[str], log: Path) -> tuple[int, str, str]:
+    """Wait for the CLI; returns (exit status, its output, the flow run id it created)."""
+    try:
+        rc = proc.wait(timeout=RUN_TIMEOUT_S + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    text = log.read_text()
+    m = re.search(r"UUID: ([0-9a-f-]{36})", text)
+    assert m, f"no flow run id in the CLI output:\n{text[-3000:]}"
+    return rc, text, m.group(1)
+
+
+def run_deployment(stack: PrefectStack, params: dict[str, Any], log: Path) -> tuple[int, str, str, float]:
+    t0 = time.monotonic()
+    rc, text, flow_run_id = finish(start_deployment_run(stack, params, log), log)
+    return rc, text, flow_run_id, time.monotonic() - t0
+
+
+def diagnose(stack: PrefectStack, flow_run_id: str, cli_output: str) -> str:
+    """The CLI output, the flow run's final state message and its last log lines (failure messages)."""
+    state = stack.api("GET", f"/flow_runs/{flow_run_id}")["state"]
+    logs = stack.api("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 60,
+                                                   "sort": "TIMESTAMP_DESC"})
+    lines = "\n".join(f"{r['level']:>3} {r['message'][:600]}" for r in reversed(logs))
+    return f"{cli_output[-2000:]}\n--- state: {state['type']}: {state.get('message')}\n--- logs:\n{lines}"
+
+
+def task_runs(stack: PrefectStack, flow_run_id: str, prefix: str = "track ") -> list[dict[str, Any]]:
+    rows = stack.api("POST", "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
+    return [r for r in rows if r["name"].startswith(prefix)]
+
+
+def final_task_states(stack: PrefectStack, flow_run_id: str, expected: int) -> dict[str, tuple[str, str]]:
+    """``{task run name: (state type, state name)}`` of the tracking tasks, once all ``expected``
+    are terminal (task states reach the server as events, a moment after the flow run ends)."""
+    terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+    def ready() -> dict[str, tuple[str, str]] | None:
+        rows = task_runs(stack, flow_run_id)
+        if len(rows) >= expected and all(r["state_type"] in terminal for r in rows):
+            return {r["name"]: (r["state_type"], r["state_name"]) for r in rows}
+        return None
+
+    return wait_until("terminal task run states", ready, 60.0)
+
+
+def catalog_sequences(results: Path) -> list[tuple[str, str]]:
+    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog."""
+    import catalog
+
+    runs = catalog.load("runs", root=results)
+    metrics = catalog.load("sequence_metrics", root=results)
+    metrics = metrics[metrics["sequence"] != "COMBINED"].merge(runs[["run_id", "dataset"]], on="run_id")
+    return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))
+
+
+def timing_records(results: Path, run_name: str = "e2e") -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for p in (results / run_name).rglob("*.timing.json"):
+        rec = json.loads(p.read_text())
+        out[(rec["dataset"], rec["sequence"])] = rec
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e-results")
+
+
+def test_nightly_deployment_tracks_every_sequence_once_on_both_workers(
+    deployed: PrefectStack, dask_cluster: DaskCluster, data_root: Path, results: Path, tmp_path: Path
+) -> None:
+    rc, text, flow_run_id, seconds = run_deployment(deployed, track_params(data_root, results, dask_cluster),
+                                                    tmp_path / "run.log")
+    print(f"first deployment run: {seconds:.1f} s")
+    assert rc == 0, diagnose(deployed, flow_run_id, text)
+    assert deployed.api("GET", f"/flow_runs/{flow_run_id}")["state"]["type"] == "COMPLETED"
+
+    # one catalog row per sequence, exactly once, all from this flow run
+    assert catalog_sequences(results) == sorted(EXPECTED)
+    import catalog
+
+    runs = catalog.load("runs", root=results)
+    assert set(runs["flow_run_id"]) == {flow_run_id}
+    assert set(runs["tag"]) == {"nightly"}
+    assert set(runs["dataset"]) == {"pets09-s2l1", "mot17-mini", "synth"}
+
+    # every sequence tracked once, by a task of this flow run; both Dask workers took part
+    states = final_task_states(deployed, flow_run_id, len(EXPECTED))
+    assert states == {f"track {d}/{s}": ("COMPLETED", "Completed") for d, s in EXPECTED}
+    recs = timing_records(results)
+    assert set(recs) == EXPECTED
+    assert {r["worker"] for r in recs.values()} == {"w1", "w2"}
+    for (dataset, seq), rec in recs.items():
+        assert Path(rec["result_path"]).is_file()
+        assert rec["frames"] == {"PETS09-S2L1": PETS_FRAMES, "MOT17-02-FRCNN": 4, "MOT17-05-FRCNN": 6}.get(
+            seq, SYNTH.length), (dataset, seq)
+        assert rec["torch_threads"] >= 1
+    # the real model ran on PETS (private detections: forward time recorded)
+    assert recs[("pets09-s2l1", "PETS09-S2L1")]["ms"]["forward"] > 0
+
+    # the tables artifact of this run
+    arts = deployed.api("POST", "/artifacts/filter",
+                        json={"artifacts": {"key": {"any_": ["track-all-e2e"]}, "flow_run_id": {"any_": [flow_run_id]}}})
+    assert len(arts) == 1 and arts[0]["type"] == "markdown"
+    md = arts[0]["data"]
+    for _, seq in EXPECTED:
+        assert seq in md
+    assert "6 tracked, 0 cached, 0 failed" in md
+    assert "Table VI" in md
+
+
+def test_rerun_is_served_from_the_cache_without_duplicates(
+    deployed: PrefectStack, dask_cluster: DaskCluster, data_root: Path, results: Path, tmp_path: Path
+) -> None:
+    before = {p: p.stat().st_mtime_ns for p in (results / "e2e").rglob("*.txt")}
+    import catalog
+
+    runs_before = sorted(catalog.load("runs", root=results)["run_id"])
+    rc, text, flow_run_id, seconds = run_deployment(deployed, track_params(data_root, results, dask_cluster),
+                                                    tmp_path / "rerun.log")
+    print(f"cached re-run: {seconds:.1f} s")
+    assert rc == 0, diagnose(deployed, flow_run_id, text)
+    states = final_task_states(deployed, flow_run_id, len(EXPECTED))
+    assert states == {f"track {d}/{s}": ("COMPLETED", "Cached") for d, s in EXPECTED}
+    # nothing re-written, nothing duplicated: same result files, same catalog runs, one row per sequence
+    assert {p: p.stat().st_mtime_ns for p in (results / "e2e").rglob("*.txt")} == before
+    assert sorted(catalog.load("runs", root=results)["run_id"]) == runs_before
+    assert catalog_sequences(results) == sorted(EXPECTED)
+    arts = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    assert any("0 tracked, 6 cached, 0 failed" in a["data"] for a in arts)
+
+
+def test_a_corrupt_image_fails_only_its_sequence_and_the_flow(
+    deployed: PrefectStack, dask_cluster: DaskCluster, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    generate(data / "synth-bad" / "images" / "train", SynthConfig(sequences=3, length=12, width=320, height=256,
+                                                                  objects=3, seed=11, prefix="BAD"))
+    corrupt = data / "synth-bad" / "images" / "train" / "BAD-02" / "img1" / "000006.jpg"
+    corrupt.write_bytes(b"\xff\xd8 this is not a JPEG")
+    results = tmp_path / "results"
+    params = track_params(data, results, dask_cluster, datasets=[{"name": "synth-bad"}], run_name="bad")
+    rc, text, flow_run_id, _ = run_deployment(deployed, params, tmp_path / "bad.log")
+    assert rc == 1, diagnose(deployed, flow_run_id, text)
+    state = deployed.api("GET", f"/flow_runs/{flow_run_id}")["state"]
+    assert state["type"] == "FAILED"
+    assert "synth-bad/train/BAD-02" in state["message"] and "000006.jpg" in state["message"]
+    assert "BAD-01" not in state["message"] and "BAD-03" not in state["message"]
+    tasks = {k: v[0] for k, v in final_task_states(deployed, flow_run_id, 3).items()}
+    assert tasks == {"track synth-bad/BAD-01": "COMPLETED", "track synth-bad/BAD-02": "FAILED",
+                     "track synth-bad/BAD-03": "COMPLETED"}
+    # the others were evaluated and catalogued; the bad one left no result behind
+    assert catalog_sequences(results) == [("synth-bad", "BAD-01"), ("synth-bad", "BAD-03")]
+    assert not (results / "bad" / "synth-bad" / "train" / "BAD-02.txt").exists()
+
+
+def _worker_logging(cluster: DaskCluster, marker: str, offsets: dict[str, int]) -> str | None:
+    """The worker whose log has ``marker`` after byte ``offsets[name]`` (output of this run only)."""
+    for name, svc in cluster.workers.items():
+        with open(svc.log, "rb") as fh:
+            fh.seek(offsets.get(name, 0))
+            if marker.encode() in fh.read():
+                return name
+    return None
+
+
+def test_sigkill_of_a_dask_worker_mid_run_still_tracks_every_sequence_once(
+    deployed: PrefectStack, dask_cluster: DaskCluster, data_root: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"  # a fresh cache: everything is tracked again
+    offsets = {name: svc.log.stat().st_size for name, svc in dask_cluster.workers.items()}
+    proc = start_deployment_run(deployed, track_params(data_root, results, dask_cluster), tmp_path / "kill.log")
+    try:
+        # PETS is the longest sequence; kill its worker once it has done a tenth of the frames
+        victim = wait_until("PETS09-S2L1 progress in a Dask worker log",
+                            lambda: _worker_logging(dask_cluster, f"PETS09-S2L1: {PETS_FRAMES // 10}/", offsets),
+                            RUN_TIMEOUT_S, interval_s=0.2)
+        dask_cluster.workers[victim].kill(signal.SIGKILL)
+        rc, text, flow_run_id = finish(proc, tmp_path / "kill.log")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, diagnose(deployed, flow_run_id, text)
+    assert catalog_sequences(results) == sorted(EXPECTED)
+    recs = timing_records(results)
+    assert set(recs) == EXPECTED
+    survivor = ({"w1", "w2"} - {victim}).pop()
+    assert recs[("pets09-s2l1", "PETS09-S2L1")]["worker"] == survivor
+    assert recs[("pets09-s2l1", "PETS09-S2L1")]["frames"] == PETS_FRAMES
+    states = final_task_states(deployed, flow_run_id, len(EXPECTED))
+    assert set(states) == {f"track {d}/{s}" for d, s in EXPECTED}
+    assert {v[0] for v in states.values()} == {"COMPLETED"}
+    # bring the cluster back to two workers for whatever runs next
+    dask_cluster.add_worker(victim)
+    dask_cluster.wait_for_workers({"w1", "w2"})
