@@ -66,6 +66,7 @@ class EpochSummary:
     images_per_s: float
     loss: dict[str, float]
     lr: float
+    final: bool = False  # the last epoch of this fit() call (configured end, until_epoch or time budget)
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -252,11 +253,13 @@ class Trainer:
 
     # -- loop -----------------------------------------------------------------------------------
 
-    def fit(self, resume: bool = False, until_epoch: int | None = None) -> TrainResult:
+    def fit(self, resume: bool = False, until_epoch: int | None = None, time_budget_s: float | None = None) -> TrainResult:
         """Train up to ``cfg.epochs`` (continuing from the newest checkpoint with ``resume``).
 
-        ``until_epoch``: stop once that many epochs are done (a time-boxed part of the run; resume
-        it later).  The weights are exported either way.
+        ``until_epoch``: stop once that many epochs are done (a part of the run; resume it later).
+        ``time_budget_s``: stop after the epoch at which one more epoch of the mean length so far
+        would take the training time (summed over resumes, evaluation callbacks excluded) past the
+        budget.  The weights are exported either way.
         """
         resumed_from = None
         try:
@@ -274,6 +277,8 @@ class Trainer:
             stop = self.cfg.epochs if until_epoch is None else min(self.cfg.epochs, until_epoch)
             for epoch in range(self.start_epoch, stop):
                 summary = self.train_epoch(epoch)
+                out_of_time = self._out_of_time(summary, time_budget_s)
+                summary.final = epoch + 1 == stop or out_of_time
                 if self.dist.is_main:
                     for cb in self.callbacks:
                         summary.metrics.update(cb(self, summary) or {})
@@ -282,9 +287,19 @@ class Trainer:
                     self.steps.flush(epoch)
                     self._save(epoch + 1)
                 barrier(self.dist)
+                if out_of_time:
+                    self._say(f"time budget {time_budget_s:.0f} s: stopping after epoch {epoch + 1}")
+                    break
             return self._finish(resumed_from)
         finally:
             shutdown(self.dist)
+
+    def _out_of_time(self, summary: EpochSummary, budget: float | None) -> bool:
+        if budget is None:
+            return False
+        done = len(self.history) + 1
+        verdict = self.train_seconds + self.train_seconds / done > budget
+        return bool(all_gather_object(self.dist, verdict)[0])  # rank 0 decides for every rank
 
     def train_epoch(self, epoch: int) -> EpochSummary:
         """One pass over the data; returns the epoch's mean losses and throughput."""

@@ -116,3 +116,12 @@ def test_guarded_runs(tiny_config: TrainConfig) -> None:
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match="corrupt"):
         Trainer(cfg, progress=False).fit(resume=True)
+
+
+def test_time_budget_stops_after_an_epoch(tiny_config: TrainConfig) -> None:
+    cfg = tiny_config.replace(epochs=3)
+    seen = []
+    res = Trainer(cfg, progress=False, callbacks=[lambda tr, s: seen.append((s.epoch, s.final))]).fit(time_budget_s=1e-3)
+    assert len(res.history) == 1 and seen == [(0, True)]
+    assert (Path(cfg.out_dir) / "checkpoints" / "epoch_001.pt").is_file()
+    assert res.weights is not None and res.weights.is_file()
