@@ -34,6 +34,7 @@ def local_cluster_kwargs(spec: ClusterSpec) -> dict[str, object]:
         "dashboard_address": "127.0.0.1:0",
         "worker_dashboard_address": "127.0.0.1:0",
         "scheduler_kwargs": {"dashboard": False},
+        "preload": ["tasks.warmup"],
     }
 
 

@@ -79,19 +79,21 @@ DASK_SCHEDULER = ServiceCommand(
 
 # One Dask worker process (under a nanny) with one thread: track-all tasks set torch to their
 # share of the cores (pipeline_notes.md: several workers each using every core thrash).  A worker
-# whose scheduler disappears exits after --death-timeout seconds.
+# whose scheduler disappears exits after --death-timeout seconds; tasks.warmup imports the tracking
+# stack at start-up instead of in the first task of a run.
 DASK_WORKER = ServiceCommand(
     "dask-worker",
     (
         "dask", "worker", "{scheduler}", "--host", "{host}", "--name", "{name}", "--nthreads", "1",
         "--nworkers", "1", "--no-dashboard", "--dashboard-address", "{http}", "--death-timeout", "60",
+        "--preload", "tasks.warmup",
     ),
 )
 
-# Work pools and deployments (what `make deploy` runs, from the repository root).
-CREATE_POOL = ServiceCommand("create-pool", ("prefect", "work-pool", "create", "{pool}", "--type", "process"))
-DEPLOY_ALL = ServiceCommand("deploy", ("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "flows/prefect.yaml"))
+# Work pools (created when missing) and every deployment of flows/prefect.yaml: the Makefile target,
+# run from the repository root (-o: never rebuild the virtualenv from here).
+DEPLOY = ServiceCommand("deploy", ("make", "-o", ".venv/.installed", "deploy"))
 
 SERVICES: dict[str, ServiceCommand] = {
-    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, CREATE_POOL, DEPLOY_ALL)
+    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DEPLOY)
 }

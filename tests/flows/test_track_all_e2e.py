@@ -23,6 +23,7 @@ from cstrack.data.convert import video_to_sequence
 from cstrack.data.prepare import prepare
 from cstrack.data.synthetic import SynthConfig, generate
 from cstrack.paths import shared_data
+from flows.services import DEPLOY
 from tests.flows.harness import BIN, REPO, DaskCluster, PrefectStack, wait_until
 
 pytestmark = pytest.mark.slow
@@ -58,8 +59,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def deployed(prefect_stack: PrefectStack, dask_cluster: DaskCluster) -> PrefectStack:
     """The work pool with a worker, and every deployment of flows/prefect.yaml (`make deploy`)."""
-    out = subprocess.run(["make", "-s", "-o", ".venv/.installed", "deploy"], cwd=REPO, env=prefect_stack.env,
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(DEPLOY.render(), cwd=REPO, env=prefect_stack.env, capture_output=True, text=True,
+                         timeout=300, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     flows = {f["id"]: f["name"] for f in prefect_stack.api("POST", "/flows/filter", json={})}
     names = {f"{flows[d['flow_id']]}/{d['name']}" for d in prefect_stack.api("POST", "/deployments/filter", json={})}
