@@ -16,6 +16,6 @@ def dask_setup(worker: Any) -> None:
     import prefect.task_engine  # noqa: F401
     import torch  # noqa: F401
 
-    import cstrack.model.detector  # noqa: F401
+    import cstrack.model.detector
     import cstrack.runner  # noqa: F401
     import tasks.track  # noqa: F401
