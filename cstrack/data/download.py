@@ -141,7 +141,8 @@ def download(
                     break
                 sleep(min(backoff * 2 ** (attempt - 1), max_backoff))
         if src:
-            digest = _verify(part, expected_sha, size, verify, keep_hint=f"partial file kept at {part}")
+            hint = f"partial file kept at {part}; delete it to start over"
+            digest = _verify(part, expected_sha, size, verify, keep_hint=hint)
             with open(part, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(part, dest)
