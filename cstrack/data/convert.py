@@ -184,6 +184,8 @@ def video_to_sequence(
             last = n_source
         if n_source is not None and last is not None and last > n_source:
             raise ConfigError(f"--frames: last frame {last} is past the end of the sequence ({n_source} frames)")
+        if last is not None and first > last:
+            raise ConfigError(f"--frames: first frame {first} is past the end of the sequence ({last} frames)")
         if frame_rate is not None:
             rate, rate_from = float(frame_rate), "option"
         elif ann.seqinfo is not None:
@@ -202,6 +204,8 @@ def video_to_sequence(
             )
             if decoded_to_end and ((frames is not None and frames[1] is not None) or not kept):
                 raise ConfigError(f"--frames: {first}:{last} is past the end of the video ({len(kept) + len(bad)} frames)")
+            if not kept:
+                raise DatasetError(f"no frame of {first}..{last} could be decoded ({len(bad)} bad frames)", video)
             total_source = kept[-1] if decoded_to_end and not bad else n_source
             frame_map = {src: k + 1 for k, src in enumerate(kept)}
             gt_rows = det_rows = 0

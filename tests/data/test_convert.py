@@ -113,6 +113,8 @@ def test_frames_past_end_and_container_rate(tmp_path: Path, data_dir: Path) -> N
     video = data_dir / "raw" / "PETS09-S2L1.mp4"
     with pytest.raises(ConfigError, match="past the end"):
         video_to_sequence(video, tmp_path, "x", gt=data_dir / "mot15" / SEQ, frames=(790, 800))
+    with pytest.raises(ConfigError, match="first frame 800 is past the end"):
+        video_to_sequence(video, tmp_path, "x", gt=data_dir / "mot15" / SEQ, frames=(800, None))
     res = video_to_sequence(video, tmp_path, "nogt", frames=(1, 3))
     assert (res.frame_rate, res.frame_rate_from) == (10.0, "container")
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # failed attempt left nothing
