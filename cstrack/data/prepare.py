@@ -6,6 +6,7 @@
     D/raw/<archive stem>/     extracted archives (atomic: a folder here is complete)
     D/images/, D/labels_with_ids/, D/<list>.txt   the converter's output (see cstrack.data.convert)
     D/prepared.json           written last: the entry fingerprint, file checksums, list sizes
+    D/.prepare.lock           held (flock) while a process prepares D; others wait, then reuse
 
 A dataset whose ``prepared.json`` matches the current registry entry and whose list files are
 intact is not redone.  Anything less is redone from the first missing step: a verified download
@@ -16,6 +17,7 @@ is never fetched again and an extracted archive is not extracted again.  Local s
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import fnmatch
 import json
 import shutil
@@ -46,6 +48,7 @@ from cstrack.errors import DatasetError, DownloadError
 from cstrack.fsutil import atomic_write_json
 
 RECORD = "prepared.json"
+LOCK = ".prepare.lock"
 _ARCHIVES = ("zip", "tar", "tar.gz", "tar.bz2", "tar.xz")
 
 
@@ -106,6 +109,18 @@ def prepare(
         rec = read_record(d) or {}
         return PrepareResult(name, d, True, _lists(d, rec), rec)
     d.mkdir(parents=True, exist_ok=True)
+    with open(d / LOCK, "a+b") as lock:  # one preparer per dataset folder at a time (processes too)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not force and is_prepared(entry, d):  # done by another process while we waited
+            rec = read_record(d) or {}
+            return PrepareResult(name, d, True, _lists(d, rec), rec)
+        return _prepare_locked(entry, d, name, progress=progress, retries=retries, timeout=timeout, log=log)
+
+
+def _prepare_locked(
+    entry: DatasetEntry, d: Path, name: str, *, progress: bool, retries: int, timeout: float,
+    log: Callable[[str], None],
+) -> PrepareResult:
     files: list[dict[str, Any]] = []
     sources: dict[str, Path] = {}
     for f in entry.files:

@@ -134,3 +134,21 @@ def test_full_pets_prepare(tmp_path: Path) -> None:
     assert len(list((seq / "img1").iterdir())) == 795
     assert (seq / "gt" / "gt.txt").read_bytes() == (tmp_path / "pets09-s2l1" / "downloads" / "gt.txt").read_bytes()
     assert seconds < 60, f"full PETS09-S2L1 preparation took {seconds:.1f} s"
+
+
+def _prepare_synth(root: str) -> bool:
+    return prepare("synth-mini", root, progress=False).skipped
+
+
+@pytest.mark.slow
+def test_concurrent_preparers_do_the_work_once(tmp_path: Path) -> None:
+    """Two processes (spawned: a few seconds) prepare one dataset: the file lock makes one wait."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        skipped = list(pool.map(_prepare_synth, [str(tmp_path)] * 2))
+    assert sorted(skipped) == [False, True]
+    rec = read_record(tmp_path / "synth-mini")
+    assert rec is not None and rec["lists"]["train.txt"] == 120
+    assert len(read_list(tmp_path / "synth-mini" / "train.txt")) == 120
