@@ -122,7 +122,7 @@ def test_sequence(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="sequence folder not found"):
         Sequence.open(tmp_path / "missing")
     (tmp_path / "s").mkdir()
-    with pytest.raises(DatasetError, match="seqinfo.ini not found"):
+    with pytest.raises(DatasetError, match=r"seqinfo\.ini not found"):
         Sequence.open(tmp_path / "s")
 
 
