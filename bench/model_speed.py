@@ -10,7 +10,6 @@ is recorded, since shared VMs are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
