@@ -6,8 +6,9 @@ import motmetrics as mm
 import pytest
 
 from cstrack.eval import COMBINED, EVENT_TYPES, accumulate, evaluate_prepared, event_log, prepare
+from cstrack.paths import shared_data
 
-from .conftest import GOLDEN
+GOLDEN = shared_data() / "eval-golden"
 
 
 @pytest.fixture(scope="module")

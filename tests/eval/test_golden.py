@@ -8,8 +8,9 @@ import json
 import pytest
 
 from cstrack.eval import COMBINED, evaluate
+from cstrack.paths import shared_data
 
-from .conftest import GOLDEN
+GOLDEN = shared_data() / "eval-golden"
 
 EXPECTED = json.loads((GOLDEN / "EXPECTED.json").read_text())
 SETS = sorted(k for k in EXPECTED if not k.startswith("_"))

@@ -14,8 +14,9 @@ from cstrack.eval import prepare
 from cstrack.eval.inputs import load_all, locate
 from cstrack.eval.prepare import frame_bounds, frame_ious
 from cstrack.eval.presets import get_preset
+from cstrack.paths import shared_data
 
-from .conftest import GOLDEN
+GOLDEN = shared_data() / "eval-golden"
 
 SETS = [("tud", "motmetrics-test", "MOT15", "mot15"), ("mot20", "MPNTrack", "MOT20", "mot20")]
 
