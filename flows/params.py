@@ -321,3 +321,26 @@ class NightlyParams(_Model):
         for n in v:
             _check_name(n, "dataset name")
         return v
+
+
+# The committed cstrack-n checkpoint fine-tuned on PETS09 (used by the demo when present).
+DEMO_WEIGHTS = "weights/cstrack-n_pets09.pt"
+
+
+class DemoParams(_Model):
+    """Parameters of the ``demo`` flow (``make demo``): everything has a working default."""
+
+    data_root: str = Field(default="data")
+    results_root: str = Field(default="results")
+    weights: str | None = Field(
+        default=None, description=f"checkpoint; null = {DEMO_WEIGHTS} when it exists, else the COCO weights"
+    )
+    input_size: tuple[int, int] = Field(default=(640, 384), description="network input (width, height), x32")
+    local_workers: int | None = Field(default=None, ge=1, description="LocalCluster size; null = usable cores")
+    render: str = Field(default="PETS09-S2L1", description="sequence to render as an annotated MP4")
+    trail: int = Field(default=30, ge=0, description="trail length in frames")
+
+    @field_validator("input_size")
+    @classmethod
+    def _size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        return ModelSpec._size(v)  # type: ignore[operator]

@@ -8,9 +8,19 @@ filled by :meth:`ServiceCommand.render`; everything else is literal.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import socket
 import string
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
@@ -97,3 +107,59 @@ DEPLOY = ServiceCommand("deploy", ("make", "-o", ".venv/.installed", "deploy"))
 SERVICES: dict[str, ServiceCommand] = {
     c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DEPLOY)
 }
+
+
+def free_loopback_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def temporary_prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[dict[str, str]]:
+    """Run :data:`PREFECT_SERVER` on a free loopback port with its database under ``home``; yield
+    the client settings (``PREFECT_API_URL``, ``PREFECT_HOME``, ...) and stop it (its whole process
+    group) on exit.  For the demo and benchmarks: one server for the flow and every Dask worker
+    (pipeline_notes.md: without ``PREFECT_API_URL`` each process starts a temporary server of its own).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_loopback_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    settings = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env = {**clean, **settings, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+           "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+    argv = PREFECT_SERVER.render(host="127.0.0.1", port=port)
+    argv[0] = str(Path(sys.executable).parent / argv[0])
+    with open(home / "server.log", "ab") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {proc.returncode}; see {home / 'server.log'}")
+            try:
+                with urllib.request.urlopen(f"{settings['PREFECT_API_URL']}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not healthy after {timeout_s:.0f} s; see {home / 'server.log'}")
+            time.sleep(0.5)
+        yield settings
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -275,11 +275,13 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "failed": failed + eval_errors,
         "first_frame_s": (min(firsts) - flow_start) if firsts else None,
         "workers": sorted({str(o["record"]["worker"]) for o in outcomes if o["record"]}),
+        "metrics": [{"label": e["label"], "run_id": e.get("run_id"), "table": e["table"]} for e in evals],
         "per_sequence": [{"sequence": _seq_label(o["seq"]), "status": o["status"],
                           "worker": (o["record"] or {}).get("worker"), "frames": (o["record"] or {}).get("frames"),
                           "fps": (o["record"] or {}).get("fps")} for o in outcomes],
     }
     report = build_report_task(summary["catalog"], str(results_root / "tables")) if evals else {"report_md": ""}
+    summary["tables"] = str(results_root / "tables")
     md = run_markdown(params, summary, outcomes, evals, str(report["report_md"]))
     summary["artifact"] = publish_markdown(artifact_key("track-all", params.run_name), md,
                                            f"track-all {params.run_name}: tracking, metrics and regenerated tables")

@@ -25,10 +25,11 @@ KEY_VERSION = 1  # bump when the meaning of a key changes
 
 _PACKAGE = Path(__file__).resolve().parent.parent / "cstrack"
 # The code whose behaviour decides a tracking result: a change here invalidates cached results
-# (the nightly must measure today's tracker, not yesterday's cache).
-TRACKING_CODE: tuple[str, ...] = (
-    "runner.py", "detection.py", "boxes.py", "data/mot.py", "data/letterbox.py", "tracker", "model", "infer",
-)
+# (the nightly must measure today's tracker, not yesterday's cache).  The model code counts only
+# when a model runs, the optimised inference paths only when one of them is used.
+TRACKING_CODE: tuple[str, ...] = ("runner.py", "detection.py", "boxes.py", "data/mot.py", "tracker")
+MODEL_CODE: tuple[str, ...] = ("model", "data/letterbox.py")
+INFER_CODE: tuple[str, ...] = ("infer",)
 _CODE_SUFFIXES = (".py", ".yaml")
 
 
@@ -89,6 +90,16 @@ def tracker_fingerprint(preset_name: str) -> str:
     return stable_hash(dataclasses.asdict(preset(preset_name)))
 
 
+def code_parts(uses_model: bool, model_path: str) -> tuple[str, ...]:
+    """The parts of the package a tracking job runs (see :data:`TRACKING_CODE`)."""
+    parts = TRACKING_CODE
+    if uses_model:
+        parts += MODEL_CODE
+        if model_path != "eager":
+            parts += INFER_CODE
+    return parts
+
+
 def track_key(seq_dir: str | Path, job: Mapping[str, Any]) -> str | None:
     """The cache key of tracking ``seq_dir`` with ``job`` (see :mod:`tasks.track`), or ``None``
     when the result is not reproducible (random weights)."""
@@ -105,7 +116,7 @@ def track_key(seq_dir: str | Path, job: Mapping[str, Any]) -> str | None:
             "model": model,
             "mode": job["mode"],
             "tracker": tracker_fingerprint(job["tracker_preset"]),
-            "code": code_fingerprint(),
+            "code": code_fingerprint(parts=code_parts(uses_model, job["model"]["path"])),
         }
     )
 

@@ -97,3 +97,11 @@ def test_code_fingerprint_follows_the_tracking_code(tmp_path: Path) -> None:
     assert code_fingerprint(pkg, parts) == a
     (pkg / "tracker" / "a.py").write_text("y = 2\n")
     assert code_fingerprint(pkg, parts) != a
+
+
+def test_the_code_that_counts_depends_on_the_job() -> None:
+    from tasks.cachekeys import INFER_CODE, MODEL_CODE, TRACKING_CODE, code_parts
+
+    assert code_parts(False, "eager") == TRACKING_CODE
+    assert code_parts(True, "eager") == TRACKING_CODE + MODEL_CODE
+    assert code_parts(True, "onnx") == TRACKING_CODE + MODEL_CODE + INFER_CODE
