@@ -297,6 +297,10 @@ class Thresholds(_Model):
     fps_warn: float = Field(default=0.15, ge=0.0, description="warn when fps drops by more than this fraction")
     fps_fail: float = Field(default=0.40, ge=0.0, description="fail when fps drops by more than this fraction")
     metrics: list[str] = Field(default=["HOTA", "MOTA", "IDF1"], min_length=1, description="compared metrics")
+    fps_modes: list[str] = Field(
+        default=["private"],
+        description="detection modes whose fps is compared (gt/public runs without a model are too fast to time)",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Thresholds:

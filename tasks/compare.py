@@ -46,7 +46,8 @@ def compare_runs(
 ) -> list[dict[str, Any]]:
     """One row per (current run, sequence, metric) present in both runs, ``COMBINED`` included:
     ``{"dataset", "split", "sequence", "metric", "previous", "current", "delta", "status",
-    "run_id", "previous_run_id"}``.  ``fps`` is compared when both runs have it."""
+    "run_id", "previous_run_id"}``.  ``fps`` is compared when both runs have it and the run's
+    detection mode is in ``thresholds["fps_modes"]`` (default: every mode)."""
     info = runs.set_index("run_id")
     rows: list[dict[str, Any]] = []
     for cur_id, prev_id in sorted(pairs.items()):
@@ -60,7 +61,8 @@ def compare_runs(
                 rows.append({**base, "metric": m, "previous": a, "current": b, "delta": b - a,
                              "status": _status(a - b, thresholds["metric_warn"], thresholds["metric_fail"])})
             a, b = prev.loc[seq, "fps"], cur.loc[seq, "fps"]
-            if pd.notna(a) and pd.notna(b) and float(a) > 0:
+            timed = "fps_modes" not in thresholds or info.loc[cur_id].get("detection_mode") in thresholds["fps_modes"]
+            if timed and pd.notna(a) and pd.notna(b) and float(a) > 0:
                 rel = 1.0 - float(b) / float(a)
                 rows.append({**base, "metric": "fps", "previous": float(a), "current": float(b),
                              "delta": float(b) - float(a),

@@ -56,6 +56,15 @@ def test_deltas_and_statuses() -> None:
     assert {r["previous_run_id"] for r in rows} == {"n2"} and {r["dataset"] for r in rows} == {"mot17-mini"}
 
 
+def test_fps_is_compared_only_for_timed_modes() -> None:
+    runs = _runs()
+    runs.loc[runs["run_id"] == "n3", "detection_mode"] = "gt"
+    rows = compare_runs(_metrics(), {"n3": "n2"}, {**THRESHOLDS, "fps_modes": ["private"]}, runs)
+    assert {r["metric"] for r in rows} == {"MOTA", "IDF1"}
+    rows = compare_runs(_metrics(), {"n3": "n2"}, {**THRESHOLDS, "fps_modes": ["private", "gt"]}, runs)
+    assert "fps" in {r["metric"] for r in rows}
+
+
 def test_improvements_never_warn_and_missing_fps_is_skipped() -> None:
     m = pd.DataFrame([("a", "S", 0.1, 0.1, None), ("b", "S", 0.9, 0.9, 3.0)],
                      columns=["run_id", "sequence", "MOTA", "IDF1", "fps"])

@@ -287,3 +287,69 @@ def test_sigkill_of_a_dask_worker_mid_run_still_tracks_every_sequence_once(
     # bring the cluster back to two workers for whatever runs next
     dask_cluster.add_worker(victim)
     dask_cluster.wait_for_workers({"w1", "w2"})
+
+
+def run_named_deployment(stack: PrefectStack, name: str, params: dict[str, Any], log: Path) -> tuple[int, str, str]:
+    cmd = [str(BIN / "prefect"), "deployment", "run", name, "--params", json.dumps({"params": params}), "--watch",
+           "--watch-timeout", str(RUN_TIMEOUT_S)]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=stack.env, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    return finish(proc, log)
+
+
+def test_nightly_compares_with_the_previous_nightly_and_fails_on_a_regression(
+    deployed: PrefectStack, dask_cluster: DaskCluster, tmp_path: Path
+) -> None:
+    data, results = tmp_path / "data", tmp_path / "results"
+
+    def params(tracker_preset: str) -> dict[str, Any]:
+        track = track_params(data, results, dask_cluster, datasets=[{"name": "synth-mini", "mode": "gt"}],
+                             run_name="nightly")
+        # the drop below is about 0.9 MOTA points: warn above 0.1, fail above 0.5
+        return {"prepare": ["synth-mini"], "track": {**track, "tracker_preset": tracker_preset},
+                "thresholds": {"metric_warn": 0.001, "metric_fail": 0.005}}
+
+    rc, text, first = run_named_deployment(deployed, "nightly/nightly", params("default"), tmp_path / "n1.log")
+    assert rc == 0, diagnose(deployed, first, text)
+    art = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["nightly-comparison-nightly"]},
+                                                                        "flow_run_id": {"any_": [first]}}})
+    assert len(art) == 1 and "first nightly of this set" in art[0]["data"]
+
+    # the next night runs the SOTS-compatible preset: new tracks are reported one frame later, so
+    # MOTA drops (fps is not compared: gt-mode runs have no model to time)
+    rc, text, second = run_named_deployment(deployed, "nightly/nightly", params("original"), tmp_path / "n2.log")
+    assert rc == 1, diagnose(deployed, second, text)
+    state = deployed.api("GET", f"/flow_runs/{second}")["state"]
+    assert "NightlyRegressionError" in state["message"] and "MOTA" in state["message"]
+    import catalog
+
+    runs = catalog.load("runs", root=results).sort_values("started_at")
+    assert list(runs["tag"]) == ["nightly", "nightly"] and runs["run_id"].nunique() == 2
+    prev_id, cur_id = list(runs["run_id"])
+    md = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [second]},
+                                                                       "key": {"like_": "nightly-comparison"}}})[0]["data"]
+    assert f"| {cur_id} | {prev_id} |" in md
+    assert "| FAIL | synth-mini | train | COMBINED | MOTA | 1.000 |" in md
+    assert "| fps |" not in md
+
+
+def test_the_same_flow_runs_on_a_local_cluster_from_the_command_line(deployed: PrefectStack, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    generate(data / "synth" / "images" / "train", SynthConfig(sequences=4, length=20, width=320, height=240,
+                                                              objects=3, seed=5))
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data_root: {data}\nresults_root: {tmp_path / 'results'}\ndatasets:\n  - name: synth\n")
+    cmd = [str(BIN / "python"), "-m", "flows", "track-all", str(params), "--set", "mode=gt",
+           "--set", "cluster.local_workers=2", "--set", "run_name=local"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=deployed.env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                         check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads(out.stdout[out.stdout.index("{"):])
+    assert (summary["sequences"], summary["tracked"], summary["failed"]) == (4, 4, [])
+    assert set(summary["workers"]) <= {"0", "1"}
+    assert catalog_sequences(tmp_path / "results") == [("synth", f"SYNTH-0{i}") for i in range(1, 5)]
+    # a bad parameter is refused before anything runs, naming the field
+    bad = subprocess.run([*cmd, "--set", "cluster.local_workers=0"], cwd=tmp_path, env=deployed.env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and "cluster.local_workers" in bad.stderr
