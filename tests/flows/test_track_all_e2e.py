@@ -345,7 +345,7 @@ def test_the_same_flow_runs_on_a_local_cluster_from_the_command_line(deployed: P
     out = subprocess.run(cmd, cwd=tmp_path, env=deployed.env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                          check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    summary = json.loads(out.stdout[out.stdout.index("{"):])
+    summary = cli_json(out.stdout)
     assert (summary["sequences"], summary["tracked"], summary["failed"]) == (4, 4, [])
     assert set(summary["workers"]) <= {"0", "1"}
     assert catalog_sequences(tmp_path / "results") == [("synth", f"SYNTH-0{i}") for i in range(1, 5)]
@@ -353,3 +353,67 @@ def test_the_same_flow_runs_on_a_local_cluster_from_the_command_line(deployed: P
     bad = subprocess.run([*cmd, "--set", "cluster.local_workers=0"], cwd=tmp_path, env=deployed.env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "cluster.local_workers" in bad.stderr
+
+
+def run_flow_cli(stack: PrefectStack, flow: str, params: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    """``python -m flows FLOW PARAMS.json`` recorded on the module's server; returns its JSON result."""
+    path = cwd / f"{flow}.json"
+    path.write_text(json.dumps(params))
+    out = subprocess.run([str(BIN / "python"), "-m", "flows", flow, str(path)], cwd=cwd, env=stack.env,
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return cli_json(out.stdout)
+
+
+def cli_json(stdout: str) -> dict[str, Any]:
+    """The JSON document ``python -m flows`` prints last (log lines may precede it)."""
+    start = 0 if stdout.startswith("{") else stdout.rindex("\n{\n") + 1
+    return json.loads(stdout[start:])
+
+
+def test_evaluate_imports_an_external_tracker_and_report_regenerates_the_tables(
+    prefect_stack: PrefectStack, tmp_path: Path
+) -> None:
+    golden = shared_data() / "eval-golden"
+    expected = json.loads((golden / "EXPECTED.json").read_text())["tud"]["sequences"]
+    results = tmp_path / "results"
+    params = {"gt_root": str(golden / "tud" / "gt"), "results": str(golden / "tud" / "trackers" / "motmetrics-test"),
+              "preset": "mot15", "dataset": "TUD", "tracker_name": "motmetrics-test", "catalog_root": str(results)}
+    res = run_flow_cli(prefect_stack, "evaluate", params, tmp_path)
+    rows = {r["sequence"]: r for r in res["rows"]}
+    for seq in ("TUD-Campus", "TUD-Stadtmitte"):
+        for m in ("MOTA", "IDF1", "HOTA"):
+            assert rows[seq][m] == pytest.approx(expected[seq][m], abs=1e-9)
+    import catalog
+
+    runs = catalog.load("runs", root=results)
+    assert list(runs["source"]) == ["external"] and list(runs["tracker"]) == ["motmetrics-test"]
+    # evaluating the same files again replaces the catalog run
+    run_flow_cli(prefect_stack, "evaluate", params, tmp_path)
+    assert len(catalog.load("runs", root=results)) == 1
+    rep = run_flow_cli(prefect_stack, "report", {"catalog_root": str(results)}, tmp_path)
+    assert "| TUD |" in rep["report_md"] and "motmetrics-test" in rep["report_md"]
+    assert (results / "tables" / "table_vi.md").is_file()
+    arts = prefect_stack.api("POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["report"]}}})
+    assert arts and "motmetrics-test" in arts[0]["data"]
+
+
+def test_train_flow_returns_the_checkpoint_and_its_record(prefect_stack: PrefectStack, tmp_path: Path) -> None:
+    import yaml
+
+    from cstrack.fsutil import sha256_file
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "tiny", "out_dir": str(tmp_path / "run"), "epochs": 1, "batch": 4, "nominal_batch": 4,
+        "data": {"sequences": [{"path": str(shared_data() / "mot15" / "PETS09-S2L1-head8")}], "input_size": [64, 64],
+                 "resize": "letterbox"},
+        "init": {"kind": "random"}, "optim": {"warmup_epochs": 0, "warmup_min_iters": 0},
+    }))
+    res = run_flow_cli(prefect_stack, "train", {"config": str(config), "device": "auto"}, tmp_path)
+    weights = Path(res["weights"])
+    assert weights.is_file() and res["epochs"] == 1
+    assert res["record"]["sha256"] == sha256_file(weights) and res["record"]["variant"] == "cstrack-n"
+    # resuming a finished run trains nothing more and exports the same weights
+    again = run_flow_cli(prefect_stack, "train", {"config": str(config), "resume": True}, tmp_path)
+    assert again["resumed_from"] == 1 and again["epochs"] == 1
