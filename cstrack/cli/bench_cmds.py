@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         fake_dets: int = typer.Option(
             0, "--fake-dets", min=0, help="synthetic detections added per frame so the tracker works (random weights)"
         ),
+        forward_iters: int = typer.Option(
+            0, "--forward-iters", min=0, help="then time the forward alone this many times (0: skip)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     ) -> None:
         """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
@@ -36,7 +39,7 @@ def register(app: typer.Typer) -> None:
         weights_arg: str | Path | None = None if weights is None else (weights if weights == "coco" else Path(weights))
         res = bench_speed(
             variant, weights_arg, parse_size(size), images, frames, path,
-            threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets,
+            threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets, forward_iters=forward_iters,
         )
         if as_json:
             print_json(res)
@@ -45,3 +48,5 @@ def register(app: typer.Typer) -> None:
                    f"{res['fps']:.2f} fps ({res['ms_per_frame']:.1f} ms/frame)")
         typer.echo("  " + "  ".join(f"{s} {res['ms'][s]:.2f}" for s in STAGES) + " ms")
         typer.echo(f"  post-processing + tracker: {100 * res['post_track_share']:.1f}% of the frame time")
+        if res["forward"] is not None:
+            typer.echo(f"  forward only: {res['forward']['ms_median']:.1f} ms median ({res['forward']['fps']:.2f} fps)")

@@ -187,9 +187,12 @@ def bench_speed(
     warmup: int = 2,
     prefetch_depth: int = DEFAULT_PREFETCH,
     fake_dets: int = 0,
+    forward_iters: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`).
+    """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`), then, with
+    ``forward_iters > 0``, the forward alone on the first frame (``"forward"``: median / best ms
+    and the fps of the median; ``None`` otherwise).
 
     ``threads`` sets ``torch.set_num_threads`` (which the ONNX Runtime paths follow); ``seed``
     fixes the random initialisation when no weights are given.
@@ -206,6 +209,10 @@ def bench_speed(
     detector = build_detector(variant, weights, input_size, path=path)
     build_s = time.perf_counter() - t0
     result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets)
+    fwd: dict[str, float] | None = None
+    if forward_iters > 0:
+        fwd = forward_only(detector, files[0], forward_iters)
+        fwd["fps"] = 1000.0 / fwd["ms_median"]
     return {
         "variant": variant,
         "weights": None if weights is None else str(weights),
@@ -218,4 +225,5 @@ def bench_speed(
         "build_s": build_s,
         "images": str(images),
         **result,
+        "forward": fwd,
     }

@@ -1,8 +1,9 @@
 """Exported and quantised graphs cached by content, so a model is exported once per machine.
 
 The key hashes everything the file depends on: the model config and every tensor of its state
-dict, the input size, the kind of file (``onnx`` / ``int8`` with its calibration frames) and the
-versions of torch, onnx and onnxruntime.  Files live under ``$CSTRACK_CACHE`` (default
+dict, the input size, the kind of file (``onnx`` / ``int8`` with its calibration frames), the
+source of the modules that build the graph (a code change invalidates old files) and the versions
+of torch, onnx and onnxruntime.  Files live under ``$CSTRACK_CACHE`` (default
 ``~/.cache/cstrack``) in ``infer/``; each is written atomically, so concurrent workers at worst
 export the same file twice.
 """
@@ -35,12 +36,23 @@ def model_digest(model: CSTrackModel) -> str:
     return h.hexdigest()
 
 
+_GRAPH_MODULES = ("fold.py", "graph.py", "onnx_export.py", "quantize.py")
+
+
+def code_digest() -> str:
+    """sha256 of the source of the modules that decide what an exported file contains."""
+    h = hashlib.sha256()
+    for name in _GRAPH_MODULES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
 def cache_path(model: CSTrackModel, input_size: tuple[int, int], kind: str, extra: Sequence[str] = ()) -> Path:
     """``<cache>/<variant>_<W>x<H>_<kind>_<key>.onnx`` for this model, size and kind."""
     import onnx
     import onnxruntime
 
     w, h = input_size
-    parts = [model_digest(model), f"{w}x{h}", kind, torch.__version__, onnx.__version__, onnxruntime.__version__, *extra]
+    parts = [model_digest(model), f"{w}x{h}", kind, code_digest(), torch.__version__, onnx.__version__, onnxruntime.__version__, *extra]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return cache_root() / f"{model.config.variant}_{w}x{h}_{kind}_{key}.onnx"

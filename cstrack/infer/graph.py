@@ -67,13 +67,32 @@ class FixedAdaptiveAvgPool2d(nn.Module):
 
 
 class InferenceREN(nn.Module):
-    """:class:`~cstrack.model.ren.REN` at a fixed feature size (same parameters, same function)."""
+    """:class:`~cstrack.model.ren.REN` at a fixed feature size: the same function, with
+
+    - the two branch convolutions as one ``C -> 2C`` convolution (one pass over the descriptor, one
+      weight read; InstanceNorm and LeakyReLU act per channel, so they apply to the stack);
+    - the four relations from one Gram matrix ``G = T T^T`` of the stacked ``T = [T1; T2]``
+      (``[2C, 2C]``): viewed as ``[2C, 2, C]``, a softmax over the last axis gives
+      ``S1, R1`` (top rows) and ``R2, S2`` (bottom rows) at once;
+    - ``A_k`` mixed with per-row weights (``lambda``, or 1 / 0 for the self- / cross-only
+      ablations) and the residual folded in: ``F_k = (A_k + I) X~``, so applying REN is one GEMM
+      per task with no separate add.
+    """
 
     def __init__(self, ren: REN, in_hw: tuple[int, int]) -> None:
         super().__init__()
+        c = ren.c
+        b1, b2 = ren.branch1, ren.branch2
+        self.c = c
         self.pool = FixedAdaptiveAvgPool2d(in_hw, DESCRIPTOR_HW)
-        self.branch1 = ren.branch1
-        self.branch2 = ren.branch2
+        self.conv = nn.Conv2d(c, 2 * c, 3, 1, 1, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.cat((b1.conv.weight, b2.conv.weight)))
+            self.conv.bias.copy_(torch.cat((b1.conv.bias, b2.conv.bias)))
+        if b1.norm.affine or b1.norm.track_running_stats:  # pragma: no cover - REN's definition (spec §4)
+            raise ValueError("REN branches use InstanceNorm without affine parameters or running statistics")
+        self.norm = nn.InstanceNorm2d(2 * c, eps=b1.norm.eps, affine=False, track_running_stats=False)
+        self.act = b1.act
         self.self_relation = ren.self_relation
         self.cross_relation = ren.cross_relation
         self.lam1: torch.Tensor | None
@@ -84,34 +103,36 @@ class InferenceREN(nn.Module):
                 setattr(self, name, value)
             else:
                 self.register_buffer(name, value.clone())
+        self.register_buffer("eye", torch.eye(c).unsqueeze(0))
 
-    def relations(self, x: torch.Tensor) -> torch.Tensor:
-        """The stacked mixing matrices ``[A1; A2]``, ``[B, 2C, C]``."""
-        y = self.pool(x)
-        t1, t2 = self.branch1(y), self.branch2(y)
-        s1 = torch.softmax(torch.bmm(t1, t1.transpose(1, 2)), dim=-1) if self.self_relation else None
-        s2 = torch.softmax(torch.bmm(t2, t2.transpose(1, 2)), dim=-1) if self.self_relation else None
-        r1 = torch.softmax(torch.bmm(t1, t2.transpose(1, 2)), dim=-1) if self.cross_relation else None
-        r2 = torch.softmax(torch.bmm(t2, t1.transpose(1, 2)), dim=-1) if self.cross_relation else None
-        if s1 is not None and s2 is not None and r1 is not None and r2 is not None:
-            a1 = self.lam1 * s1 + (1 - self.lam1) * r1
-            a2 = self.lam2 * s2 + (1 - self.lam2) * r2
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights of (self, cross) for A1 and of (cross, self) for A2 (the ``[2C, 2, C]`` order)."""
+        if self.lam1 is not None and self.lam2 is not None:
+            a1, a2 = self.lam1, self.lam2
         else:
-            a1 = s1 if s1 is not None else r1
-            a2 = s2 if s2 is not None else r2
-        return torch.cat((a1, a2), dim=1)
+            a1 = a2 = torch.tensor(1.0 if self.self_relation else 0.0)
+        return torch.stack((a1, 1 - a1)), torch.stack((1 - a2, a2))
+
+    def relations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A1 + I, A2 + I)``, each ``[B, C, C]``."""
+        b, c = x.shape[:2]
+        t = self.act(self.norm(self.conv(self.pool(x)))).flatten(2)  # [B, 2C, 60]
+        p = torch.softmax(torch.bmm(t, t.transpose(1, 2)).view(b, 2 * c, 2, c), dim=-1)
+        w1, w2 = self._weights()
+        a1 = (p[:, :c] * w1.view(1, 1, 2, 1)).sum(dim=2) + self.eye
+        a2 = (p[:, c:] * w2.view(1, 1, 2, 1)).sum(dim=2) + self.eye
+        return a1, a2
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, h, w = x.shape
-        a = self.relations(x)  # [B, 2C, C]
+        a1, a2 = self.relations(x)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             xs = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: [B, HW, C]
-            mixed = torch.matmul(xs, a.transpose(1, 2))  # [B, HW, 2C]
-            f_det = torch.add(mixed[..., :c], xs).view(b, h, w, c).permute(0, 3, 1, 2)
-            f_id = torch.add(mixed[..., c:], xs).view(b, h, w, c).permute(0, 3, 1, 2)
+            f_det = torch.matmul(xs, a1.transpose(1, 2)).view(b, h, w, c).permute(0, 3, 1, 2)
+            f_id = torch.matmul(xs, a2.transpose(1, 2)).view(b, h, w, c).permute(0, 3, 1, 2)
             return f_det, f_id
-        mixed = torch.bmm(a, x.reshape(b, c, h * w)).view(b, 2, c, h, w)
-        return mixed[:, 0] + x, mixed[:, 1] + x
+        flat = x.reshape(b, c, h * w)
+        return torch.bmm(a1, flat).view(b, c, h, w), torch.bmm(a2, flat).view(b, c, h, w)
 
 
 class InferenceSpatialAttention(nn.Module):

@@ -16,13 +16,14 @@ from cstrack.infer.bench import STAGES, FakeDetections, list_images
 KEYS = {
     "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
     "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
+    "forward",
 }
 
 
 @pytest.mark.parametrize("path", ["eager", "fast", "onnx"])
 def test_bench_speed_json(path: str, head8: Path) -> None:
     args = ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images", str(head8 / "img1"),
-            "--frames", "10", "--path", path, "--threads", "1", "--fake-dets", "5", "--json"]
+            "--frames", "10", "--path", path, "--threads", "1", "--fake-dets", "5", "--forward-iters", "3", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout[res.stdout.index("{"):])
@@ -34,6 +35,8 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
     assert 0 < rec["post_track_share"] < 1
     assert rec["detections_per_frame"] >= 5  # the fake detections reach the tracker
     assert rec["tracks_per_frame"] > 0
+    fwd = rec["forward"]
+    assert fwd["iters"] == 3 and 0 < fwd["ms_best"] <= fwd["ms_median"] and fwd["fps"] == pytest.approx(1000 / fwd["ms_median"])
 
 
 def test_bench_speed_text_output_and_bad_folder(tmp_path: Path, head8: Path) -> None:

@@ -60,6 +60,24 @@ def test_inference_model_nchw_and_channels_last_match_eager(variant: str, size: 
         torch.testing.assert_close(p, pred, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "switches",
+    [{"ren_self": False}, {"ren_cross": False}, {"ren_lambda": 0.3}, {"ren": "conv"}, {"ren": "none"},
+     {"saan_fused": "both"}, {"emb_head": "jde"}],
+)
+def test_inference_model_matches_eager_for_ablation_switches(switches: dict) -> None:
+    torch.manual_seed(4)
+    model = build_model("cstrack-n", **switches).eval()
+    x = torch.rand(1, 3, 192, 320)
+    with torch.inference_mode():
+        emb, pred = _eager(model, x)
+        for net, xx in ((inference_model(model, (320, 192)), x),
+                        (to_channels_last(inference_model(model, (320, 192))), x.contiguous(memory_format=torch.channels_last))):
+            e, p = net(xx)
+            torch.testing.assert_close(e, emb, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(p, pred, rtol=1e-4, atol=1e-4)
+
+
 def test_fast_detector_matches_eager_on_real_frames(coco_n: CSTrackModel, head8_frames: list[np.ndarray]) -> None:
     eager = ModelDetector(coco_n, N_SIZE)
     fast = FastDetector(coco_n, N_SIZE)
