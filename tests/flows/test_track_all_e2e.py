@@ -224,6 +224,26 @@ def test_rerun_is_served_from_the_cache_without_duplicates(
     assert any("0 tracked, 6 cached, 0 failed" in a["data"] for a in arts)
 
 
+def test_a_cached_sequence_whose_result_was_deleted_is_tracked_again(
+    deployed: PrefectStack, dask_cluster: DaskCluster, data_root: Path, results: Path, tmp_path: Path
+) -> None:
+    gone = results / "e2e" / "synth" / "train" / "SYNTH-02.txt"
+    content = gone.read_bytes()
+    gone.unlink()
+    rc, text, flow_run_id, _ = run_deployment(deployed, track_params(data_root, results, dask_cluster),
+                                              tmp_path / "stale.log")
+    assert rc == 0, diagnose(deployed, flow_run_id, text)
+    assert gone.read_bytes() == content  # gt mode is deterministic
+    names = [r["name"] for r in task_runs(deployed, flow_run_id)]
+    # the cache hit was refused and the sequence tracked by a second, refreshing task run
+    assert sorted(names) == sorted([*(f"track {d}/{s}" for d, s in EXPECTED), "track synth/SYNTH-02"])
+    logs = deployed.api("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+    assert any("synth/train/SYNTH-02: cached record unusable" in r["message"] and "missing" in r["message"]
+               for r in logs)
+    arts = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    assert any("1 tracked, 5 cached, 0 failed" in a["data"] for a in arts)
+
+
 def test_a_corrupt_image_fails_only_its_sequence_and_the_flow(
     deployed: PrefectStack, dask_cluster: DaskCluster, tmp_path: Path
 ) -> None:

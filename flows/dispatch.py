@@ -1,0 +1,136 @@
+"""Dispatch of track-all's sequences onto Dask: one task per sequence, cached by content, gathered
+in completion order; cached records are checked before use and re-tracked when stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prefect.cache_policies import CachePolicy
+
+from flows.params import DatasetSelection, TrackAllParams
+from tasks.cachekeys import track_cache_key
+from tasks.results import check_cached_result
+from tasks.track import track_sequence_task
+
+CACHE_DIR = ".cache"  # under results_root: cache keys (metadata) and the small persisted records
+
+
+def abs_path(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def seq_label(seq: dict[str, Any]) -> str:
+    return f"{seq['dataset']}/{seq['split']}/{seq['name']}"
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def resolve_weights(weights: str | None) -> str | None:
+    """Absolute checkpoint path (Dask workers have their own working directories)."""
+    if weights is None or weights == "coco":
+        return weights
+    return str(abs_path(weights))
+
+
+def job_for(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
+    """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection."""
+    m = params.model
+    return {
+        "mode": params.mode_of(selection),
+        "uses_model": params.appearance_of(selection),
+        "model": {
+            "variant": m.variant, "weights": resolve_weights(m.weights), "input_size": list(m.input_size),
+            "path": m.path, "conf_thres": m.conf_thres,
+        },
+        "tracker_preset": params.tracker_preset,
+        "torch_threads": params.cluster.torch_threads,
+    }
+
+
+def tracking_task(results_root: Path, retries: int, refresh: bool = False) -> Any:
+    """The tracking task with its cache records under ``results_root/.cache`` (shared by every
+    worker that sees the results volume, and surviving a temporary Prefect home)."""
+    cache = results_root / CACHE_DIR
+    return track_sequence_task.with_options(
+        cache_policy=CachePolicy.from_cache_key_fn(track_cache_key).configure(key_storage=str(cache / "keys")),
+        result_storage=cache / "records",
+        retries=retries,
+        refresh_cache=refresh,
+    )
+
+
+def _outcome(seq: dict[str, Any], future: Any) -> dict[str, Any]:
+    """``{"seq", "status": tracked|cached|failed, "record", "error"}`` of a finished future."""
+    try:
+        state = future.wrapped_future.result()  # the task engine's final Prefect state
+    except Exception as exc:  # the Dask side gave up (e.g. KilledWorker after repeated worker loss)
+        return {"seq": seq, "status": "failed", "record": None, "error": error_text(exc)}
+    if not state.is_completed():
+        exc = state.result(raise_on_failure=False)
+        error = error_text(exc) if isinstance(exc, BaseException) else f"{state.name}: {state.message}"
+        return {"seq": seq, "status": "failed", "record": None, "error": error}
+    status = "cached" if state.name == "Cached" else "tracked"
+    return {"seq": seq, "status": status, "record": state.result(), "error": None}
+
+
+def _submit(runner: Any, task: Any, seqs: Iterable[dict[str, Any]], run_dir: Path,
+            jobs: dict[str, dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+    return [
+        (s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s["dataset"] / s["split"]),
+                                            "job": jobs[s["dataset"]]}))
+        for s in seqs
+    ]
+
+
+def _gather(runner: Any, pairs: list[tuple[dict[str, Any], Any]], logger: Any, done_before: int,
+            total: int) -> list[dict[str, Any]]:
+    """Wait for every future, logging each as it finishes (completion order)."""
+    from distributed import as_completed
+
+    by_key = {f.wrapped_future.key: (s, f) for s, f in pairs}
+    out = []
+    k = done_before
+    with runner.client.as_current():
+        for dask_future in as_completed([f.wrapped_future for _, f in pairs]):
+            seq, fut = by_key[dask_future.key]
+            o = _outcome(seq, fut)
+            k += 1
+            rec = o["record"] or {}
+            if o["status"] == "failed":
+                logger.error("[%d/%d] %s FAILED: %s", k, total, seq_label(seq), o["error"])
+            else:
+                logger.info("[%d/%d] %s %s on %s: %d frames, %.1f fps", k, total, seq_label(seq), o["status"],
+                            rec.get("worker"), rec.get("frames", 0), rec.get("fps", 0.0))
+            out.append(o)
+    return out
+
+
+def run_sequences(runner: Any, params: TrackAllParams, seqs: list[dict[str, Any]], run_dir: Path,
+                  results_root: Path, logger: Any) -> list[dict[str, Any]]:
+    """Track every sequence; cached records are checked (and their result put in place) and
+    re-tracked when their result file is gone or differs."""
+    jobs = {d.name: job_for(params, d) for d in params.datasets}
+    total = len(seqs)
+    outcomes = _gather(runner, _submit(runner, tracking_task(results_root, params.retries), seqs, run_dir, jobs),
+                       logger, 0, total)
+    stale = []
+    for o in outcomes:
+        if o["status"] == "cached":
+            out_dir = run_dir / o["seq"]["dataset"] / o["seq"]["split"]
+            problem = check_cached_result(o["record"], str(out_dir))
+            if problem:
+                logger.warning("%s: cached record unusable (%s): tracking again", seq_label(o["seq"]), problem)
+                stale.append(o)
+    if stale:
+        redo = _gather(runner, _submit(runner, tracking_task(results_root, params.retries, refresh=True),
+                               [o["seq"] for o in stale], run_dir, jobs), logger, total - len(stale), total)
+        keep = [o for o in outcomes if o not in stale]
+        outcomes = keep + redo
+    order = {seq_label(s): i for i, s in enumerate(seqs)}
+    return sorted(outcomes, key=lambda o: order[seq_label(o["seq"])])

@@ -1,0 +1,88 @@
+"""Recording a track-all run: evaluation + catalogue per (dataset, split), and the run's Markdown."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from cstrack.tracker import preset
+from flows.dispatch import abs_path, error_text, job_for
+from flows.params import DatasetSelection, TrackAllParams
+from tasks.cachekeys import weights_fingerprint
+from tasks.catalog import catalog_run_id, evaluate_task
+from tasks.publish import metrics_markdown, tracking_markdown
+
+
+def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
+    """What the catalog records as the run's config (its hash labels the run in the reports)."""
+    m = params.model
+    return {
+        "model": {"variant": m.variant, "input_size": list(m.input_size), "path": m.path, "conf_thres": m.conf_thres,
+                  "weights": m.weights if m.weights in (None, "coco") else Path(m.weights).name},
+        "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
+        "tracker": {"preset": params.tracker_preset, **dataclasses.asdict(preset(params.tracker_preset))},
+    }
+
+
+def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[dict[str, Any]],
+              results_dir: Path, flow_run_id: str | None) -> dict[str, Any]:
+    """The catalog ``RunInfo`` fields of one (dataset, split) group of tracked sequences."""
+    config = catalog_config(params, selection)
+    job = job_for(params, selection)
+    weights = weights_fingerprint(job["model"]["weights"]) if job["uses_model"] else None
+    content = {"records": sorted((r["sequence"], r["result_sha256"], r["started"], r["worker"]) for r in records),
+               "config": config, "preset": selection.preset}
+    tracker = params.model.variant
+    return {
+        "run_id": catalog_run_id(tracker, selection.name, split, content),
+        "dataset": selection.name, "tracker": tracker, "source": "cstrack",
+        "label": params.label or tracker, "tag": params.tag, "split": split, "variant": params.model.variant,
+        "detection_mode": params.mode_of(selection), "eval_preset": selection.preset, "config": config,
+        "weights_sha256": weights.split(":", 1)[-1] if weights else None, "flow_run_id": flow_run_id,
+        "results_uri": str(results_dir), "started_at": min(r["started"] for r in records),
+        "ended_at": max(r["finished"] for r in records),
+    }
+
+
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path,
+                      flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
+    them in the catalog as one run."""
+    selections = {d.name: d for d in params.datasets}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for o in outcomes:
+        if o["status"] != "failed" and o["seq"]["has_gt"]:
+            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o)
+    catalog_root = str(abs_path(params.catalog))
+    evals, errors = [], []
+    for (dataset, split), group in sorted(groups.items()):
+        label = f"{dataset}/{split}"
+        results_dir = run_dir / dataset / split
+        run = run_info(params, selections[dataset], split, [o["record"] for o in group], results_dir, flow_run_id)
+        state = evaluate_task(
+            group[0]["seq"]["gt_root"], str(results_dir), sorted(o["seq"]["name"] for o in group),
+            selections[dataset].preset, label, catalog_root, run, return_state=True,
+        )
+        res = state.result(raise_on_failure=False)
+        if isinstance(res, BaseException):
+            errors.append(f"evaluation {label}: {error_text(res)}")
+        else:
+            evals.append({**res, "dataset": dataset, "split": split})
+    return evals, errors
+
+
+def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list[dict[str, Any]],
+                 evals: list[dict[str, Any]], report_md: str) -> str:
+    head = (f"# track-all `{params.run_name}` ({params.tag})\n\n"
+            f"{summary['sequences']} sequences: {summary['tracked']} tracked, {summary['cached']} cached, "
+            f"{len(summary['failed'])} failed; workers: {', '.join(summary['workers']) or '-'}; "
+            f"results: `{summary['results']}`")
+    parts = [head, "## Tracking", tracking_markdown(outcomes)]
+    if evals:
+        parts += ["## Metrics of this run", metrics_markdown(evals)]
+    if summary["failed"]:
+        parts += ["## Failures", "\n".join(f"- {f}" for f in summary["failed"])]
+    if report_md:
+        parts += ["## Regenerated tables (whole catalog)", report_md.replace("# CSTrack results", "").strip()]
+    return "\n\n".join(parts) + "\n"
