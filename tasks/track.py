@@ -25,7 +25,7 @@ from prefect.cache_policies import CachePolicy
 
 from cstrack.errors import CSTrackError
 from cstrack.fsutil import atomic_write_json, sha256_file
-from tasks.cachekeys import track_cache_key
+from tasks.cachekeys import track_cache_key, weights_fingerprint
 from tasks.runtime import set_torch_threads, worker_identity
 
 # Model weights that are only partly pretrained ("coco": REN and the embedding head keep their
@@ -39,8 +39,10 @@ def timing_path(out_dir: str | Path, name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def _detector(variant: str, weights: str | None, input_size: tuple[int, int], path: str, conf_thres: float) -> Any:
-    """One detector per worker process and model config (weights are loaded once, not per sequence)."""
+def _detector(variant: str, weights: str | None, weights_sha: str | None, input_size: tuple[int, int], path: str,
+              conf_thres: float) -> Any:
+    """One detector per worker process and model config (weights are loaded once, not per sequence;
+    ``weights_sha`` keys the cache so that a checkpoint rewritten in place is loaded again)."""
     import torch
 
     from cstrack.model.detector import build_detector
@@ -52,7 +54,9 @@ def _detector(variant: str, weights: str | None, input_size: tuple[int, int], pa
 
 def detector_for(model: dict[str, Any]) -> Any:
     w, h = model["input_size"]
-    return _detector(model["variant"], model["weights"], (int(w), int(h)), model["path"], float(model["conf_thres"]))
+    sha = weights_fingerprint(model["weights"])
+    return _detector(model["variant"], model["weights"], sha, (int(w), int(h)), model["path"],
+                     float(model["conf_thres"]))
 
 
 class _Progress:
