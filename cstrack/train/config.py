@@ -39,6 +39,7 @@ from cstrack.fsutil import stable_hash
 
 InitKind = Literal["coco", "checkpoint", "random"]
 ResizeMode = Literal["stretch", "letterbox"]
+ZeroMarked = Literal["drop", "no_identity"]
 OptimName = Literal["sgd", "adamw"]
 
 
@@ -145,6 +146,10 @@ class DataSection:
     hsv_gains: tuple[float, float, float] = (0.015, 0.5, 0.4)  # spec §8 (h, s, v)
     flip: float = 0.5  # spec §8: horizontal flip probability
     workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    # MOT sequences: gt rows with flag 0 ("ignore" in evaluation) are dropped as MOT counts boxes
+    # (default), or kept as detection targets without identity (they are still people).
+    zero_marked: ZeroMarked = "drop"
+    visibility: float = 0.0  # MOT sequences: drop boxes whose known visibility is below this
 
     def __post_init__(self) -> None:
         seqs = tuple(s if isinstance(s, SequenceSource) else _build(SequenceSource, s, "data.sequences") for s in self.sequences)
@@ -167,6 +172,10 @@ class DataSection:
         object.__setattr__(self, "hsv_gains", tuple(float(g) for g in gains))
         _number("data", "flip", self.flip, 0.0, 1.0)
         _positive_int("data", "workers", self.workers, minimum=0)
+        _choice("data", "zero_marked", self.zero_marked, get_args(ZeroMarked))
+        _number("data", "visibility", self.visibility, 0.0, 1.0)
+        if self.mixture is not None and not self.root:
+            raise _err("data.root", "is required with data.mixture (the folder the datasets were prepared under)", self.root)
 
 
 @dataclass(frozen=True)

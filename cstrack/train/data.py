@@ -1,73 +1,62 @@
-"""Training data for the trainer: a dataset of ``(image, labels)`` items, the number of identity
-classes and the collate function.
+"""Training data for the trainer: the shared JDE dataset (:mod:`cstrack.data.jde`) built from a
+:class:`~cstrack.train.config.DataSection`, and the loader factory the trainer calls per epoch.
 
-Item contract (what :func:`collate` expects from any dataset used by the trainer):
+Item contract (what :func:`cstrack.data.jde.collate` batches, and what any dataset given to the
+trainer must return):
 
 - ``image``: float32 tensor [3, H, W], RGB in [0, 1], already at the network input size;
 - ``labels``: float32 tensor [n, 6] rows ``(0, identity, cx, cy, w, h)``, box normalised to [0, 1]
   of the network input; identity 0 = "no identity", real identities >= 1 (spec Q12); n may be 0
   (spec Q16).
 
-:func:`collate` stacks a batch into ``images [B, 3, H, W]`` and ``targets [T, 6]`` whose first
-column is the image index in the batch (the loss' target format).
+The collate stacks a batch into ``images [B, 3, H, W]`` and ``targets [T, 6]`` whose first column
+is the image index in the batch (the loss' target format).
 
-Sources: MOT sequences with frame ranges are read by :class:`SequenceFrames` here (a thin
-stand-in until the shared JDE dataset of ``cstrack.data.jde`` covers them); JDE label lists and
-named mixtures need ``cstrack.data.jde``.
+One adapter lives here rather than in ``cstrack.data.jde``: with ``zero_marked: no_identity`` the
+gt rows of a MOT sequence with flag 0 (people the benchmark ignores, e.g. PETS09-S2L1's distant
+walkers in frames 147-244) are kept as detection targets without identity instead of being dropped,
+so that the detector is not taught that they are background.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from cstrack.data.letterbox import letterbox
+from cstrack.data import jde
+from cstrack.data.augment import AugmentConfig
 from cstrack.data.mot import Sequence as MotSequence
-from cstrack.data.mot import counted_gt
-from cstrack.errors import ConfigError, DatasetError
-from cstrack.train.config import DataSection
+from cstrack.errors import ConfigError
+from cstrack.train.config import DataSection, SequenceSource
 
-# Spec §8: boxes are clipped to [1, W-1] x [1, H-1]; the (identity) affine step drops boxes with
-# w or h <= 2 px, a kept-area ratio <= 0.2 or an aspect ratio >= 20.
-CLIP_MARGIN = 1.0
-MIN_SIDE_PX = 2.0
-MIN_AREA_RATIO = 0.2
-MAX_ASPECT = 20.0
+Batch = tuple[torch.Tensor, torch.Tensor]
+# (epoch, batch size, rank, world size, workers, pin memory) -> the loader of that epoch
+LoaderFactory = Callable[[int, int, int, int, int, bool], DataLoader]
 
 
 @dataclass
 class TrainData:
-    """A training dataset plus what the trainer needs to know about it."""
+    """A training dataset plus what the trainer needs to know about it.
+
+    ``make_loader`` builds the loader of an epoch (order, augmentation and DDP shard depending only
+    on the seed and the epoch); ``None`` = the trainer's default (a seeded random sampler).
+    """
 
     dataset: Dataset
     num_ids: int  # identity classes including class 0 ("no identity"): max identity + 1
-    collate: Callable[[list[tuple[torch.Tensor, torch.Tensor]]], tuple[torch.Tensor, torch.Tensor]]
+    collate: Callable[[Sequence[Batch]], Batch] = jde.collate
     description: dict[str, Any] = field(default_factory=dict)
-
-
-def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[(image [3,H,W], labels [n,6])]`` -> ``(images [B,3,H,W], targets [T,6])`` with column 0
-    set to the image index."""
-    images = torch.stack([b[0] for b in batch])
-    rows = []
-    for i, (_, labels) in enumerate(batch):
-        lab = labels.clone().reshape(-1, 6)
-        lab[:, 0] = i
-        rows.append(lab)
-    targets = torch.cat(rows) if rows else torch.zeros((0, 6))
-    return images, targets.float()
+    make_loader: LoaderFactory | None = None
 
 
 class TensorFrames(Dataset):
-    """Fixed in-memory items (for tests and synthetic smoke runs): ``images [N,3,H,W]`` and per-image
-    label tensors ``[n_i, 6]``."""
+    """Fixed in-memory items (tests, synthetic smoke runs): ``images [N, 3, H, W]`` and one label
+    tensor ``[n_i, 6]`` per image, in the item format above."""
 
     def __init__(self, images: torch.Tensor, labels: Sequence[torch.Tensor]) -> None:
         if len(images) != len(labels):
@@ -78,136 +67,62 @@ class TensorFrames(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> Batch:
         return self.images[i], self.labels[i]
 
     @property
     def num_ids(self) -> int:
-        top = max((int(lab[:, 1].max()) for lab in self.labels if len(lab)), default=0)
-        return top + 1
+        return max((int(lab[:, 1].max()) for lab in self.labels if len(lab)), default=0) + 1
 
 
-# ------------------------------------------------------------------------------------------------
-# augmentation (spec §8)
+def sequence_set(src: SequenceSource, zero_marked: str = "drop", visibility: float = 0.0) -> jde.ImageSet:
+    """The :class:`~cstrack.data.jde.ImageSet` of one MOT sequence and frame range.
 
-
-def augment_hsv(img_bgr: np.ndarray, gains: tuple[float, float, float], rng: np.random.RandomState) -> np.ndarray:
-    """HSV jitter by look-up table: each gain drawn in ``[1 - g, 1 + g]``, hue mod 180, s/v clipped."""
-    r = rng.uniform(-1, 1, 3) * np.asarray(gains) + 1
-    hue, sat, val = cv2.split(cv2.cvtColor(img_bgr, cv2.COLOR_BGR2HSV))
-    x = np.arange(256, dtype=np.float64)
-    lut_hue = ((x * r[0]) % 180).astype(np.uint8)
-    lut_sat = np.clip(x * r[1], 0, 255).astype(np.uint8)
-    lut_val = np.clip(x * r[2], 0, 255).astype(np.uint8)
-    hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-
-
-def fit_boxes(xyxy: np.ndarray, scale: tuple[float, float], pad: tuple[float, float], net_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Map frame-pixel ``xyxy [n, 4]`` into the network image (``x * scale + pad``), clip the corners to
-    ``[1, W-1] x [1, H-1]`` and drop degenerate boxes.  Returns ``(xyxy_net [k, 4], kept index [k])``."""
-    sx, sy = scale
-    b = np.asarray(xyxy, np.float64).reshape(-1, 4).copy()
-    b[:, [0, 2]] = b[:, [0, 2]] * sx + pad[0]
-    b[:, [1, 3]] = b[:, [1, 3]] * sy + pad[1]
-    area0 = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    W, H = net_wh
-    b[:, [0, 2]] = b[:, [0, 2]].clip(CLIP_MARGIN, W - CLIP_MARGIN)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(CLIP_MARGIN, H - CLIP_MARGIN)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ar = np.maximum(w / (h + 1e-16), h / (w + 1e-16))
-        keep = (w > MIN_SIDE_PX) & (h > MIN_SIDE_PX) & (w * h / (area0 + 1e-16) > MIN_AREA_RATIO) & (ar < MAX_ASPECT)
-    idx = np.flatnonzero(keep)
-    return b[idx], idx
-
-
-class SequenceFrames(Dataset):
-    """Frames of MOT sequences (with frame ranges) as training items.
-
-    Every gt box the benchmark counts (flag 1, pedestrian class where classes exist) is a target;
-    identities are made unique across sequences: sequence ``k``'s gt id ``j`` becomes
-    ``offset_k + j`` with ``offset_0 = 0`` and ``offset_k = offset_{k-1} + max id of sequence k-1``
-    (so real identities are >= 1, spec Q12).  Images are stretched or letterboxed to ``input_size``
-    (spec §8 / Q11), then HSV-jittered and flipped when ``augment`` (random draws from NumPy's global
-    generator: the trainer saves and restores its state).
+    ``zero_marked="no_identity"`` adds the gt rows with flag 0 (pedestrian class where classes
+    exist) as boxes with raw identity -1, i.e. detection targets without identity.
     """
-
-    def __init__(self, data: DataSection) -> None:
-        self.data = data
-        self.items: list[tuple[Path, np.ndarray, np.ndarray]] = []  # (image, tlwh [n,4], ids [n])
-        self.sources: list[dict[str, Any]] = []
-        offset = 0
-        for src in data.sequences:
-            seq = MotSequence.open(src.path)
-            first, last = src.frames or (1, seq.info.seq_length)
-            if last > seq.info.seq_length:
-                raise DatasetError(f"frames {first}:{last} beyond seqLength {seq.info.seq_length}", seq.root / "seqinfo.ini")
-            gt = counted_gt(seq.gt())
-            by_frame = gt.frame_slices()
-            ids_here = set()
-            for f in range(first, last + 1):
-                img = seq.image_path(f)
-                if not img.is_file():
-                    raise DatasetError(f"image of frame {f} not found (convert the video first)", img)
-                rows = by_frame.get(f, np.zeros(0, np.int64))
-                ids = gt.id[rows] + offset
-                ids_here.update(int(i) for i in gt.id[rows])
-                self.items.append((img, gt.tlwh[rows], ids))
-            self.sources.append({
-                "path": str(src.path), "name": seq.name, "frames": [first, last],
-                "images": last - first + 1, "identities": len(ids_here), "id_offset": offset,
-            })
-            offset += int(gt.id.max()) if len(gt) else 0
-        self.num_ids = offset + 1
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        path, tlwh, ids = self.items[i]
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise DatasetError("unreadable image", path)
-        W, H = self.data.input_size
-        h0, w0 = frame.shape[:2]
-        if self.data.resize == "letterbox":
-            img, meta = letterbox(frame, (W, H))
-            scale, pad = (meta.ratio, meta.ratio), meta.pad
-        else:
-            img = cv2.resize(frame, (W, H), interpolation=cv2.INTER_LINEAR)
-            scale, pad = (W / w0, H / h0), (0.0, 0.0)
-        xyxy = np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], axis=1) if len(tlwh) else np.zeros((0, 4))
-        boxes, kept = fit_boxes(xyxy, scale, pad, (W, H))
-        ids = ids[kept]
-        if self.data.augment:
-            rng = np.random.mtrand._rand
-            img = augment_hsv(img, self.data.hsv_gains, rng)
-            if rng.random_sample() < self.data.flip:
-                img = np.ascontiguousarray(img[:, ::-1])
-                boxes = boxes.copy()
-                boxes[:, [0, 2]] = W - boxes[:, [2, 0]]
-        labels = np.zeros((len(boxes), 6), np.float32)
-        labels[:, 1] = ids
-        labels[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / W
-        labels[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / H
-        labels[:, 4] = (boxes[:, 2] - boxes[:, 0]) / W
-        labels[:, 5] = (boxes[:, 3] - boxes[:, 1]) / H
-        rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
-        return torch.from_numpy(rgb).float().div_(255.0), torch.from_numpy(labels)
+    base = jde.sequence_source(src.path, src.frames, visibility=visibility)
+    if zero_marked == "drop":
+        return base
+    seq = MotSequence.open(src.path)
+    gt = seq.gt()
+    keep = (gt.conf == 0) & ((gt.cls < 0) | (gt.cls == 1))
+    if visibility > 0:
+        keep &= (gt.vis < 0) | (gt.vis >= visibility)
+    zero = gt.select(keep)
+    extra = zero.frame_slices()
+    W, H = seq.info.im_width, seq.info.im_height
+    first = src.frames[0] if src.frames else 1
+    items = []
+    for k, item in enumerate(base.items):
+        rows = extra.get(first + k)
+        if rows is None:
+            items.append(item)
+            continue
+        x, y, w, h = zero.tlwh[rows].T
+        add = np.stack([np.zeros(len(rows)), np.full(len(rows), -1.0), (x + w / 2) / W, (y + h / 2) / H, w / W, h / H], 1)
+        items.append(jde.LabelledImage(item.image, np.concatenate([item.labels, add.astype(np.float32)])))
+    return jde.ImageSet(base.name, tuple(items))
 
 
-def build_train_data(data: DataSection) -> TrainData:
-    """The training data described by ``data``.
+def build_train_data(data: DataSection, seed: int) -> TrainData:
+    """The :class:`cstrack.data.jde.JDEDataset` of ``data``: one image set per MOT sequence (with its
+    frame range), per JDE list file and per dataset of the named mixture (under ``data.root``), in
+    that order; the dataset shifts identities into one numbering (spec §7.4 with the Q12 fix)."""
+    aug = AugmentConfig(hsv_gains=data.hsv_gains, flip_lr=data.flip)
+    cfg = jde.DataConfig(input_size=data.input_size, resize=data.resize, augment=data.augment, augment_config=aug, seed=seed)
+    sets = [sequence_set(s, data.zero_marked, data.visibility) for s in data.sequences]
+    sets += [jde.list_source(p) for p in data.label_lists]
+    if data.mixture:
+        sets += jde.registry_sources([data.mixture], data.root or "")
+    ds = jde.JDEDataset(sets, cfg)
 
-    MOT sequences with frame ranges are served by :class:`SequenceFrames`; JDE label lists and
-    mixtures are not available until ``cstrack.data.jde`` exists (raises :class:`ConfigError`).
-    """
-    if data.label_lists or data.mixture:
-        raise ConfigError("data.label_lists / data.mixture: JDE label lists need cstrack.data.jde, which is not available")
-    ds = SequenceFrames(data)
-    if len(ds) == 0:
-        raise ConfigError("data: no training images")
-    desc = {"kind": "mot-sequences", "sources": ds.sources, "images": len(ds), "num_ids": ds.num_ids,
-            "input_size": list(data.input_size), "resize": data.resize, "augment": data.augment}
-    return TrainData(ds, ds.num_ids, collate, desc)
+    def make_loader(epoch: int, batch: int, rank: int, world: int, workers: int, pin: bool) -> DataLoader:
+        loader = jde.make_loader(ds, batch, shuffle=True, num_workers=workers, rank=rank, world_size=world, pin_memory=pin)
+        jde.set_epoch(loader, epoch)
+        return loader
+
+    desc = {**ds.describe(), "sources": [{"path": s.path, "frames": list(s.frames) if s.frames else None} for s in data.sequences]
+            + [{"list": p} for p in data.label_lists] + ([{"mixture": data.mixture, "root": data.root}] if data.mixture else []),
+            "zero_marked": data.zero_marked}
+    return TrainData(ds, ds.num_ids, jde.collate, desc, make_loader)

@@ -169,6 +169,7 @@ class Trainer:
         self.dist = DistInfo.from_env()
         self.device = resolve_device(config.device, self.dist.local_rank)
         init_distributed(self.dist, self.device)
+        self.world = self.dist.world_size
         self.amp = config.amp and self.device.type == "cuda"
         self.callbacks = list(callbacks)
         self.progress = progress
@@ -179,11 +180,10 @@ class Trainer:
         self.export_path = Path(config.export_path) if config.export_path else self.out_dir / "weights" / f"{config.name}.pt"
         self.steps = StepLog(config.steps_root or self.out_dir / "catalog", config.name)
 
-        self.data = data if data is not None else build_train_data(config.data)
+        self.data = data if data is not None else build_train_data(config.data, config.seed)
         self.model = initial_model(config)
         self.loss = CSTrackLoss(self.model.emb_dim, self.data.num_ids, self.model.detect.anchors_grid(), LossConfig(eta=config.eta))
         self.net = TrainNet(self.model, self.loss).to(self.device)
-        self.world = self.dist.world_size
         self.accumulate_max = config.accumulate(self.world)
         groups = group_parameters([("model", self.model), ("loss", self.loss)], no_decay_modules=[self.loss.classifier])
         decay_scale = config.batch * self.world * self.accumulate_max / config.nominal_batch
@@ -205,6 +205,9 @@ class Trainer:
 
     def _loader(self, epoch: int) -> DataLoader:
         """The epoch's loader: its order and worker seeds depend only on (seed, epoch)."""
+        pin = self.device.type == "cuda"
+        if self.data.make_loader is not None:
+            return self.data.make_loader(epoch, self.cfg.batch, self.dist.rank, self.world, self.cfg.data.workers, pin)
         ds = self.data.dataset
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
         if self.dist.enabled:
@@ -214,7 +217,7 @@ class Trainer:
             sampler = RandomSampler(ds, generator=gen)
         return DataLoader(
             ds, batch_size=self.cfg.batch, sampler=sampler, num_workers=self.cfg.data.workers,
-            collate_fn=self.data.collate, generator=gen, pin_memory=self.device.type == "cuda",
+            collate_fn=self.data.collate, generator=gen, pin_memory=pin,
             persistent_workers=False,
         )
 

@@ -1,71 +1,73 @@
-"""The trainer's data adapter: collate, box fitting and MOT-sequence items (hand-computed labels)."""
+"""The trainer's data adapter over cstrack.data.jde: labels (hand-computed), zero-marked boxes,
+per-epoch loaders with DDP shards."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from cstrack.errors import DatasetError
+from cstrack.errors import ConfigError
 from cstrack.train.config import DataSection, SequenceSource
-from cstrack.train.data import SequenceFrames, build_train_data, collate, fit_boxes
+from cstrack.train.data import TensorFrames, build_train_data
 
 
-def test_collate_sets_image_index_and_accepts_empty_labels() -> None:
-    a = (torch.zeros(3, 32, 32), torch.tensor([[0, 4, 0.5, 0.5, 0.1, 0.2]]))
-    b = (torch.ones(3, 32, 32), torch.zeros((0, 6)))  # spec Q16: an image without labels
-    c = (torch.ones(3, 32, 32), torch.tensor([[0, 1, 0.1, 0.1, 0.1, 0.1], [0, 2, 0.2, 0.2, 0.1, 0.1]]))
-    images, targets = collate([a, b, c])
-    assert images.shape == (3, 3, 32, 32)
-    assert targets[:, 0].tolist() == [0, 2, 2]
-    assert targets[:, 1].tolist() == [4, 1, 2]
-    assert a[1][0, 0] == 0  # the input is not modified
-
-
-def test_fit_boxes_scale_clip_and_filters() -> None:
-    xyxy = np.array([
-        [10, 20, 50, 100],  # -> (5, 10, 25, 50), y2 clipped to 49
-        [-100, 0, 2, 30],  # -> x clipped to [1, 1]: zero width, dropped
-        [0, 0, 190, 8],  # -> (1, 1, 95, 4): aspect 94 / 3 >= 20, dropped
-        [0, 0, 8, 40],  # -> (1, 1, 4, 20): kept (w 3 > 2, area 57 / 80 > 0.2)
-    ], dtype=float)
-    out, kept = fit_boxes(xyxy, (0.5, 0.5), (0.0, 0.0), (100, 50))
-    assert kept.tolist() == [0, 3]
-    assert out.tolist() == [[5, 10, 25, 49], [1, 1, 4, 20]]
-
-
-def test_sequence_frames_letterbox_labels(head8: Path) -> None:
+def test_letterboxed_labels_and_identities(head8: Path) -> None:
     # PETS frames are 768x576; at 128x128 the letterbox ratio is 1/6 with 16 px padding top/bottom.
     data = DataSection(sequences=(SequenceSource(str(head8), (1, 2)),), input_size=(128, 128), resize="letterbox", augment=False)
-    ds = SequenceFrames(data)
-    assert len(ds) == 2 and ds.num_ids == 20  # ids 1..19 of the gt -> classes 0..19
-    img, lab = ds[0]
-    assert img.shape == (3, 128, 128) and img.dtype == torch.float32
-    assert float(img.max()) <= 1.0
-    assert lab[:, 1].tolist() == [9, 15, 19]
+    td = build_train_data(data, seed=0)
+    assert len(td.dataset) == 2
+    assert td.num_ids == 4  # gt ids 9, 15, 19 -> 1, 2, 3 (0 = no identity)
+    img, lab = td.dataset[0]
+    assert img.shape == (3, 128, 128) and float(img.max()) <= 1.0
+    assert lab[:, 1].tolist() == [1, 2, 3]
     # gt row "1,9,499,158,31.03,75.17": net box x 499/6..530.03/6, y 158/6+16..233.17/6+16
     assert lab[0, 2:].tolist() == pytest.approx([85.7525 / 128, 48.5975 / 128, 5.171667 / 128, 12.528333 / 128], abs=1e-5)
+    assert td.description["images"] == 2 and td.description["sources"][0]["frames"] == [1, 2]
 
 
-def test_sequence_frames_stretch_and_flip(head8: Path) -> None:
-    plain = SequenceFrames(DataSection(sequences=(SequenceSource(str(head8), (1, 1)),), input_size=(128, 64), augment=False))
-    flipped = SequenceFrames(DataSection(sequences=(SequenceSource(str(head8), (1, 1)),), input_size=(128, 64),
-                                         hsv_gains=(0.0, 0.0, 0.0), flip=1.0))
-    _, a = plain[0]
-    _, b = flipped[0]
-    # stretch keeps normalised coordinates: cx = (499 + 31.03 / 2) / 768, cy = (158 + 75.17 / 2) / 576
-    assert a[0, 2:4].tolist() == pytest.approx([514.515 / 768, 195.585 / 576], abs=1e-5)
-    assert b[:, 2].tolist() == pytest.approx((1 - a[:, 2]).tolist(), abs=1e-5)
-    assert torch.allclose(b[:, 3:], a[:, 3:], atol=1e-6)
+def test_zero_marked_boxes_kept_without_identity(head8: Path, tmp_path: Path) -> None:
+    seq = tmp_path / "SEQ"
+    shutil.copytree(head8, seq)
+    gt = seq / "gt" / "gt.txt"
+    lines = gt.read_text().splitlines()
+    assert lines[1].startswith("1,15,")
+    parts = lines[1].split(",")
+    parts[6] = "0"  # frame 1, id 15: zero-marked
+    lines[1] = ",".join(parts)
+    gt.write_text("\n".join(lines) + "\n")
+    base = {"sequences": (SequenceSource(str(seq), (1, 1)),), "input_size": (128, 96), "augment": False}
+    dropped = build_train_data(DataSection(**base), seed=0).dataset[0][1]
+    kept = build_train_data(DataSection(**base, zero_marked="no_identity"), seed=0).dataset[0][1]
+    assert dropped[:, 1].tolist() == [1, 3]  # ids 9 and 19 (15 is still counted in frames 2-8)
+    assert kept[:, 1].tolist() == [1, 3, 0]
+    # stretch at 128x96 = 768x576 / 6: cx = (258 + 32.913 / 2) / 768
+    assert float(kept[2, 2]) == pytest.approx((258 + 32.913 / 2) / 768, abs=1e-5)
 
 
-def test_build_train_data_description_and_errors(head8: Path, tmp_path: Path) -> None:
-    td = build_train_data(DataSection(sequences=(SequenceSource(str(head8), (3, 8)),), input_size=(64, 64)))
-    assert td.description["images"] == 6
-    assert td.description["sources"][0]["frames"] == [3, 8]
-    with pytest.raises(DatasetError, match="seqLength"):
-        SequenceFrames(DataSection(sequences=(SequenceSource(str(head8), (1, 9)),), input_size=(64, 64)))
-    with pytest.raises(DatasetError, match="sequence folder not found"):
-        SequenceFrames(DataSection(sequences=(SequenceSource(str(tmp_path / "missing")),), input_size=(64, 64)))
+def test_epoch_loaders_are_deterministic_and_sharded(head8: Path) -> None:
+    td = build_train_data(DataSection(sequences=(SequenceSource(str(head8)),), input_size=(64, 64)), seed=3)
+    assert td.make_loader is not None
+
+    def batches(epoch: int, rank: int, world: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return list(td.make_loader(epoch, 2, rank, world, 0, False))
+
+    a, b = batches(0, 0, 1), batches(0, 0, 1)
+    assert len(a) == 4
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x[0], y[0]) for x, y in zip(a, batches(1, 0, 1), strict=True))
+    r0, r1 = batches(0, 0, 2), batches(0, 1, 2)
+    assert len(r0) == len(r1) == 2
+    seen = {tuple(img.flatten()[:64].tolist()) for part in (r0, r1) for batch in part for img in batch[0]}
+    assert len(seen) == 8  # the two ranks share the 8 frames without overlap
+
+
+def test_tensor_frames_and_validation() -> None:
+    tf = TensorFrames(torch.zeros(2, 3, 32, 32), [torch.tensor([[0, 5, 0.5, 0.5, 0.1, 0.1]]), torch.zeros(0, 6)])
+    assert tf.num_ids == 6 and tf[1][1].shape == (0, 6)
+    with pytest.raises(ConfigError, match="2 images but 1"):
+        TensorFrames(torch.zeros(2, 3, 32, 32), [torch.zeros(0, 6)])
+    with pytest.raises(ConfigError, match=r"data\.root"):
+        DataSection(mixture="M", input_size=(64, 64))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cstrack.model import build_model
@@ -25,6 +26,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch: ~15-25 s on the 2-core machine
 def test_torchrun_two_processes_gloo(head8: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = {

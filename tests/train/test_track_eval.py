@@ -30,7 +30,7 @@ def test_evaluate_model_on_head8(coco_model, head8: Path, tmp_path: Path) -> Non
 
 
 def test_callback_runs_every_n_epochs_and_at_the_end(coco_model, head8: Path, tmp_path: Path) -> None:
-    cb = TrackingEvalCallback(TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path), (256, 192), every=2))
+    cb = TrackingEvalCallback(TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path), (128, 96), every=2))
     trainer = SimpleNamespace(eval_model=coco_model)
     assert cb(trainer, SimpleNamespace(epoch=0, final=False)) == {}
     assert "MOTA" in cb(trainer, SimpleNamespace(epoch=1, final=False))

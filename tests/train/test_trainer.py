@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from catalog import store
+from cstrack.data.jde import collate
 from cstrack.errors import ConfigError, WeightsError
 from cstrack.model.weights import load_weights
 from cstrack.train import Trainer
 from cstrack.train.config import TrainConfig
-from cstrack.train.data import collate
 from cstrack.train.steplog import read_steps
 
 
