@@ -60,6 +60,7 @@ def export_onnx(
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
+    _drop_initializer_identities(proto.graph)
     meta = {
         "variant": model.config.variant,
         "input_size": [w, h],
@@ -73,6 +74,29 @@ def export_onnx(
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
     return Path(path)
+
+
+def _drop_initializer_identities(graph: Any) -> None:
+    """Rewire consumers of ``Identity(initializer)`` to the initializer and drop the Identity.
+
+    The exporter shares equal-valued parameters (e.g. the all-zero biases that BN folding gives a
+    freshly initialised model) through Identity nodes; a convolution whose bias comes out of a node
+    instead of an initializer is not fused into an integer convolution by ONNX Runtime's QDQ
+    passes, so the int8 path would run it in float.
+    """
+    inits = {i.name for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    alias = {n.output[0]: n.input[0] for n in graph.node
+             if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs}
+    if not alias:
+        return
+    keep = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for n in keep:
+        for i, name in enumerate(n.input):
+            if name in alias:
+                n.input[i] = alias[name]
+    del graph.node[:]
+    graph.node.extend(keep)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
