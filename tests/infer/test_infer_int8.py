@@ -39,6 +39,10 @@ def test_int8_graph_quantises_convs_and_keeps_sensitive_parts_float(coco_n: CSTr
     quantised = {name for name, n in convs.items() if n.input[1] in dq_out}  # weight comes dequantised
     trunk = {name for name in convs if name.startswith("/trunk.")}
     assert trunk and trunk <= quantised
+    # SAAN's untrained convs have equal (all-zero) folded biases, which the exporter would share
+    # through Identity nodes; they must still be integer convolutions
+    assert {"/emb_head/proj3/conv/Conv", "/emb_head/fuse/conv/Conv"} <= quantised
+    assert not any(n.op_type == "Identity" for n in graph.node)
     # REN branches, the attention gates and the three detection convs keep float weights
     for name in convs:
         if name.startswith(("/ren.", "/head/")) or "att" in name:
