@@ -9,7 +9,8 @@ int8 paths.
 i.e. ``model(x)`` followed by ``model.decode(raw)``, with these rewrites (same function up to float
 rounding):
 
-- batch norms folded into the convolutions (:mod:`cstrack.infer.fold`);
+- batch norms folded into the convolutions (:mod:`cstrack.infer.fold`), and the CSP blocks'
+  activation moved in front of their concatenation (fusable into the convolutions);
 - REN's adaptive average pool (6 x 10 bins, possibly overlapping) as two constant averaging
   matrices, ``Y = P_h X P_w^T``: exportable to ONNX for any input size (the ONNX exporter only
   handles bins that tile the input), and cheap (two thin GEMMs);
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from cstrack.infer.fold import fold_batchnorm
+from cstrack.model.blocks import BottleneckCSP
 from cstrack.model.detect import STRIDES, Detect
 from cstrack.model.network import CSTrackModel, check_input_size
 from cstrack.model.ren import DESCRIPTOR_HW, REN
@@ -135,6 +137,27 @@ class InferenceREN(nn.Module):
         return torch.bmm(a1, flat).view(b, c, h, w), torch.bmm(a2, flat).view(b, c, h, w)
 
 
+class InferenceCSP(nn.Module):
+    """:class:`~cstrack.model.blocks.BottleneckCSP` (BN folded) with its activation moved in front of
+    the concatenation: ``act(cat(a, b)) = cat(act(a), act(b))`` for an element-wise ``act``.
+
+    Each half's activation then follows a convolution directly, so ONNX Runtime fuses it into that
+    convolution and concatenates in its blocked (NCHWc) layout, instead of reordering the whole
+    concatenation to NCHW for the activation and back for ``cv4``.
+    """
+
+    def __init__(self, csp: BottleneckCSP) -> None:
+        super().__init__()
+        if not isinstance(csp.bn, nn.Identity):
+            raise ValueError("InferenceCSP needs a BN-folded BottleneckCSP")
+        self.cv1, self.cv2, self.cv3, self.cv4, self.m, self.act = csp.cv1, csp.cv2, csp.cv3, csp.cv4, csp.m, csp.act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.act(self.cv3(self.m(self.cv1(x))))
+        b = self.act(self.cv2(x))
+        return self.cv4(torch.cat((a, b), dim=1))
+
+
 class InferenceSpatialAttention(nn.Module):
     """:class:`~cstrack.model.saan.SpatialAttention` with ``x * a + x`` computed as ``x * (1 + a)``."""
 
@@ -206,6 +229,9 @@ class InferenceModel(nn.Module):
         self.emb_dim = model.emb_dim
         self.variant = model.config.variant
         net = fold_batchnorm(model)
+        for i, layer in enumerate(net.trunk):
+            if isinstance(layer, BottleneckCSP):
+                net.trunk[i] = InferenceCSP(layer)
         w, h = input_size
         level_hw = [(h // s, w // s) for s in STRIDES]
         net.ren = nn.ModuleList(
