@@ -73,7 +73,10 @@ def read_frames(seq: Sequence, detector: FrameDetector | None) -> Iterator[Frame
         yield FrameInput(number, prep, t1 - t0, t2 - t1)
 
 
-def prefetched_frames(depth: int = 2) -> FrameReader:
+DEFAULT_PREFETCH = 2  # frames decoded ahead of the one in the network (issue 8)
+
+
+def prefetched_frames(depth: int = DEFAULT_PREFETCH) -> FrameReader:
     """A frame reader like :func:`read_frames` whose decode + preprocess run ``depth`` frames ahead
     in a bounded background thread (:mod:`cstrack.infer.prefetch`), overlapping the forward of the
     current frame.  Same frames, same order; a read error surfaces at its frame.  The depth is
@@ -144,7 +147,7 @@ def track_sequence(
     tracker_config: TrackerConfig | None = None,
     detector: FrameDetector | None = None,
     *,
-    frame_reader: FrameReader = read_frames,
+    frame_reader: FrameReader | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SequenceRun:
     """Track the sequence folder ``seq_dir`` and write ``<out_dir>/<folder name>.txt`` atomically.
@@ -155,8 +158,12 @@ def track_sequence(
     detection source (see the module docstring); ``private`` requires ``detector``.  ``progress``
     is called with 1 after every frame.  Inputs are validated before the loop starts: the
     gt / det table is read (raising :class:`DatasetError` on a malformed file) and, when a
-    detector is used, the first image must exist.
+    detector is used, the first image must exist.  Frames come from ``frame_reader``, by default
+    :func:`prefetched_frames` (decode + preprocess :data:`DEFAULT_PREFETCH` frames ahead in a
+    thread); pass :func:`read_frames` for a strictly sequential loop.
     """
+    if frame_reader is None:
+        frame_reader = prefetched_frames(DEFAULT_PREFETCH)
     if mode not in DETECTION_MODES:
         raise ConfigError(f"mode: expected one of {DETECTION_MODES}, got {mode!r}")
     if mode == "private" and detector is None:
