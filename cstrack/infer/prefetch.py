@@ -1,7 +1,8 @@
 """A bounded prefetch thread: produce the next items of an iterator while the caller computes.
 
 Frame decoding (``cv2.imread``) and letterboxing release the GIL, so running them one or two
-frames ahead in a background thread overlaps them with the network forward of the current frame.
+frames ahead in a background thread overlaps them with the network forward of the current frame
+(the thread runs at a lower priority, see :data:`DEFAULT_NICE`).
 Items come out in the source's order; an exception raised by the source (e.g. an unreadable
 image, :class:`~cstrack.errors.DatasetError` naming the file) is re-raised in the consumer when
 it reaches that position, after the items produced before it.
@@ -9,6 +10,8 @@ it reaches that position, after the items produced before it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,6 +23,20 @@ T = TypeVar("T")
 
 _ITEM, _END, _ERROR = 0, 1, 2
 _POLL_S = 0.05  # how often a blocked producer checks for close()
+# The producer runs at a lower priority (a higher nice value, for its thread only) so that on a
+# machine whose cores the network already fills it uses idle time (single-threaded stages, pool
+# gaps) rather than preempting a compute thread; when it falls behind, the consumer blocks on the
+# queue and the producer gets the cores, so the worst case is the sequential loop.
+DEFAULT_NICE = 10
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux: per thread); no-op elsewhere."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):  # not permitted / not supported: keep the default priority
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
 
 
 class Prefetcher(Generic[T]):
@@ -30,10 +47,11 @@ class Prefetcher(Generic[T]):
     consumer's current item, ``depth`` queued ones and the one the producer is handing over.
     """
 
-    def __init__(self, source: Iterable[T], depth: int = 2, name: str = "prefetch") -> None:
+    def __init__(self, source: Iterable[T], depth: int = 2, name: str = "prefetch", nice: int = DEFAULT_NICE) -> None:
         if depth < 1:
             raise ConfigError(f"prefetch depth: must be >= 1, got {depth}")
         self.depth = depth
+        self.nice = nice
         self._source = iter(source)
         self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -51,6 +69,7 @@ class Prefetcher(Generic[T]):
         return False
 
     def _produce(self) -> None:
+        _lower_priority(self.nice)
         try:
             for item in self._source:
                 if not self._put((_ITEM, item)):

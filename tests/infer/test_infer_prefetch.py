@@ -3,6 +3,7 @@ prefetching frame reader on real frames."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from cstrack.data.mot import Sequence
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.infer.prefetch import Prefetcher, prefetch
+from cstrack.infer.prefetch import DEFAULT_NICE, Prefetcher, prefetch
 from cstrack.runner import prefetched_frames, read_frames, track_sequence
 from cstrack.tracker import preset
 from tests.fake_detector import FakeDetector, write_sequence
@@ -103,3 +104,14 @@ def test_track_results_identical_with_and_without_prefetch(tmp_path: Path) -> No
                        frame_reader=prefetched_frames(2))
     assert a.frames == b.frames > 0
     assert a.result_path.read_bytes() == b.result_path.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread nice values are a Linux feature")
+def test_producer_thread_runs_niced_and_the_consumer_does_not() -> None:
+    def source() -> Iterator[int]:
+        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert list(prefetch(source(), depth=1)) == [min(19, mine + DEFAULT_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    assert list(Prefetcher(source(), depth=1, nice=0)) == [mine]
