@@ -94,3 +94,31 @@ def test_nightly_and_evaluate_params() -> None:
     with pytest.raises(ValidationError) as info:
         EvaluateParams(gt_root="g", results="r", dataset="MOT17", preset="nope")
     assert _error_locs(info.value) == ["preset"]
+
+
+def test_every_deployment_has_valid_parameters() -> None:
+    """Each deployment in flows/prefect.yaml validates against its flow's parameter model, the
+    files it names exist in the repository, and a train config loads as a TrainConfig."""
+    from pathlib import Path
+
+    import yaml
+
+    from cstrack.train.config import load_train_config
+    from flows.params import TrainParams
+
+    repo = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((repo / "flows" / "prefect.yaml").read_text())
+    models = {"flows.track_all.track_all": TrackAllParams, "flows.nightly.nightly": NightlyParams,
+              "flows.train.train": TrainParams}
+    seen = set()
+    for dep in doc["deployments"]:
+        model = models[dep["entrypoint"]]
+        params = model.model_validate(dep["parameters"]["params"])
+        seen.add(dep["entrypoint"])
+        track = params.track if isinstance(params, NightlyParams) else params
+        if isinstance(track, TrackAllParams) and track.model.weights not in (None, "coco"):
+            assert (repo / track.model.weights).is_file(), track.model.weights
+        if isinstance(params, TrainParams):
+            cfg = load_train_config(repo / params.config)
+            assert cfg.model.variant == "cstrack-n" and cfg.init.kind == "coco"
+    assert seen == set(models)
