@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +68,15 @@ def stable_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of ``obj`` (sorted keys): a config hash stable across runs."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def plain(obj: Any) -> Any:
+    """JSON-able copy: mappings to dicts with string keys, tuples to lists, and NumPy / torch
+    scalars (anything with ``item()`` and no elements beyond one) to Python numbers."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return obj.item()
+    return obj

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import stable_hash
+from cstrack.fsutil import plain, stable_hash
 from cstrack.paths import shared_data
 
 DEFAULT_REGISTRY = Path(__file__).with_name("datasets.yaml")
@@ -175,7 +175,7 @@ class DatasetEntry:
         return stable_hash(
             {
                 "converter": self.converter,
-                "options": _plain(self.options),
+                "options": plain(self.options),
                 "files": [(f.name, f.sha256, f.size, f.archive) for f in self.files],
             }
         )
@@ -397,9 +397,3 @@ def _check_options(where: str, converter: str, options: dict[str, Any], file_nam
                     raise ConfigError(f"{where}.options.splits.{split}: {f!r} is not one of the entry's files")
 
 
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj

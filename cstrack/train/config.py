@@ -35,7 +35,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import stable_hash
+from cstrack.fsutil import plain, stable_hash
 
 InitKind = Literal["coco", "checkpoint", "random"]
 ResizeMode = Literal["stretch", "letterbox"]
@@ -304,7 +304,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able dict (round-trips through :meth:`from_dict`)."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of :meth:`to_dict` without the output locations
@@ -324,14 +324,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         return _build(cls, d, "")
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # catalog.store run_id rule

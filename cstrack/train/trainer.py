@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import atomic_write_json, atomic_write_text
+from cstrack.fsutil import atomic_write_json, atomic_write_text, plain
 from cstrack.losses import CSTrackLoss, LossConfig
 from cstrack.model import CSTrackModel, build_model
 from cstrack.model.weights import load_checkpoint as load_weights_checkpoint
@@ -392,7 +392,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": ckpt.capture_rng(),
             "data": {"seed": self.cfg.seed, "next_epoch": epochs_done, "world_size": self.world},
-            "history": _plain(self.history),
+            "history": plain(self.history),
             "train_seconds": self.train_seconds,
         }
 
@@ -472,7 +472,7 @@ class Trainer:
                 "world_size": self.world, "rank_parameter_digests": digests, "resumed_from": resumed_from,
                 "history": self.history,
             }
-            atomic_write_json(self.out_dir / "summary.json", _plain(summary))
+            atomic_write_json(self.out_dir / "summary.json", plain(summary))
         images = sum(h["images"] for h in self.history)
         return TrainResult(
             out_dir=self.out_dir, weights=self.export_path if record else None, record=record, history=self.history,
@@ -485,12 +485,3 @@ class Trainer:
             print(f"[train] {msg}", file=sys.stderr)
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-able copy (tuples -> lists, numpy/torch scalars -> Python numbers)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic | torch.Tensor):
-        return obj.item()
-    return obj
