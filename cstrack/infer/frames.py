@@ -9,10 +9,8 @@ slots - 2``).
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -69,39 +67,15 @@ class InputRing:
         return self._tensors[i], arr, meta
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch ops on the calling thread only.
-
-    Post-processing works on a few dozen boxes: handing such tiny ops to the intra-op thread pool
-    costs a wake-up and a barrier per op, which on a busy 2-core machine can take a scheduler time
-    slice (milliseconds) instead of microseconds.
-    """
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+def postprocess_outputs(emb: Any, pred: Any, meta: LetterboxMeta, post: PostprocessConfig) -> Detections:
+    """Detections of one image from ``emb [1, H/8, W/8, D]`` and ``pred [1, N, 6]`` (network px,
+    NumPy arrays or CPU tensors): score filter, Cluster-DIoU NMS, embedding gather, then boxes
+    mapped to frame pixels.  The same calls as the eager
+    :class:`~cstrack.model.detector.ModelDetector`, so every path post-processes identically."""
+    xyxy, score, e = postprocess_image(pred[0], emb[0], post)
+    return Detections(boxes_to_frame(xyxy, meta), score, e)
 
 
-def postprocess_outputs(emb: torch.Tensor, pred: torch.Tensor, meta: LetterboxMeta, post: PostprocessConfig) -> Detections:
-    """Detections of one image from ``emb [1, H/8, W/8, D]`` and ``pred [1, N, 6]`` (network px):
-    score filter, Cluster-DIoU NMS, embedding gather, then boxes mapped to frame pixels.
-
-    The same calls as the eager :class:`~cstrack.model.detector.ModelDetector`, so every path
-    post-processes identically (on one thread, see :func:`single_threaded`).
-    """
-    with torch.inference_mode(), single_threaded():
-        xyxy, score, e = postprocess_image(pred[0], emb[0], post)
-        return Detections(boxes_to_frame(xyxy.numpy(), meta), score.numpy(), e.numpy())
-
-
-def embed_boxes(emb: torch.Tensor, meta: LetterboxMeta, xyxy: np.ndarray) -> np.ndarray:
+def embed_boxes(emb: Any, meta: LetterboxMeta, xyxy: np.ndarray) -> np.ndarray:
     """L2-normalised embeddings ``[K, D]`` at the centres of frame-pixel boxes ``xyxy [K, 4]``."""
-    net = torch.from_numpy(boxes_to_net(np.asarray(xyxy, np.float32).reshape(-1, 4), meta))
-    with torch.inference_mode(), single_threaded():
-        return gather_embeddings(emb[0], net).numpy()
+    return gather_embeddings(emb[0], boxes_to_net(np.asarray(xyxy, np.float32).reshape(-1, 4), meta))

@@ -100,8 +100,9 @@ class OrtDetector:
         _, arr, meta = self._ring.fill(frame_bgr)
         return Prepared(arr, meta)
 
-    def forward(self, prep: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(emb [1, H/8, W/8, D], pred [1, N, 6])``."""
+    def forward(self, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """``(emb [1, H/8, W/8, D], pred [1, N, 6])``, float32 arrays (preallocated: valid until
+        this detector has run two more frames)."""
         x = prep.tensor
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
@@ -112,10 +113,10 @@ class OrtDetector:
         for name, arr in outs.items():
             b.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
         self.session.run_with_iobinding(b)
-        return torch.from_numpy(outs["emb"]), torch.from_numpy(outs["pred"])
+        return outs["emb"], outs["pred"]
 
-    def postprocess(self, out: tuple[torch.Tensor, torch.Tensor], prep: Prepared) -> Detections:
+    def postprocess(self, out: tuple[np.ndarray, np.ndarray], prep: Prepared) -> Detections:
         return postprocess_outputs(out[0], out[1], prep.meta, self.post)
 
-    def embed_boxes(self, out: tuple[torch.Tensor, torch.Tensor], prep: Prepared, xyxy: np.ndarray) -> np.ndarray:
+    def embed_boxes(self, out: tuple[np.ndarray, np.ndarray], prep: Prepared, xyxy: np.ndarray) -> np.ndarray:
         return embed_boxes(out[0], prep.meta, xyxy)

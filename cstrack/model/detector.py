@@ -52,14 +52,13 @@ class ModelDetector:
     @torch.inference_mode()
     def postprocess(self, out: tuple[torch.Tensor, torch.Tensor], prep: Prepared) -> Detections:
         emb, pred = out
-        xyxy, score, e = postprocess_image(pred[0].float(), emb[0], self.post)
-        return Detections(boxes_to_frame(xyxy.cpu().numpy(), prep.meta), score.cpu().numpy(), e.cpu().numpy())
+        xyxy, score, e = postprocess_image(pred[0], emb[0], self.post)
+        return Detections(boxes_to_frame(xyxy, prep.meta), score, e)
 
     @torch.inference_mode()
     def embed_boxes(self, out: tuple[torch.Tensor, torch.Tensor], prep: Prepared, xyxy: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings ``[K, D]`` at the centres of frame-pixel boxes ``xyxy [K, 4]``."""
-        net = torch.from_numpy(boxes_to_net(np.asarray(xyxy, np.float32).reshape(-1, 4), prep.meta))
-        return gather_embeddings(out[0][0], net.to(out[0].device)).cpu().numpy()
+        return gather_embeddings(out[0][0], boxes_to_net(np.asarray(xyxy, np.float32).reshape(-1, 4), prep.meta))
 
 
 def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:

@@ -1,13 +1,20 @@
 """Inference post-processing (spec §9.3-§9.5): confidence filter, Cluster-DIoU NMS, and the
-embedding gather at box centres on the 1/8 map."""
+embedding gather at box centres on the 1/8 map.
+
+Written in NumPy: a frame leaves a few dozen candidate boxes, and on such tiny arrays each torch
+op costs several microseconds of dispatch (and, on the intra-op pool, a wake-up and a barrier),
+which made post-processing a visible share of a real-time frame.  The decoded predictions and the
+embedding map may still be torch tensors on any device: the rows above the objectness threshold
+are picked where they are, and only those and the gathered embeddings travel to the host.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
-
-from cstrack import boxes
 
 # Spec §9.4: DIoU penalty exponent, iteration cap and maximum number of kept boxes.
 DIOU_BETA = 0.7
@@ -25,73 +32,105 @@ class PostprocessConfig:
     max_det: int = MAX_DETECTIONS
 
 
-def filter_scores(pred: torch.Tensor, conf_thres: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _host(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def _on_host(x: Any) -> Any:
+    """A CPU tensor as a NumPy view (no torch op, so no intra-op pool wake-up); a device tensor
+    stays where it is."""
+    if isinstance(x, torch.Tensor) and x.device.type == "cpu":
+        return x.detach().numpy()
+    return x
+
+
+def filter_scores(pred: np.ndarray | torch.Tensor, conf_thres: float) -> tuple[np.ndarray, np.ndarray]:
     """Keep rows of one image's decoded ``pred [N, 6]`` (cx, cy, w, h, obj, cls) with
     ``obj > conf_thres`` and ``obj * cls > conf_thres``.
 
-    Returns ``(xyxy [K, 4], score [K])`` in network pixels.
+    Returns float32 ``(xyxy [K, 4], score [K])`` in network pixels.
     """
-    obj = pred[:, 4]
-    keep = obj > conf_thres
-    p = pred[keep]
+    pred = _on_host(pred)
+    p = _host(pred[pred[:, 4] > conf_thres])
     score = p[:, 4] * p[:, 5]
-    keep2 = score > conf_thres
-    return boxes.xywh_to_xyxy(p[keep2, :4]), score[keep2]
+    p = p[score > conf_thres]
+    cx, cy, hw, hh = p[:, 0], p[:, 1], p[:, 2] / 2, p[:, 3] / 2
+    return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1), score[score > conf_thres]
 
 
-def diou_matrix(xyxy: torch.Tensor, beta: float = DIOU_BETA) -> torch.Tensor:
+def diou_matrix(xyxy: np.ndarray, beta: float = DIOU_BETA) -> np.ndarray:
     """``M[i, j] = IoU(i, j) - (rho^2 / c^2)^beta`` for i < j, 0 elsewhere (plain areas, no +1).
 
     rho = distance of the centres, c = diagonal of the smallest enclosing box (+1e-7).
     """
-    iou = boxes.box_iou_torch(xyxy, xyxy)
-    ctr = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    rho2 = ((ctr[:, None, :] - ctr[None, :, :]) ** 2).sum(-1)
-    lt = torch.minimum(xyxy[:, None, :2], xyxy[None, :, :2])
-    rb = torch.maximum(xyxy[:, None, 2:], xyxy[None, :, 2:])
-    c2 = ((rb - lt) ** 2).sum(-1) + 1e-7
-    return torch.triu(iou - (rho2 / c2) ** beta, diagonal=1)
+    b = np.asarray(xyxy, dtype=np.float32)
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    iw = np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
+    ih = np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None)
+    inter = iw * ih
+    iou = inter / (area[:, None] + area - inter + np.float32(1e-9))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    rho2 = (cx[:, None] - cx) ** 2 + (cy[:, None] - cy) ** 2
+    cw = np.maximum(x2[:, None], x2) - np.minimum(x1[:, None], x1)
+    ch = np.maximum(y2[:, None], y2) - np.minimum(y1[:, None], y1)
+    c2 = cw**2 + ch**2 + np.float32(1e-7)
+    return np.triu(iou - (rho2 / c2) ** np.float32(beta), k=1)
 
 
-def cluster_diou_nms(xyxy: torch.Tensor, scores: torch.Tensor, thres: float, max_det: int = MAX_DETECTIONS) -> torch.Tensor:
-    """Cluster-DIoU NMS.  Returns indices into the inputs, in descending score order.
+def cluster_diou_nms(xyxy: np.ndarray, scores: np.ndarray, thres: float, max_det: int = MAX_DETECTIONS) -> np.ndarray:
+    """Cluster-DIoU NMS.  Returns int64 indices into the inputs, in descending score order
+    (ties keep the input order).
 
     Boxes are sorted by score; a box is suppressed when a *kept* higher-scoring box has
     DIoU above ``thres``.  Iterated to a fixed point (at most 200 rounds); one comparison
     (``<= thres`` keeps) is used throughout (spec Q17).
     """
-    if xyxy.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=xyxy.device)
-    order = scores.argsort(descending=True)
-    m = diou_matrix(xyxy[order])
+    if len(xyxy) <= 1:  # nothing to suppress
+        return np.zeros(len(xyxy), dtype=np.int64)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    m = diou_matrix(np.asarray(xyxy)[order])
     b = m
     for _ in range(NMS_MAX_ITER):
         a = b
-        kept = (a.amax(dim=0) <= thres).to(m.dtype)
-        b = m * kept[:, None]
-        if torch.equal(a, b):
+        b = m * (a.max(axis=0) <= thres)[:, None]
+        if np.array_equal(a, b):
             break
-    keep = b.amax(dim=0) <= thres
-    return order[keep][:max_det]
+    return order[b.max(axis=0) <= thres][:max_det]
 
 
-def gather_embeddings(emb_map: torch.Tensor, xyxy_net: torch.Tensor) -> torch.Tensor:
-    """Embeddings at box centres: ``emb_map [H/8, W/8, D]``, ``xyxy_net [K, 4]`` (network px)
-    -> L2-normalised ``[K, D]``.
+def embedding_cells(xyxy_net: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) int64 of the 1/8-map cells under the box centres: floor(centre / 8), clamped
+    to the map at both ends (spec Q2)."""
+    b = np.asarray(xyxy_net, dtype=np.float32).reshape(-1, 4)
+    col = np.clip(np.floor((b[:, 0] + b[:, 2]) / (2 * EMB_STRIDE)), 0, w - 1).astype(np.int64)
+    row = np.clip(np.floor((b[:, 1] + b[:, 3]) / (2 * EMB_STRIDE)), 0, h - 1).astype(np.int64)
+    return row, col
 
-    Cell = floor(centre / 8), clamped to the map at both ends (spec Q2).
-    """
+
+def gather_embeddings(emb_map: np.ndarray | torch.Tensor, xyxy_net: np.ndarray) -> np.ndarray:
+    """Embeddings at box centres: ``emb_map [H/8, W/8, D]`` (NumPy, or a torch tensor on any
+    device), ``xyxy_net [K, 4]`` (network px) -> L2-normalised float32 ``[K, D]``."""
+    emb_map = _on_host(emb_map)
     h, w = emb_map.shape[:2]
-    col = torch.floor((xyxy_net[:, 0] + xyxy_net[:, 2]) / (2 * EMB_STRIDE)).long().clamp(0, w - 1)
-    row = torch.floor((xyxy_net[:, 1] + xyxy_net[:, 3]) / (2 * EMB_STRIDE)).long().clamp(0, h - 1)
-    return torch.nn.functional.normalize(emb_map[row, col].float(), dim=1)
+    row, col = embedding_cells(xyxy_net, h, w)
+    if isinstance(emb_map, torch.Tensor):
+        dev = emb_map.device
+        e = _host(emb_map[torch.from_numpy(row).to(dev), torch.from_numpy(col).to(dev)])
+    else:
+        e = np.asarray(emb_map[row, col], dtype=np.float32)
+    norm = np.sqrt((e * e).sum(axis=1, keepdims=True))
+    return e / np.maximum(norm, np.float32(1e-12))
 
 
 def postprocess_image(
-    pred: torch.Tensor, emb_map: torch.Tensor, cfg: PostprocessConfig
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    pred: np.ndarray | torch.Tensor, emb_map: np.ndarray | torch.Tensor, cfg: PostprocessConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image: decoded ``pred [N, 6]`` and ``emb_map [H/8, W/8, D]`` ->
-    ``(xyxy [K, 4] network px, scores [K], embeddings [K, D] L2-normalised)``, by descending score."""
+    float32 ``(xyxy [K, 4] network px, scores [K], embeddings [K, D] L2-normalised)``, by
+    descending score."""
     xyxy, score = filter_scores(pred, cfg.conf_thres)
     keep = cluster_diou_nms(xyxy, score, cfg.nms_thres, cfg.max_det)
     xyxy, score = xyxy[keep], score[keep]

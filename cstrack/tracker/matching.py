@@ -43,11 +43,13 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     col_cnt = cand.sum(axis=0)
     single = cand & (row_cnt == 1)[:, None] & (col_cnt == 1)[None, :]
     rows, cols = np.nonzero(single)
-    rest_rows = np.flatnonzero(row_cnt > 0)
-    rest_cols = np.flatnonzero(col_cnt > 0)
-    if len(rest_rows) > len(rows):
-        rest_rows = rest_rows[~np.isin(rest_rows, rows)]
-        rest_cols = rest_cols[~np.isin(rest_cols, cols)]
+    row_left = row_cnt > 0
+    if np.count_nonzero(row_left) > len(rows):
+        col_left = col_cnt > 0
+        row_left[rows] = False
+        col_left[cols] = False
+        rest_rows = np.flatnonzero(row_left)
+        rest_cols = np.flatnonzero(col_left)
         sub = np.minimum(c[np.ix_(rest_rows, rest_cols)], thresh)
         _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=float(thresh), return_cost=True)
         x = np.asarray(x, dtype=np.int64)

@@ -37,7 +37,7 @@ def _parity(model: CSTrackModel, size: tuple[int, int], frames: list[np.ndarray]
         pe, po = eager.preprocess(frame), onnx.preprocess(frame)
         np.testing.assert_array_equal(po.tensor, pe.tensor.numpy())  # same input, NCHW buffer
         emb_ref, pred_ref = (t.numpy() for t in eager.forward(pe))
-        emb, pred = (t.numpy() for t in onnx.forward(po))
+        emb, pred = onnx.forward(po)
         assert emb.shape == emb_ref.shape and pred.shape == pred_ref.shape
         np.testing.assert_allclose(emb, emb_ref, rtol=0, atol=PARITY_ATOL)
         np.testing.assert_allclose(pred[..., 4:], pred_ref[..., 4:], rtol=0, atol=PARITY_ATOL)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from cstrack.model.detect import decode
-from cstrack.model.postprocess import cluster_diou_nms, diou_matrix, filter_scores, gather_embeddings
+from cstrack.model.postprocess import (
+    PostprocessConfig,
+    cluster_diou_nms,
+    diou_matrix,
+    filter_scores,
+    gather_embeddings,
+    postprocess_image,
+)
 
 
 def test_decode_zero_logits() -> None:
@@ -63,9 +71,11 @@ def test_cluster_nms_suppressed_boxes_do_not_suppress() -> None:
 
 
 def test_cluster_nms_empty_and_max_det() -> None:
-    assert cluster_diou_nms(torch.zeros(0, 4), torch.zeros(0), 0.6).numel() == 0
-    far = torch.tensor([[i * 20.0, 0, i * 20 + 10, 10] for i in range(5)])
-    assert cluster_diou_nms(far, torch.linspace(1, 0.5, 5), 0.6, max_det=3).tolist() == [0, 1, 2]
+    assert cluster_diou_nms(np.zeros((0, 4)), np.zeros(0), 0.6).shape == (0,)
+    far = np.array([[i * 20.0, 0, i * 20 + 10, 10] for i in range(5)])
+    assert cluster_diou_nms(far, np.linspace(1, 0.5, 5), 0.6, max_det=3).tolist() == [0, 1, 2]
+    # equal scores keep the input order
+    assert cluster_diou_nms(far, np.full(5, 0.7), 0.6).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_gather_clamps_to_the_map_and_normalises() -> None:
@@ -78,7 +88,32 @@ def test_gather_clamps_to_the_map_and_normalises() -> None:
             [8, 16, 16, 24],  # centre (12, 20) -> col floor(12/8) = 1, row floor(20/8) = 2
         ]
     )
-    out = gather_embeddings(emb, boxes)
-    expected = torch.stack([emb[0, 0], emb[3, 5], emb[2, 1]])
-    assert torch.allclose(out, torch.nn.functional.normalize(expected, dim=1))
-    assert torch.allclose(out.norm(dim=1), torch.ones(3))
+    out = gather_embeddings(emb, boxes.numpy())
+    expected = torch.nn.functional.normalize(torch.stack([emb[0, 0], emb[3, 5], emb[2, 1]]), dim=1).numpy()
+    assert out.dtype == np.float32 and np.allclose(out, expected, atol=1e-7)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+    # a NumPy map gives the same rows as a tensor map
+    assert np.array_equal(gather_embeddings(emb.numpy(), boxes.numpy()), out)
+
+
+def test_postprocess_image_from_tensors_and_arrays_agree() -> None:
+    """The decoded output of a real model path: tensors (eager) and arrays (ONNX Runtime) give the
+    same detections, by descending score, each embedding of unit length."""
+    g = torch.Generator().manual_seed(0)
+    n = 500
+    ctr = torch.rand(n, 2, generator=g) * torch.tensor([200.0, 120.0])  # crowded: NMS has work
+    wh = 10 + torch.rand(n, 2, generator=g) * 60
+    conf = torch.rand(n, 2, generator=g)
+    pred = torch.cat([ctr, wh, conf], dim=1)
+    emb = torch.randn(40, 72, 16, generator=g)
+    cfg = PostprocessConfig(conf_thres=0.5, nms_thres=0.6)
+    a = postprocess_image(pred, emb, cfg)
+    b = postprocess_image(pred.numpy(), emb.numpy(), cfg)
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == np.float32 and np.array_equal(x, y)
+    xyxy, score, e = a
+    assert 0 < len(score) < int(((conf[:, 0] * conf[:, 1]) > 0.5).sum())  # NMS removed some
+    assert np.all(np.diff(score) <= 0) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
+    # no kept pair overlaps beyond the threshold
+    m = diou_matrix(xyxy)
+    assert m.max() <= 0.6
