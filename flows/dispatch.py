@@ -50,6 +50,7 @@ def job_for(params: TrackAllParams, selection: DatasetSelection) -> dict[str, An
         },
         "tracker_preset": params.tracker_preset,
         "torch_threads": params.cluster.torch_threads,
+        "prefetch": params.cluster.prefetch,
     }
 
 

@@ -148,6 +148,11 @@ class ClusterSpec(_Model):
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch threads per task; null = the host's cores / its Dask threads"
     )
+    prefetch: int = Field(
+        default=2, ge=0,
+        description="frames a task decodes + letterboxes ahead in a thread of its own (it runs on spare cores; "
+        "0: sequential, a task then uses only its torch threads)",
+    )
 
     @field_validator("dask_address")
     @classmethod

@@ -64,10 +64,13 @@ def torch_thread_share(explicit: int | None = None) -> int:
 
 
 def set_torch_threads(explicit: int | None = None) -> int:
-    """Apply :func:`torch_thread_share` to torch (intra-op) and return it."""
+    """Apply :func:`torch_thread_share` to torch (intra-op) and OpenCV (decode, resize) and
+    return it."""
+    import cv2
     import torch
 
     n = torch_thread_share(explicit)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    cv2.setNumThreads(n)
     return n

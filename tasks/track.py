@@ -5,7 +5,8 @@ Arguments are small JSON values (so that they hash, persist and travel to Dask w
 - ``seq``: ``{"dataset", "split", "name", "seq_dir", "frames", ...}`` (:func:`tasks.data.select_sequences`)
 - ``out_dir``: absolute folder of ``<SEQ>.txt`` (the same path on every worker: a shared volume)
 - ``job``: ``{"mode", "uses_model", "model": {"variant", "weights", "input_size", "path",
-  "conf_thres"}, "tracker_preset", "torch_threads"}``
+  "conf_thres"}, "tracker_preset", "torch_threads", "prefetch"}`` (``prefetch``: frames read ahead
+  in a thread, 0 = sequential; it does not change the result, so it is not part of the cache key)
 
 The result file is written atomically by the runner; the timing record beside it
 (``<SEQ>.timing.json``) atomically here.  The returned record is small (no arrays) and is what the
@@ -99,7 +100,7 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 )
 def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> dict[str, Any]:
     """Track one sequence; return its record (timing, result file + sha256, worker)."""
-    from cstrack.runner import track_sequence
+    from cstrack.runner import DEFAULT_PREFETCH, prefetched_frames, read_frames, track_sequence
     from cstrack.tracker import preset
 
     started = dt.datetime.now(dt.UTC)
@@ -108,8 +109,9 @@ def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) 
     detector = detector_for(job["model"]) if job["uses_model"] else None
     setup_s = time.perf_counter() - t0
     progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
+    depth = int(job.get("prefetch", DEFAULT_PREFETCH))
     run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
-                         progress=progress)
+                         frame_reader=prefetched_frames(depth) if depth > 0 else read_frames, progress=progress)
     record: dict[str, Any] = {
         "dataset": seq["dataset"],
         "split": seq["split"],
@@ -123,6 +125,7 @@ def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) 
         "result_path": str(run.result_path),
         "result_sha256": sha256_file(run.result_path),
         "torch_threads": threads,
+        "prefetch": depth,
         "setup_s": setup_s,
         "first_frame_unix": progress.first_frame_unix,
         "wall_s": time.perf_counter() - t0,
