@@ -122,3 +122,16 @@ def test_every_deployment_has_valid_parameters() -> None:
             cfg = load_train_config(repo / params.config)
             assert cfg.model.variant == "cstrack-n" and cfg.init.kind == "coco"
     assert seen == set(models)
+
+
+def test_job_carries_thread_and_read_ahead_settings() -> None:
+    from flows.dispatch import job_for
+    from flows.params import ClusterSpec
+
+    p = TrackAllParams(datasets=[{"name": "pets09-s2l1"}], cluster={"torch_threads": 1, "prefetch": 0})
+    job = job_for(p, p.datasets[0])
+    assert (job["torch_threads"], job["prefetch"], job["mode"]) == (1, 0, "private")
+    assert job_for(TrackAllParams(datasets=[{"name": "x"}]), DatasetSelection(name="x"))["prefetch"] == 2
+    with pytest.raises(ValidationError) as e:
+        ClusterSpec(prefetch=-1)
+    assert _error_locs(e.value) == ["prefetch"]
