@@ -77,14 +77,3 @@ def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray, plus_one: bool = False) -
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(union > 0, inter / union, 0.0)
     return out
-
-
-def box_iou_torch(a_xyxy: torch.Tensor, b_xyxy: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU ``[N, M]`` of xyxy tensors ``[N, 4]`` and ``[M, 4]`` (continuous areas)."""
-    area_a = (a_xyxy[:, 2] - a_xyxy[:, 0]).clamp(min=0) * (a_xyxy[:, 3] - a_xyxy[:, 1]).clamp(min=0)
-    area_b = (b_xyxy[:, 2] - b_xyxy[:, 0]).clamp(min=0) * (b_xyxy[:, 3] - b_xyxy[:, 1]).clamp(min=0)
-    lt = torch.maximum(a_xyxy[:, None, :2], b_xyxy[None, :, :2])
-    rb = torch.minimum(a_xyxy[:, None, 2:], b_xyxy[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)

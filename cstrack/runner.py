@@ -83,14 +83,23 @@ def prefetched_frames(depth: int = DEFAULT_PREFETCH) -> FrameReader:
     capped by the detector's ``input_slots`` (reused input buffers) when it has them."""
 
     def reader(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
-        if detector is None or depth < 1:
+        if detector is None:
             return read_frames(seq, detector)
-        from cstrack.infer.prefetch import prefetch
-
-        slots = getattr(detector, "input_slots", None)
-        return prefetch(read_frames(seq, detector), depth if slots is None else max(1, min(depth, slots - 2)))
+        return prefetch_inputs(read_frames(seq, detector), detector, depth)
 
     return reader
+
+
+def prefetch_inputs(source: Iterator[FrameInput], detector: FrameDetector, depth: int) -> Iterator[FrameInput]:
+    """``source`` produced ``depth`` frames ahead in a bounded thread (``depth < 1``: as it is).
+    The depth is capped by the detector's ``input_slots`` (its reused input buffers: at most
+    ``slots - 2`` frames may wait while one is in the network and one is being prepared)."""
+    if depth < 1:
+        return source
+    from cstrack.infer.prefetch import prefetch
+
+    slots = getattr(detector, "input_slots", None)
+    return prefetch(source, depth if slots is None else max(1, min(depth, slots - 2)))
 
 
 @dataclass(frozen=True)

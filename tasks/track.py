@@ -100,7 +100,7 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 )
 def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> dict[str, Any]:
     """Track one sequence; return its record (timing, result file + sha256, worker)."""
-    from cstrack.runner import DEFAULT_PREFETCH, prefetched_frames, read_frames, track_sequence
+    from cstrack.runner import DEFAULT_PREFETCH, prefetched_frames, track_sequence
     from cstrack.tracker import preset
 
     started = dt.datetime.now(dt.UTC)
@@ -111,7 +111,7 @@ def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) 
     progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
     depth = int(job.get("prefetch", DEFAULT_PREFETCH))
     run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
-                         frame_reader=prefetched_frames(depth) if depth > 0 else read_frames, progress=progress)
+                         frame_reader=prefetched_frames(depth), progress=progress)
     record: dict[str, Any] = {
         "dataset": seq["dataset"],
         "split": seq["split"],

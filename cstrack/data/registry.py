@@ -395,5 +395,3 @@ def _check_options(where: str, converter: str, options: dict[str, Any], file_nam
             for f in odgts:
                 if f not in file_names:
                     raise ConfigError(f"{where}.options.splits.{split}: {f!r} is not one of the entry's files")
-
-

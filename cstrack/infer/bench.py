@@ -27,8 +27,7 @@ import torch
 
 from cstrack.detection import Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.infer.prefetch import prefetch
-from cstrack.runner import FrameInput
+from cstrack.runner import FrameInput, prefetch_inputs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 STAGES = ("read", "preprocess", "forward", "postprocess", "track")
@@ -118,10 +117,7 @@ def run_pipeline(
     fake = FakeDetections(fake_dets, detector.emb_dim, (first.shape[1], first.shape[0]))
     tracker = Tracker(frame_rate=frame_rate)
     source: Iterator[FrameInput] = read_cycled(files, warmup + frames, detector)
-    if prefetch_depth:
-        slots = getattr(detector, "input_slots", None)
-        depth = prefetch_depth if slots is None else max(1, min(prefetch_depth, slots - 2))
-        source = prefetch(source, depth)
+    source = prefetch_inputs(source, detector, prefetch_depth)
     totals = dict.fromkeys(STAGES, 0.0)
     n_dets = n_tracks = 0
     start = time.perf_counter()

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cstrack import boxes
+
 # Spec §9.4: DIoU penalty exponent, iteration cap and maximum number of kept boxes.
 DIOU_BETA = 0.7
 NMS_MAX_ITER = 200
@@ -55,9 +57,8 @@ def filter_scores(pred: np.ndarray | torch.Tensor, conf_thres: float) -> tuple[n
     pred = _on_host(pred)
     p = _host(pred[pred[:, 4] > conf_thres])
     score = p[:, 4] * p[:, 5]
-    p = p[score > conf_thres]
-    cx, cy, hw, hh = p[:, 0], p[:, 1], p[:, 2] / 2, p[:, 3] / 2
-    return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1), score[score > conf_thres]
+    keep = score > conf_thres
+    return boxes.xywh_to_xyxy(p[keep, :4]), score[keep]
 
 
 def diou_matrix(xyxy: np.ndarray, beta: float = DIOU_BETA) -> np.ndarray:

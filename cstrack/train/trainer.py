@@ -483,5 +483,3 @@ class Trainer:
     def _say(self, msg: str) -> None:
         if self.dist.is_main:
             print(f"[train] {msg}", file=sys.stderr)
-
-
