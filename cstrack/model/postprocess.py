@@ -1,11 +1,13 @@
 """Inference post-processing (spec §9.3-§9.5): confidence filter, Cluster-DIoU NMS, and the
 embedding gather at box centres on the 1/8 map.
 
-Written in NumPy: a frame leaves a few dozen candidate boxes, and on such tiny arrays each torch
-op costs several microseconds of dispatch (and, on the intra-op pool, a wake-up and a barrier),
-which made post-processing a visible share of a real-time frame.  The decoded predictions and the
-embedding map may still be torch tensors on any device: the rows above the objectness threshold
-are picked where they are, and only those and the gathered embeddings travel to the host.
+The functions here are the definition, written with NumPy array operations: a frame leaves a
+few dozen candidate boxes, and on such tiny arrays each torch op costs several microseconds of
+dispatch (and, on the intra-op pool, a wake-up and a barrier).  :func:`postprocess_image` runs host
+arrays through compiled loops that compute the same thing (:mod:`cstrack.model.postprocess_kernels`,
+tested against these), because even NumPy's per-call cost made post-processing a visible share of
+a real-time frame.  Predictions on an accelerator stay there: the rows above the objectness
+threshold are picked on the device, and only those and the gathered embeddings travel to the host.
 """
 
 from __future__ import annotations
@@ -126,13 +128,44 @@ def gather_embeddings(emb_map: np.ndarray | torch.Tensor, xyxy_net: np.ndarray) 
     return e / np.maximum(norm, np.float32(1e-12))
 
 
+def postprocess_image_reference(
+    pred: np.ndarray | torch.Tensor, emb_map: np.ndarray | torch.Tensor, cfg: PostprocessConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`postprocess_image` written with array operations: the definition the compiled
+    kernels are tested against, and the path for tensors on an accelerator (the rows above the
+    threshold and the gathered embeddings are picked on the device)."""
+    xyxy, score = filter_scores(pred, cfg.conf_thres)
+    keep = cluster_diou_nms(xyxy, score, cfg.nms_thres, cfg.max_det)
+    xyxy, score = xyxy[keep], score[keep]
+    return xyxy, score, gather_embeddings(emb_map, xyxy)
+
+
+def _host_f32(x: Any) -> np.ndarray | None:
+    """``x`` as a float32 NumPy array when it lives on the host (a view where possible), else None."""
+    if isinstance(x, torch.Tensor):
+        if x.device.type != "cpu":
+            return None
+        x = x.detach().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
 def postprocess_image(
     pred: np.ndarray | torch.Tensor, emb_map: np.ndarray | torch.Tensor, cfg: PostprocessConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image: decoded ``pred [N, 6]`` and ``emb_map [H/8, W/8, D]`` ->
     float32 ``(xyxy [K, 4] network px, scores [K], embeddings [K, D] L2-normalised)``, by
-    descending score."""
-    xyxy, score = filter_scores(pred, cfg.conf_thres)
-    keep = cluster_diou_nms(xyxy, score, cfg.nms_thres, cfg.max_det)
-    xyxy, score = xyxy[keep], score[keep]
-    return xyxy, score, gather_embeddings(emb_map, xyxy)
+    descending score.
+
+    Host arrays (NumPy, CPU tensors) go through the compiled kernels of
+    :mod:`cstrack.model.postprocess_kernels`; device tensors through
+    :func:`postprocess_image_reference`.  Both give the same boxes and scores.
+    """
+    p, e = _host_f32(pred), _host_f32(emb_map)
+    if p is None or e is None:
+        return postprocess_image_reference(pred, emb_map, cfg)
+    from cstrack.model import postprocess_kernels as k
+
+    xyxy, score = k.select_boxes(
+        p, np.float32(cfg.conf_thres), np.float32(cfg.nms_thres), np.float32(DIOU_BETA), NMS_MAX_ITER, cfg.max_det
+    )
+    return xyxy, score, k.gather_normalised(e, xyxy, EMB_STRIDE)

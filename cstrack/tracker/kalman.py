@@ -66,8 +66,10 @@ _ASPECT_ONLY = np.array([0.0, 0.0, 1.0, 0.0])
 
 
 @functools.lru_cache(maxsize=16)
-def _stds(params: KalmanParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-coordinate ``std = h·scale + const`` vectors ``(scale [4], const [4])`` of each noise term."""
+def noise_terms(params: KalmanParams = DEFAULT_PARAMS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"init_pos", "init_vel", "q_pos", "q_vel", "r"}`` -> ``(scale [4], const [4])``: each noise
+    term's standard deviation is ``h·scale + const`` per coordinate (cx, cy, a, h).  Cached per
+    parameter set; the compiled tracker steps (:mod:`cstrack.tracker.kernels`) take these vectors."""
     p, v = params.std_weight_position, params.std_weight_velocity
 
     def vec(weight: float, aspect: float) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +97,7 @@ def initiate(measurement: np.ndarray, params: KalmanParams = DEFAULT_PARAMS) -> 
     """
     z = np.asarray(measurement, dtype=np.float64).reshape(-1, 4)
     n = len(z)
-    s = _stds(params)
+    s = noise_terms(params)
     mean = np.zeros((n, 8), dtype=np.float64)
     mean[:, :4] = z
     cov = np.zeros((n, 3, 4), dtype=np.float64)
@@ -114,7 +116,7 @@ def predict(
     """
     mean = np.asarray(mean, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
-    s = _stds(params)
+    s = noise_terms(params)
     h = mean[:, 3]
     new_mean = mean.copy()
     new_mean[:, :4] += mean[:, 4:]
@@ -134,7 +136,7 @@ def project(
     for a, with the state height)."""
     mean = np.asarray(mean, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
-    return mean[:, :4].copy(), cov[:, 0] + _var(mean[:, 3], _stds(params)["r"])
+    return mean[:, :4].copy(), cov[:, 0] + _var(mean[:, 3], noise_terms(params)["r"])
 
 
 def update(

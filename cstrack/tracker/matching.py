@@ -6,8 +6,9 @@ better and ``inf`` means "never".
 
 from __future__ import annotations
 
-import lap
 import numpy as np
+
+from cstrack.tracker import kernels
 
 _EMPTY_MATCHES = np.zeros((0, 2), dtype=np.int64)
 
@@ -23,7 +24,11 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     Only entries below ``thresh`` can change the optimum (an entry at ``thresh`` costs exactly what
     leaving its row and column out costs), so the problem splits into the connected components of
     those entries.  Rows and columns with exactly one candidate, shared with nobody, are matched
-    directly; LAPJV (``lap``) solves what remains.  Typical tracking frames need no solver call.
+    directly; the Hungarian method solves what remains, as an assignment on
+    ``min(cost, thresh) - thresh`` (see :func:`cstrack.tracker.kernels.assign`, a compiled loop: on
+    the few-dozen-row problems of a frame, calling ``lap`` cost more in array set-up than the
+    solve).  The optimum is the one ``lap`` finds; among equal-cost optima the choice may differ.
+    Costs must be finite or ``+inf``.
 
     Returns ``(matches [K, 2] int64 (row, col), unmatched_rows [int64], unmatched_cols [int64])``,
     ``matches`` sorted by row, the others in increasing order.
@@ -36,60 +41,23 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
         raise ValueError(f"thresh must be a positive finite number, got {thresh!r}")
     if n == 0 or m == 0:
         return _EMPTY_MATCHES.copy(), np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64)
-    if np.isnan(c).any():
-        raise ValueError("cost matrix contains NaN")
-    cand = c < thresh
-    row_cnt = cand.sum(axis=1)
-    col_cnt = cand.sum(axis=0)
-    single = cand & (row_cnt == 1)[:, None] & (col_cnt == 1)[None, :]
-    rows, cols = np.nonzero(single)
-    row_left = row_cnt > 0
-    if np.count_nonzero(row_left) > len(rows):
-        col_left = col_cnt > 0
-        row_left[rows] = False
-        col_left[cols] = False
-        rest_rows = np.flatnonzero(row_left)
-        rest_cols = np.flatnonzero(col_left)
-        sub = np.minimum(c[np.ix_(rest_rows, rest_cols)], thresh)
-        _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=float(thresh), return_cost=True)
-        x = np.asarray(x, dtype=np.int64)
-        r = np.flatnonzero(x >= 0)
-        r, cc = rest_rows[r], rest_cols[x[r]]
-        ok = c[r, cc] < thresh
-        rows = np.concatenate([rows, r[ok]])
-        cols = np.concatenate([cols, cc[ok]])
-        order = np.argsort(rows, kind="stable")
-        rows, cols = rows[order], cols[order]
-    matches = np.stack([rows, cols], axis=1).astype(np.int64, copy=False) if len(rows) else _EMPTY_MATCHES.copy()
-    row_free = np.ones(n, dtype=bool)
-    row_free[rows] = False
-    col_free = np.ones(m, dtype=bool)
-    col_free[cols] = False
-    return matches, np.flatnonzero(row_free), np.flatnonzero(col_free)
+    bad, rows, cols, free_rows, free_cols = kernels.assign(c, float(thresh))
+    if bad:
+        raise ValueError("cost matrix contains NaN or -inf")
+    matches = np.stack([rows, cols], axis=1) if len(rows) else _EMPTY_MATCHES.copy()
+    return matches, free_rows, free_cols
 
 
 def iou_distance(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray) -> np.ndarray:
     """``1 − IoU`` ``[N, M]`` with the tracker's +1 pixel convention (spec §10.4); boxes in xyxy.
 
-    Equals ``1 − cstrack.boxes.iou_matrix(a, b, plus_one=True)`` (tested), written out here
-    because the tracker calls it several times per frame.  Boxes whose union is not positive
+    Equals ``1 − cstrack.boxes.iou_matrix(a, b, plus_one=True)`` (tested), computed by a compiled
+    loop because the tracker calls it several times per frame.  Boxes whose union is not positive
     (degenerate) get distance 1.
     """
     a = np.asarray(tracks_xyxy, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(dets_xyxy, dtype=np.float64).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.ones((len(a), len(b)), dtype=np.float64)
-    area_a = (a[:, 2] - a[:, 0] + 1.0) * (a[:, 3] - a[:, 1] + 1.0)
-    area_b = (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1.0
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1.0
-    np.maximum(iw, 0.0, out=iw)
-    np.maximum(ih, 0.0, out=ih)
-    inter = iw * ih
-    union = area_a[:, None] + area_b[None, :] - inter
-    ok = union > 0
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=ok)
-    return np.subtract(1.0, iou, out=iou)
+    return kernels.iou_distance(a, b)
 
 
 def embedding_distance(templates: np.ndarray, embeddings: np.ndarray) -> np.ndarray:

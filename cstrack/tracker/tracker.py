@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from cstrack.detection import Detections
-from cstrack.tracker import kalman
+from cstrack.tracker import kalman, kernels
 from cstrack.tracker.config import TrackerConfig
-from cstrack.tracker.matching import fuse_motion, iou_distance, linear_assignment
+from cstrack.tracker.matching import iou_distance, linear_assignment
 from cstrack.tracker.track import (
     Track,
     TrackArrays,
@@ -41,24 +41,6 @@ from cstrack.tracker.track import (
 _TRACKED = np.int8(TrackState.TRACKED)
 _LOST = np.int8(TrackState.LOST)
 _REMOVED = np.int8(TrackState.REMOVED)
-
-
-def _mean_xyxy(mean: np.ndarray) -> np.ndarray:
-    """xyxy ``[N, 4]`` boxes of Kalman means ``[N, 8]``."""
-    half_w = 0.5 * mean[:, 2] * mean[:, 3]
-    half_h = 0.5 * mean[:, 3]
-    out = np.empty((len(mean), 4), dtype=np.float64)
-    out[:, 0] = mean[:, 0] - half_w
-    out[:, 1] = mean[:, 1] - half_h
-    out[:, 2] = mean[:, 0] + half_w
-    out[:, 3] = mean[:, 1] + half_h
-    return out
-
-
-def _normalise_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.sqrt((x * x).sum(axis=1))
-    return x / np.maximum(norms, 1e-12)[:, None]
 
 
 class Tracker:
@@ -103,38 +85,22 @@ class Tracker:
         """
         cfg = self.config
         kp = cfg.kalman
+        noise = kalman.noise_terms(kp)
         self._frame += 1
         t = self._frame
         T = self._tracks
 
-        xyxy = np.asarray(dets.xyxy, dtype=np.float64)
-        scores = dets.scores
-        emb = dets.embeddings if cfg.use_appearance else None
-        w = xyxy[:, 2] - xyxy[:, 0]
-        h = xyxy[:, 3] - xyxy[:, 1]
-        valid = (w > 0) & (h > 0) & np.isfinite(xyxy).all(axis=1)
-        if not valid.all():
-            xyxy, scores, w, h = xyxy[valid], scores[valid], w[valid], h[valid]
-            emb = emb[valid] if emb is not None else None
-        xyah = np.empty((len(xyxy), 4), dtype=np.float64)
-        xyah[:, 0] = xyxy[:, 0] + 0.5 * w
-        xyah[:, 1] = xyxy[:, 1] + 0.5 * h
-        xyah[:, 2] = w / h
-        xyah[:, 3] = h
-        if emb is not None:
-            emb = _normalise_rows(np.asarray(emb, dtype=np.float32))
+        valid, xyxy, xyah = kernels.prepare_detections(np.ascontiguousarray(dets.xyxy, dtype=np.float32))
+        scores = dets.scores if len(valid) == len(dets) else dets.scores[valid]
+        emb = None
+        if cfg.use_appearance and dets.embeddings is not None:
+            emb = kernels.normalised_rows(np.asarray(dets.embeddings, dtype=np.float32), valid)
             T.ensure_template_dim(emb.shape[1])
 
-        state = T.state
-        is_tracked = state == _TRACKED
-        unconfirmed = np.flatnonzero(is_tracked & ~T.activated)
-        pool = np.flatnonzero((is_tracked & T.activated) | (state == _LOST))
+        unconfirmed, pool = kernels.partition(T.state, T.activated)
 
         # Step 1: predict the pool (not the unconfirmed tracks).
-        if pool.size:
-            mean = T.mean[pool]
-            mean[state[pool] != _TRACKED, 7] = 0.0
-            T.mean[pool], T.cov[pool] = kalman.predict(mean, T.cov[pool], kp)
+        kernels.predict_rows(T.mean, T.cov, T.state, pool, *noise["q_pos"], *noise["q_vel"])
 
         # Matches of the three stages touch disjoint tracks and detections, and each stage reads
         # only tracks no earlier stage matched, so all corrections are applied once at the end.
@@ -145,19 +111,16 @@ class Tracker:
         # Stage 1: appearance + motion, or motion only.
         rest = pool
         if pool.size and free.size:
-            pool_mean = T.mean[pool]
-            pool_cov = T.cov[pool]
             if emb is not None and T.template is not None:
-                cost = 1.0 - (T.template[pool] @ emb.T).astype(np.float64)
-                np.maximum(cost, 0.0, out=cost)
-                cost[~T.has_template[pool]] = 1.0
-                gd = kalman.gating_distance(pool_mean, pool_cov, xyah, kp)
-                cost = fuse_motion(cost, gd, cfg.gating_thresh, cfg.motion_weight)
+                cost = kernels.appearance_cost(
+                    T.template[pool] @ emb.T, T.has_template, T.mean, T.cov, pool, xyah, *noise["r"],
+                    cfg.gating_thresh, cfg.motion_weight,
+                )
                 thresh = cfg.appearance_thresh
             else:
-                cost = iou_distance(_mean_xyxy(pool_mean), xyxy)
+                cost = iou_distance(kernels.mean_xyxy(T.mean, pool), xyxy)
                 if cfg.motion_only_gating:
-                    gd = kalman.gating_distance(pool_mean, pool_cov, xyah, kp)
+                    gd = kernels.gating_rows(T.mean, T.cov, pool, xyah, *noise["r"])
                     cost[gd > cfg.gating_thresh] = np.inf
                 thresh = cfg.motion_only_thresh
             matches, u_rows, u_cols = linear_assignment(cost, thresh)
@@ -166,10 +129,11 @@ class Tracker:
             rest, free = pool[u_rows], u_cols
 
         # Stage 2: IoU on the remaining tracked (not lost) tracks; the unmatched ones become lost.
+        state = T.state
         rest_tracked = rest[state[rest] == _TRACKED]
         newly_lost = rest_tracked
         if rest_tracked.size and free.size:
-            cost = iou_distance(_mean_xyxy(T.mean[rest_tracked]), xyxy[free])
+            cost = iou_distance(kernels.mean_xyxy(T.mean, rest_tracked), xyxy[free])
             matches, u_rows, u_cols = linear_assignment(cost, cfg.iou_thresh)
             matched_rows.append(rest_tracked[matches[:, 0]])
             matched_dets.append(free[matches[:, 1]])
@@ -179,7 +143,7 @@ class Tracker:
         confirmed_now = unconfirmed[:0]
         dropped = unconfirmed
         if unconfirmed.size and free.size:
-            cost = iou_distance(_mean_xyxy(T.mean[unconfirmed]), xyxy[free])
+            cost = iou_distance(kernels.mean_xyxy(T.mean, unconfirmed), xyxy[free])
             matches, u_rows, u_cols = linear_assignment(cost, cfg.unconfirmed_thresh)
             confirmed_now = unconfirmed[matches[:, 0]]
             matched_rows.append(confirmed_now)
@@ -210,17 +174,7 @@ class Tracker:
         state[is_lost & (t - T.frame_id > self.max_time_lost)] = _REMOVED
 
         # Duplicate suppression: of a (tracked, lost) pair that overlaps, keep the longer history.
-        lost = np.flatnonzero(state == _LOST)
-        if lost.size:
-            tracked = np.flatnonzero(state == _TRACKED)
-            if tracked.size:
-                dist = iou_distance(_mean_xyxy(T.mean[tracked]), _mean_xyxy(T.mean[lost]))
-                p, q = np.nonzero(dist < cfg.duplicate_thresh)
-                if p.size:
-                    age_p = T.frame_id[tracked[p]] - T.start_frame[tracked[p]]
-                    age_q = T.frame_id[lost[q]] - T.start_frame[lost[q]]
-                    state[tracked[p[age_p <= age_q]]] = _REMOVED
-                    state[lost[q[age_p > age_q]]] = _REMOVED
+        kernels.suppress_duplicates(T.mean, state, T.frame_id, T.start_frame, cfg.duplicate_thresh)
 
         out = self._outputs(t, confirmed_now)
         T.keep(state != _REMOVED)
@@ -239,21 +193,14 @@ class Tracker:
         if rows.size == 0:
             return
         T = self._tracks
-        T.mean[rows], T.cov[rows] = kalman.update(T.mean[rows], T.cov[rows], xyah[det_idx], self.config.kalman)
-        was_lost = T.state[rows] == _LOST
-        T.tracklet_len[rows] = np.where(was_lost, 0, T.tracklet_len[rows] + 1)
-        T.state[rows] = _TRACKED
-        T.activated[rows] = True
-        T.frame_id[rows] = t
-        T.score[rows] = scores[det_idx]
+        kernels.correct_rows(
+            T.mean, T.cov, T.state, T.activated, T.frame_id, T.tracklet_len, T.score, rows, det_idx,
+            xyah, scores, *kalman.noise_terms(self.config.kalman)["r"], t,
+        )
         if emb is not None and T.template is not None:
-            e = emb[det_idx]
-            m = np.float32(self.config.template_momentum)
-            has = T.has_template[rows]
-            new = m * T.template[rows] + (1 - m) * e
-            new[~has] = e[~has]
-            T.template[rows] = _normalise_rows(new)
-            T.has_template[rows] = True
+            kernels.update_templates(
+                T.template, T.has_template, rows, det_idx, emb, np.float32(self.config.template_momentum)
+            )
 
     def _outputs(self, t: int, confirmed_now: np.ndarray) -> TrackOutputs:
         T = self._tracks
