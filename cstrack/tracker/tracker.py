@@ -19,6 +19,10 @@ embeddings) and returns the boxes to report.  Per frame ``t``:
    suppression between tracked and lost tracks.
 
 Removed tracks are dropped at the end of the step (nothing accumulates over a sequence).
+
+The control flow is here; the per-row arithmetic runs in compiled kernels
+(:mod:`cstrack.tracker.kernels`) that read and write the track arrays in place and compute what
+the array functions of :mod:`cstrack.tracker.kalman` and :mod:`cstrack.tracker.matching` compute.
 """
 
 from __future__ import annotations

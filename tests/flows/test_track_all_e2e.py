@@ -94,13 +94,41 @@ def start_deployment_run(stack: PrefectStack, params: dict[str, Any], log: Path)
                             start_new_session=True)
 
 
-def finish(proc: subprocess.Popen[str], log: Path) -> tuple[int, str, str]:
-    """Wait for the CLI; returns (exit status, its output, the flow run id it created)."""
-    try:
-        rc = proc.wait(timeout=RUN_TIMEOUT_S + 60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
+WATCH_GRACE_S = 90  # how long the CLI may keep watching a run the server already shows finished
+_TERMINAL = {"COMPLETED": 0, "FAILED": 1, "CRASHED": 1, "CANCELLED": 1}
+
+
+def finish(stack: PrefectStack, proc: subprocess.Popen[str], log: Path) -> tuple[int, str, str]:
+    """Wait for the CLI; returns (exit status, its output, the flow run id it created).
+
+    ``prefect deployment run --watch`` follows the run through the server's event stream and has
+    been seen to miss the terminal event of a run that completed (PrefectHQ/prefect#19989): it then
+    waits out its whole watch timeout.  So the run's state is also read from the API; once it has
+    been terminal for ``WATCH_GRACE_S`` with the CLI still watching, the CLI is stopped and the
+    status is the one ``--watch`` gives for that state (0 for Completed, 1 otherwise).
+    """
+    deadline = time.monotonic() + RUN_TIMEOUT_S + 60
+    terminal_since: float | None = None
+    rc: int | None = None
+    while rc is None:
+        rc = proc.poll()
+        if rc is not None:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise subprocess.TimeoutExpired(proc.args, RUN_TIMEOUT_S + 60)
+        m = re.search(r"UUID: ([0-9a-f-]{36})", log.read_text())
+        state = stack.api("GET", f"/flow_runs/{m.group(1)}")["state"]["type"] if m else None
+        if state in _TERMINAL:
+            terminal_since = terminal_since or time.monotonic()
+            if time.monotonic() - terminal_since > WATCH_GRACE_S:
+                proc.kill()
+                proc.wait()
+                rc = _TERMINAL[state]
+                with open(log, "a") as fh:
+                    fh.write(f"\n[test harness] the CLI missed the end of the run; state {state} from the API\n")
+                break
+        time.sleep(1.0)
     text = log.read_text()
     m = re.search(r"UUID: ([0-9a-f-]{36})", text)
     assert m, f"no flow run id in the CLI output:\n{text[-3000:]}"
@@ -109,7 +137,7 @@ def finish(proc: subprocess.Popen[str], log: Path) -> tuple[int, str, str]:
 
 def run_deployment(stack: PrefectStack, params: dict[str, Any], log: Path) -> tuple[int, str, str, float]:
     t0 = time.monotonic()
-    rc, text, flow_run_id = finish(start_deployment_run(stack, params, log), log)
+    rc, text, flow_run_id = finish(stack, start_deployment_run(stack, params, log), log)
     return rc, text, flow_run_id, time.monotonic() - t0
 
 
@@ -298,7 +326,7 @@ def test_sigkill_of_a_dask_worker_mid_run_still_tracks_every_sequence_once(
                             lambda: _worker_logging(dask_cluster, f"PETS09-S2L1: {PETS_FRAMES // 10}/", offsets),
                             RUN_TIMEOUT_S, interval_s=0.2)
         dask_cluster.workers[victim].kill(signal.SIGKILL)
-        rc, text, flow_run_id = finish(proc, tmp_path / "kill.log")
+        rc, text, flow_run_id = finish(deployed, proc, tmp_path / "kill.log")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -323,7 +351,7 @@ def run_named_deployment(stack: PrefectStack, name: str, params: dict[str, Any],
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO, env=stack.env, stdout=fh, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
-    return finish(proc, log)
+    return finish(stack, proc, log)
 
 
 def test_nightly_compares_with_the_previous_nightly_and_fails_on_a_regression(
