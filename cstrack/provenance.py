@@ -23,7 +23,7 @@ from cstrack.paths import REPO_ROOT
 # Distributions whose versions change results or timings.
 PACKAGES: tuple[str, ...] = (
     "cstrack", "numpy", "scipy", "torch", "opencv-python-headless", "onnxruntime", "pandas", "pyarrow",
-    "trackeval", "motmetrics", "lap", "prefect", "dask", "distributed",
+    "trackeval", "motmetrics", "numba", "prefect", "dask", "distributed",
 )
 
 
