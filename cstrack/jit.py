@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numba
+import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,14 +32,27 @@ def kernel(fn: F) -> F:
     return numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")(fn)  # type: ignore[no-any-return]
 
 
+_EPS_NORM = 1e-12  # zero vectors stay zero
+
+
+@kernel
+def unit_norm_in_place(v: np.ndarray) -> None:
+    """Scale the float32 vector ``v`` to unit L2 norm (``v / max(|v|, 1e-12)``, squares summed in
+    order), the normalisation every compiled embedding path uses."""
+    ss = np.float32(0.0)
+    for c in range(v.shape[0]):
+        ss += v[c] * v[c]
+    norm = max(np.sqrt(ss), np.float32(_EPS_NORM))
+    for c in range(v.shape[0]):
+        v[c] = v[c] / norm
+
+
 def precompile() -> float:
     """Compile (or load from the cache) every kernel for the argument types the pipeline passes,
     by post-processing and tracking a few synthetic frames with and without embeddings; returns
     the seconds it took.  ``make`` runs it once after installing (``python -m cstrack.jit``), so
     that test processes and pipeline workers start from a filled cache."""
     import time
-
-    import numpy as np
 
     from cstrack.detection import Detections
     from cstrack.model.postprocess import PostprocessConfig, postprocess_image

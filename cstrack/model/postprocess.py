@@ -142,11 +142,8 @@ def postprocess_image_reference(
 
 def _host_f32(x: Any) -> np.ndarray | None:
     """``x`` as a float32 NumPy array when it lives on the host (a view where possible), else None."""
-    if isinstance(x, torch.Tensor):
-        if x.device.type != "cpu":
-            return None
-        x = x.detach().numpy()
-    return np.asarray(x, dtype=np.float32)
+    x = _on_host(x)
+    return None if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
 
 
 def postprocess_image(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cstrack.jit import kernel
+from cstrack.jit import kernel, unit_norm_in_place
 
 _F0 = np.float32(0.0)
 _HALF_DIV = np.float32(2.0)
 _EPS_IOU = np.float32(1e-9)
 _EPS_DIAG = np.float32(1e-7)
-_EPS_NORM = np.float32(1e-12)
 
 
 @kernel
@@ -126,12 +125,6 @@ def gather_normalised(emb_map: np.ndarray, xyxy_net: np.ndarray, stride: int) ->
     for t in range(k):
         col = int(min(max(np.floor((xyxy_net[t, 0] + xyxy_net[t, 2]) / div), _F0), np.float32(w - 1)))
         row = int(min(max(np.floor((xyxy_net[t, 1] + xyxy_net[t, 3]) / div), _F0), np.float32(h - 1)))
-        ss = _F0
-        for c in range(d):
-            v = emb_map[row, col, c]
-            out[t, c] = v
-            ss += v * v
-        norm = max(np.sqrt(ss), _EPS_NORM)
-        for c in range(d):
-            out[t, c] = out[t, c] / norm
+        out[t] = emb_map[row, col]
+        unit_norm_in_place(out[t])
     return out

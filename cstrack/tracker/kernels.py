@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cstrack.jit import kernel
+from cstrack.jit import kernel, unit_norm_in_place
+from cstrack.tracker.track import TrackState
 
-_TRACKED = 1
-_LOST = 2
-_REMOVED = 3
+# compile-time constants for the kernels (TrackState's values)
+_TRACKED = int(TrackState.TRACKED)
+_LOST = int(TrackState.LOST)
+_REMOVED = int(TrackState.REMOVED)
 
 
 @kernel
@@ -57,17 +59,10 @@ def prepare_detections(xyxy32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 @kernel
 def normalised_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``x[rows]`` (float32 ``[., D]``) with each row scaled to unit L2 norm (zero rows stay zero)."""
-    k, d = rows.shape[0], x.shape[1]
-    out = np.empty((k, d), np.float32)
-    eps = np.float32(1e-12)
-    for t in range(k):
-        ss = np.float32(0.0)
-        for c in range(d):
-            v = x[rows[t], c]
-            ss += v * v
-        norm = max(np.sqrt(ss), eps)
-        for c in range(d):
-            out[t, c] = x[rows[t], c] / norm
+    out = np.empty((rows.shape[0], x.shape[1]), np.float32)
+    for t in range(rows.shape[0]):
+        out[t] = x[rows[t]]
+        unit_norm_in_place(out[t])
     return out
 
 
@@ -360,20 +355,12 @@ def update_templates(
 ) -> None:
     """Templates of ``rows`` <- unit-norm ``m * template + (1 - m) * embedding`` (the embedding
     alone for a track without a template)."""
-    d = template.shape[1]
     rest = np.float32(1.0) - momentum
-    eps = np.float32(1e-12)
-    new = np.empty(d, np.float32)
     for t in range(rows.shape[0]):
         r, j = rows[t], det_idx[t]
-        ss = np.float32(0.0)
-        for c in range(d):
-            v = momentum * template[r, c] + rest * emb[j, c] if has_template[r] else emb[j, c]
-            new[c] = v
-            ss += v * v
-        norm = max(np.sqrt(ss), eps)
-        for c in range(d):
-            template[r, c] = new[c] / norm
+        for c in range(template.shape[1]):
+            template[r, c] = momentum * template[r, c] + rest * emb[j, c] if has_template[r] else emb[j, c]
+        unit_norm_in_place(template[r])
         has_template[r] = True
 
 

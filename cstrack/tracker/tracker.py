@@ -57,6 +57,7 @@ class Tracker:
         self.config = config if config is not None else TrackerConfig()
         self.frame_rate = float(frame_rate)
         self.max_time_lost = self.config.max_time_lost(self.frame_rate)
+        self._noise = kalman.noise_terms(self.config.kalman)
         self._tracks = TrackArrays()
         self._frame = 0
         self._next_id = 1
@@ -89,7 +90,7 @@ class Tracker:
         """
         cfg = self.config
         kp = cfg.kalman
-        noise = kalman.noise_terms(kp)
+        noise = self._noise
         self._frame += 1
         t = self._frame
         T = self._tracks
@@ -199,7 +200,7 @@ class Tracker:
         T = self._tracks
         kernels.correct_rows(
             T.mean, T.cov, T.state, T.activated, T.frame_id, T.tracklet_len, T.score, rows, det_idx,
-            xyah, scores, *kalman.noise_terms(self.config.kalman)["r"], t,
+            xyah, scores, *self._noise["r"], t,
         )
         if emb is not None and T.template is not None:
             kernels.update_templates(
