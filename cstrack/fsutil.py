@@ -1,7 +1,10 @@
 """Filesystem helpers: atomic writes (temp file + rename) and content hashing.
 
 Nothing already written is lost when a process dies mid-write: readers see either the old file or
-the complete new one.
+the complete new one.  What these helpers create gets the mode ``open()`` / ``mkdir()`` would give
+under the process umask (0644 / 0755 under the usual 022), not the private 0600 / 0700 of the
+``tempfile`` module, so another user, a worker under another uid or a reader on a shared volume
+can read the outputs.
 """
 
 from __future__ import annotations
@@ -16,9 +19,41 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS reports it (Linux /proc); else
+    set and restored at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the umask (what ``open(path, "w")`` gives)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the umask (what ``mkdir`` gives)."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(parent: str | Path, prefix: str) -> Path:
+    """A new hidden-by-prefix folder in ``parent`` (created) with the umask's folder mode, for
+    building a result that is renamed into place when complete."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``.
+    """Yield a temporary path beside ``path``; on success it is fsynced, given the umask's file
+    mode and renamed onto ``path``.
 
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
@@ -31,6 +66,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), file_mode())  # mkstemp made it 0600; the writer may have replaced it
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

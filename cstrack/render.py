@@ -22,6 +22,7 @@ import numpy as np
 
 from cstrack.data.mot import Sequence, read_results
 from cstrack.errors import ConfigError, DatasetError
+from cstrack.fsutil import file_mode
 
 FOURCC = "mp4v"  # MPEG-4 Part 2: always available in OpenCV's bundled FFmpeg (H.264 may not be)
 _GOLDEN = 0.618033988749895
@@ -139,9 +140,7 @@ def render_tracks(
             if on_frame is not None:
                 on_frame(frame)
         writer.release()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp created it private
+        os.chmod(tmp, file_mode())  # mkstemp created it private
         os.replace(tmp, out)
     except BaseException:
         writer.release()

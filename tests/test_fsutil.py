@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,3 +29,42 @@ def test_atomic_json_and_hashes(tmp_path: Path) -> None:
     assert sha256_file(p) == sha256_bytes(p.read_bytes())
     # key order does not change the config hash, a value does
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1}) != stable_hash({"a": 1, "b": 3})
+
+
+@contextlib.contextmanager
+def _with_umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_atomic_files_and_temp_dirs_get_the_umask_modes(tmp_path: Path) -> None:
+    """Issue 20 case 3: mkstemp's private 0600 must not survive the rename (nor mkdtemp's 0700)."""
+    from cstrack.fsutil import atomic_write_text, current_umask, make_temp_dir
+
+    for mask, fmode, dmode in ((0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)):
+        with _with_umask(mask):
+            assert current_umask() == mask
+            p = atomic_write_text(tmp_path / f"f{mask:o}.txt", "x")
+            assert p.stat().st_mode & 0o777 == fmode
+            d = make_temp_dir(tmp_path / f"d{mask:o}", ".stage-")
+            assert d.stat().st_mode & 0o777 == dmode and d.name.startswith(".stage-")
+            plain_file = tmp_path / f"open{mask:o}.txt"
+            plain_file.write_text("y")  # what open() gives: the reference
+            assert p.stat().st_mode & 0o777 == plain_file.stat().st_mode & 0o777
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    from cstrack.fsutil import atomic_path
+
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("dies mid-write")
+    except RuntimeError:
+        pass
+    assert target.read_text() == "old" and [f.name for f in tmp_path.iterdir()] == ["keep.txt"]

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,7 +42,7 @@ import numpy as np
 from cstrack.data.mot import Kind, SeqInfo, counted_gt, read_mot, read_seqinfo, write_seqinfo
 from cstrack.data.mot import Sequence as MotSequence
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.fsutil import atomic_write_text
+from cstrack.fsutil import atomic_write_text, make_temp_dir
 
 IMAGES_DIR = "images"
 LABELS_DIR = "labels_with_ids"
@@ -195,8 +194,7 @@ def video_to_sequence(
         else:
             raise DatasetError("the container has no frame rate: pass --frame-rate", video)
 
-        out_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.convert-", dir=out_root))
+        tmp = make_temp_dir(out_root, f".{name}.convert-")
         try:
             kept, bad, decoded_to_end = _decode_frames(
                 cap, video, tmp / "img1", first, last, n_source, ann.seqinfo is not None, (height, width),

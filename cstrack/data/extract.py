@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from cstrack.errors import ExtractionError
+from cstrack.fsutil import make_temp_dir
 
 ARCHIVE_SUFFIXES = {
     ".zip": "zip",
@@ -167,8 +167,7 @@ def safe_extract(path: str | Path, dest: str | Path, fmt: str | None = None, ove
     fmt = fmt or detect_format(p)
     if target.exists() and not overwrite:
         raise ExtractionError(f"{target}: destination already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
+    tmp = make_temp_dir(target.parent, f".{target.name}.extract-")
     try:
         with _members(p, fmt) as members:
             root = tmp.resolve()
