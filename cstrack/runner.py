@@ -17,6 +17,11 @@ Stages timed per frame (ms): ``decode`` (image read), ``preprocess`` (letterbox 
 default), an iterator of :class:`FrameInput` that already carries decode and preprocess times, so
 a prefetching reader (a bounded background thread doing decode + letterbox) can replace it
 without touching the rest of the loop.
+
+Frames are decoded by :func:`cstrack.data.images.read_image`: a missing, truncated or corrupt
+image, or one whose size disagrees with ``seqinfo.ini``, stops the run with an error naming the
+file, unless the reader was made with ``skip_bad=True``; then the frame is tracked with no
+detections (tracks coast on their motion model) and counted in :attr:`SequenceRun.bad_frames`.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import cv2
 import numpy as np
 
 from cstrack.boxes import tlwh_to_xyxy
+from cstrack.data.images import CorruptImageError, read_image
 from cstrack.data.mot import MotTable, Sequence, counted_gt, write_results
 from cstrack.detection import Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError, DatasetError
@@ -44,29 +49,37 @@ STAGES: tuple[str, ...] = ("decode", "preprocess", "forward", "postprocess", "as
 @dataclass
 class FrameInput:
     """One frame handed to the loop: ``number`` (1-based MOT frame), the detector input ``prep``
-    (``None`` when the mode reads no images) and the seconds spent decoding and preprocessing it."""
+    (``None`` when the mode reads no images) and the seconds spent decoding and preprocessing it.
+    ``bad`` is the reason a skipped frame's image could not be used (``prep`` is then ``None``)."""
 
     number: int
     prep: Prepared | None = None
     decode_s: float = 0.0
     preprocess_s: float = 0.0
+    bad: str | None = None
 
 
 FrameReader = Callable[[Sequence, FrameDetector | None], Iterator[FrameInput]]
 
 
-def read_frames(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
-    """Frames ``1..seq_length`` in order; decoded (``cv2.imread``, BGR) and preprocessed by
-    ``detector`` when one is given, otherwise only numbered (no image is touched)."""
+def read_frames(seq: Sequence, detector: FrameDetector | None, skip_bad: bool = False) -> Iterator[FrameInput]:
+    """Frames ``1..seq_length`` in order; decoded (:func:`~cstrack.data.images.read_image`, BGR,
+    checked against seqinfo's size) and preprocessed by ``detector`` when one is given, otherwise
+    only numbered (no image is touched).  A bad image raises :class:`CorruptImageError` naming the
+    file, or with ``skip_bad`` gives a frame whose ``bad`` says why."""
+    size = (seq.info.im_width, seq.info.im_height)
     for number in range(1, seq.info.seq_length + 1):
         if detector is None:
             yield FrameInput(number)
             continue
         t0 = time.perf_counter()
-        path = seq.image_path(number)
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError("image missing or unreadable", path)
+        try:
+            img = read_image(seq.image_path(number), expect_size=size)
+        except CorruptImageError as exc:
+            if not skip_bad:
+                raise
+            yield FrameInput(number, None, time.perf_counter() - t0, bad=str(exc))
+            continue
         t1 = time.perf_counter()
         prep = detector.preprocess(img)
         t2 = time.perf_counter()
@@ -76,16 +89,17 @@ def read_frames(seq: Sequence, detector: FrameDetector | None) -> Iterator[Frame
 DEFAULT_PREFETCH = 2  # frames decoded ahead of the one in the network (issue 8)
 
 
-def prefetched_frames(depth: int = DEFAULT_PREFETCH) -> FrameReader:
+def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False) -> FrameReader:
     """A frame reader like :func:`read_frames` whose decode + preprocess run ``depth`` frames ahead
     in a bounded background thread (:mod:`cstrack.infer.prefetch`), overlapping the forward of the
-    current frame.  Same frames, same order; a read error surfaces at its frame.  The depth is
-    capped by the detector's ``input_slots`` (reused input buffers) when it has them."""
+    current frame.  Same frames, same order; a read error surfaces at its frame (``skip_bad``: the
+    frame comes marked bad instead).  The depth is capped by the detector's ``input_slots``
+    (reused input buffers) when it has them."""
 
     def reader(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
         if detector is None:
             return read_frames(seq, detector)
-        return prefetch_inputs(read_frames(seq, detector), detector, depth)
+        return prefetch_inputs(read_frames(seq, detector, skip_bad), detector, depth)
 
     return reader
 
@@ -105,7 +119,8 @@ def prefetch_inputs(source: Iterator[FrameInput], detector: FrameDetector, depth
 @dataclass(frozen=True)
 class SequenceRun:
     """What :func:`track_sequence` did: ``fps`` is frames over the wall time of the frame loop;
-    ``ms`` holds the mean milliseconds per frame of each stage in :data:`STAGES`."""
+    ``ms`` holds the mean milliseconds per frame of each stage in :data:`STAGES`; ``bad_frames``
+    the frames skipped because their image was unusable (only with a ``skip_bad`` reader)."""
 
     sequence: str
     frames: int
@@ -115,6 +130,7 @@ class SequenceRun:
     mode: str
     num_tracks: int = 0
     num_boxes: int = 0
+    bad_frames: tuple[int, ...] = ()
 
     def timing_record(self) -> dict[str, Any]:
         """The ``timing.json`` entry of this sequence."""
@@ -186,9 +202,12 @@ def track_sequence(
     totals = dict.fromkeys(STAGES, 0.0)
     chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     frames = 0
+    bad_frames: list[int] = []
 
     start = time.perf_counter()
     for fr in frame_reader(seq, detector):
+        if fr.bad is not None:
+            bad_frames.append(fr.number)
         totals["decode"] += fr.decode_s
         totals["preprocess"] += fr.preprocess_s
         dets = _detect(fr, boxes, detector, totals)
@@ -215,6 +234,7 @@ def track_sequence(
         mode=mode,
         num_tracks=len(np.unique(table.id)),
         num_boxes=len(table),
+        bad_frames=tuple(bad_frames),
     )
 
 
@@ -226,6 +246,8 @@ def _detect(
 ) -> Detections:
     """Detections of one frame; adds the forward / postprocess seconds to ``totals``."""
     out = None
+    if fr.bad is not None:  # a skipped frame: no detections, the tracks coast
+        return Detections.empty(None if detector is None else detector.emb_dim)
     if detector is not None:
         if fr.prep is None:
             raise ConfigError("the frame reader gave no preprocessed input but a detector is in use")

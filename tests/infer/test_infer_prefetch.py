@@ -92,7 +92,7 @@ def test_prefetched_reader_names_the_unreadable_frame(tmp_path: Path) -> None:
     shutil.copytree(root, broken)
     bad = broken / "img1" / "000004.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(DatasetError, match=r"000004\.png: image missing or unreadable"):
+    with pytest.raises(DatasetError, match=r"000004\.png: not a decodable image"):
         track_sequence(broken, tmp_path / "out", "private", preset("default"), FakeDetector(),
                        frame_reader=prefetched_frames(2))
 
