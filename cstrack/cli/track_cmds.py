@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
         prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded + letterboxed ahead in a thread (0: off)"),
         preset_name: str = typer.Option("default", "--preset", help="tracker preset: default, mot17, mot20, original"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar per sequence"),
+        skip_bad_frames: bool = typer.Option(
+            False, "--skip-bad-frames",
+            help="track a missing, truncated or corrupt frame with no detections (counted) instead of stopping",
+        ),
     ) -> None:
         """Track each SEQ_DIR and write OUT/<sequence>.txt plus OUT/timing.json."""
         from tqdm import tqdm
@@ -102,9 +106,12 @@ def register(app: typer.Typer) -> None:
                 file=sys.stderr, leave=False,
             ) as bar:
                 run = track_sequence(seq.root, out, detections, config, detector, progress=bar.update,  # type: ignore[arg-type]
-                                     frame_reader=prefetched_frames(prefetch))
+                                     frame_reader=prefetched_frames(prefetch, skip_bad_frames))
             merge_timing(out / "timing.json", {run.sequence: run.timing_record()})
             typer.echo(
                 f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "
                 f"{run.num_boxes} boxes -> {run.result_path}"
             )
+            if run.bad_frames:
+                shown = ", ".join(map(str, run.bad_frames[:20])) + (" ..." if len(run.bad_frames) > 20 else "")
+                typer.echo(f"{run.sequence}: skipped {len(run.bad_frames)} bad frame(s) (no detections): {shown}")
