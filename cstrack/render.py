@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cstrack.data.images import read_image
 from cstrack.data.mot import Sequence, read_results
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.fsutil import file_mode
@@ -127,11 +128,7 @@ def render_tracks(
             raise DatasetError(f"cannot open a {FOURCC} video writer", out)
         for frame in range(1, n + 1):
             path = seq.image_path(frame)
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError("image missing or unreadable", path)
-            if (img.shape[1], img.shape[0]) != size:
-                raise DatasetError(f"image is {img.shape[1]}x{img.shape[0]}, seqinfo says {size[0]}x{size[1]}", path)
+            img = read_image(path, expect_size=size)
             idx = rows.get(frame, np.zeros(0, np.int64))
             tlwh, ids = table.tlwh[idx], table.id[idx]
             if trail:

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cstrack.data.augment import AugmentConfig, ResizeMode, prepare_training_image
 from cstrack.data.convert import label_path_for
+from cstrack.data.images import read_image
 from cstrack.data.mot import Sequence as MotSequence
 from cstrack.data.mot import counted_gt
 from cstrack.data.registry import Registry, load_registry
@@ -267,9 +268,7 @@ class JDEDataset(Dataset):
         epoch, i = (self.epoch, key) if isinstance(key, int | np.integer) else key
         k, j = self.index[int(i)]
         item = self.sets[k].items[j]
-        img = cv2.imread(str(item.image), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError("unreadable or corrupt image", item.image)
+        img = read_image(item.image)
         h0, w0 = img.shape[:2]
         lab = item.labels
         xyxy = np.stack([(lab[:, 2] - lab[:, 4] / 2) * w0, (lab[:, 3] - lab[:, 5] / 2) * h0,

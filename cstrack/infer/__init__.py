@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from cstrack.data.images import read_image
 from cstrack.detection import FrameDetector
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.model.network import CSTrackModel, check_input_size
@@ -48,10 +48,7 @@ def calibration_inputs(files: Sequence[str | Path], input_size: tuple[int, int])
     ring = InputRing(input_size, "nchw", slots=2)
     out = []
     for f in files:
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError("image missing or unreadable", f)
-        out.append(ring.fill(img)[1].copy())
+        out.append(ring.fill(read_image(f))[1].copy())
     return out
 
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
+from cstrack.data.images import read_image
 from cstrack.detection import Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.runner import FrameInput, prefetch_inputs
@@ -47,13 +47,11 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def read_cycled(files: list[Path], frames: int, detector: FrameDetector) -> Iterator[FrameInput]:
-    """``frames`` frames (cycling through ``files``): decoded with ``cv2.imread`` and preprocessed."""
+    """``frames`` frames (cycling through ``files``): decoded with :func:`~cstrack.data.images.read_image` (checked) and preprocessed."""
     for i in range(frames):
         path = files[i % len(files)]
         t0 = time.perf_counter()
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError("image missing or unreadable", path)
+        img = read_image(path)
         t1 = time.perf_counter()
         prep = detector.preprocess(img)
         yield FrameInput(i + 1, prep, t1 - t0, time.perf_counter() - t1)
@@ -111,9 +109,7 @@ def run_pipeline(
         raise ConfigError(f"--frames: must be >= 1, got {frames}")
     if warmup < 0 or prefetch_depth < 0 or fake_dets < 0:
         raise ConfigError("warmup, prefetch depth and fake detections must be >= 0")
-    first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
-    if first is None:
-        raise DatasetError("image missing or unreadable", files[0])
+    first = read_image(files[0])
     fake = FakeDetections(fake_dets, detector.emb_dim, (first.shape[1], first.shape[0]))
     tracker = Tracker(frame_rate=frame_rate)
     source: Iterator[FrameInput] = read_cycled(files, warmup + frames, detector)
@@ -156,10 +152,7 @@ def run_pipeline(
 
 def forward_only(detector: FrameDetector, image: Path, iters: int, warmup: int = 2) -> dict[str, float]:
     """Median and best milliseconds of ``detector.forward`` alone on one prepared frame."""
-    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError("image missing or unreadable", image)
-    prep = detector.preprocess(img)
+    prep = detector.preprocess(read_image(image))
     for _ in range(warmup):
         detector.forward(prep)
     times = []

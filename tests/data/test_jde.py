@@ -126,7 +126,7 @@ def test_bad_inputs_are_reported_with_path_and_line(tmp_path: Path, pets40: Path
     (tmp_path / "l.txt").write_text("images/a.jpg\n")
     ds = JDEDataset.from_lists([tmp_path / "l.txt"], SMALL)
     (img_dir / "a.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DatasetError, match=r"a\.jpg: unreadable or corrupt image"):
+    with pytest.raises(DatasetError, match=r"a\.jpg: not a decodable image"):
         ds[0]
 
 
