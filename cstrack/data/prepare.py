@@ -7,6 +7,13 @@
     D/images/, D/labels_with_ids/, D/<list>.txt   the converter's output (see cstrack.data.convert)
     D/prepared.json           written last: the entry fingerprint, file checksums, list sizes
     D/.prepare.lock           held (flock) while a process prepares D; others wait, then reuse
+    D/.prepare-new-*/         the conversion being built (outputs + prepared.json)
+    D/.prepare-old-*/         the previous outputs while the new ones are swapped in
+
+The converter writes into ``D/.prepare-new-*``, beside the previous preparation, which stays
+usable meanwhile; only a complete conversion is swapped in (renames on one file system, the
+marker ``prepared.json`` moved out first and in last), and a failure at any step (a bad
+annotation line, a full disk) leaves the previous dataset exactly as it was.
 
 A dataset whose ``prepared.json`` matches the current registry entry and whose list files are
 intact is not redone.  Anything less is redone from the first missing step: a verified download
@@ -20,6 +27,7 @@ import datetime as _dt
 import fcntl
 import fnmatch
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,11 +53,12 @@ from cstrack.data.extract import archive_stem, check_archive, safe_extract
 from cstrack.data.registry import DatasetEntry, Registry, load_registry, resolve_url
 from cstrack.data.synthetic import SynthConfig, generate
 from cstrack.errors import DatasetError, DownloadError
-from cstrack.fsutil import atomic_write_json
+from cstrack.fsutil import atomic_write_json, make_temp_dir
 
 RECORD = "prepared.json"
 LOCK = ".prepare.lock"
 _ARCHIVES = ("zip", "tar", "tar.gz", "tar.bz2", "tar.xz")
+_STAGE, _OLD = ".prepare-new-", ".prepare-old-"
 
 
 @dataclass(frozen=True)
@@ -151,12 +160,26 @@ def _prepare_locked(
             sources[f.name] = raw
         else:
             sources[f.name] = dest
-    _clear_outputs(d)
-    log(f"{name}: converting ({entry.converter})")
-    summary = _CONVERTERS[entry.converter](entry, d, sources)
-    lists = {p.name: _count_lines(p) for p in sorted(d.glob("*.txt"))}
+    for leftover in [*d.glob(f"{_STAGE}*"), *d.glob(f"{_OLD}*")]:  # of a process killed mid-way
+        shutil.rmtree(leftover, ignore_errors=True)
+    stage = make_temp_dir(d, _STAGE)
+    try:
+        log(f"{name}: converting ({entry.converter})")
+        record = _convert(entry, stage, name, files, sources)
+        _publish(stage, d)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return PrepareResult(name, d, False, _lists(d, record), record)
+
+
+def _convert(
+    entry: DatasetEntry, stage: Path, name: str, files: list[dict[str, Any]], sources: dict[str, Path]
+) -> dict[str, Any]:
+    """Run the converter into ``stage`` and write its ``prepared.json`` there; returns the record."""
+    summary = _CONVERTERS[entry.converter](entry, stage, sources)
+    lists = {p.name: _count_lines(p) for p in sorted(stage.glob("*.txt"))}
     if not lists:
-        raise DatasetError(f"{name}: the {entry.converter} converter produced no list file", d)
+        raise DatasetError(f"{name}: the {entry.converter} converter produced no list file", stage)
     record = {
         "name": name,
         "title": entry.title,
@@ -169,8 +192,35 @@ def _prepare_locked(
         "prepared_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "cstrack_version": __version__,
     }
-    atomic_write_json(d / RECORD, record)
-    return PrepareResult(name, d, False, _lists(d, record), record)
+    atomic_write_json(stage / RECORD, record)
+    return record
+
+
+def _publish(stage: Path, d: Path) -> None:
+    """Swap the complete outputs in ``stage`` into ``d``: the previous outputs (marker first) are
+    moved aside, the new ones moved in (marker last), then the old ones deleted.  Every step is a
+    rename; on a failure the renames done are undone, so ``d`` is as it was."""
+    new = sorted((p.name for p in stage.iterdir()), key=lambda n: (n == RECORD, n))
+    previous = [RECORD, IMAGES_DIR, LABELS_DIR, *sorted(p.name for p in d.glob("*.txt")), *new]
+    old = make_temp_dir(d, _OLD)
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for n in dict.fromkeys(previous):
+            if os.path.lexists(d / n):
+                os.replace(d / n, old / n)
+                moved_out.append(n)
+        for n in new:
+            os.replace(stage / n, d / n)
+            moved_in.append(n)
+    except BaseException:
+        for n in reversed(moved_in):
+            os.replace(d / n, stage / n)
+        for n in reversed(moved_out):
+            os.replace(old / n, d / n)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def prepare_many(names: Iterable[str], root: str | Path, *, registry: Registry | None = None, **kwargs: Any) -> list[PrepareResult]:
@@ -186,14 +236,6 @@ def _lists(d: Path, rec: dict[str, Any]) -> dict[str, Path]:
 def _count_lines(p: Path) -> int:
     with open(p, encoding="utf-8") as fh:
         return sum(1 for line in fh if line.strip())
-
-
-def _clear_outputs(d: Path) -> None:
-    (d / RECORD).unlink(missing_ok=True)
-    for sub in (IMAGES_DIR, LABELS_DIR):
-        shutil.rmtree(d / sub, ignore_errors=True)
-    for p in d.glob("*.txt"):
-        p.unlink()
 
 
 def _local_dir(entry: DatasetEntry, name: str, urls: tuple[str, ...]) -> Path:

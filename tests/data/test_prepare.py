@@ -13,7 +13,7 @@ import yaml
 from cstrack.data.convert import read_list
 from cstrack.data.prepare import is_prepared, prepare, prepare_many, read_record
 from cstrack.data.registry import DEFAULT_REGISTRY, Registry, load_registry, parse_registry
-from cstrack.errors import DownloadError
+from cstrack.errors import DatasetError, DownloadError
 
 
 def _registry(**entries: dict[str, Any]) -> Registry:
@@ -152,3 +152,61 @@ def test_concurrent_preparers_do_the_work_once(tmp_path: Path) -> None:
     rec = read_record(tmp_path / "synth-mini")
     assert rec is not None and rec["lists"]["train.txt"] == 120
     assert len(read_list(tmp_path / "synth-mini" / "train.txt")) == 120
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file of a prepared dataset but the downloads (which the tests edit)."""
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).parts[0] != "downloads")
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
+
+
+def test_failed_force_reprepare_leaves_the_previous_dataset(tmp_path: Path) -> None:
+    """Issue 20 case 2: a broken annotation line + ``--force`` used to delete the prepared lists,
+    marker and val images; the conversion now happens beside the old dataset."""
+    from tests.fake_crowdhuman import write_crowdhuman_downloads
+
+    odgt = write_crowdhuman_downloads(tmp_path)
+    reg = load_registry()
+    res = prepare("crowdhuman", tmp_path, registry=reg, progress=False)
+    d = res.path
+    assert res.record["lists"] == {"train.txt": 3, "val.txt": 1} and is_prepared(reg.get("crowdhuman"), d)
+    before = _tree(d)
+    odgt.write_text(odgt.read_text() + '{"ID": "broken", "gtboxes": [\n')
+    with pytest.raises(DatasetError, match=r"annotation_val\.odgt:2: "):
+        prepare("crowdhuman", tmp_path, registry=reg, progress=False, force=True)
+    after = _tree(d)
+    assert after.keys() == before.keys() and after == before  # byte for byte, nothing staged left
+    assert not list(d.glob(".prepare-*")) and is_prepared(reg.get("crowdhuman"), d)
+    assert len(read_list(d / "val.txt")) == 1 and all(p.is_file() for p in read_list(d / "train.txt"))
+
+
+def test_force_reprepare_swaps_in_the_new_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tests.fake_crowdhuman import write_crowdhuman_downloads
+
+    odgt = write_crowdhuman_downloads(tmp_path)
+    reg = load_registry()
+    d = prepare("crowdhuman", tmp_path, registry=reg, progress=False).path
+    before = _tree(d)
+    (d / "stale.txt").write_text("a list of an older preparation\n")
+    odgt.write_text(odgt.read_text().replace('"fbox": [400, 300, 30, 90]', '"fbox": [300, 200, 30, 90]'))
+    # a failure in the middle of the swap (after the old outputs moved aside) is undone too
+    real_replace = os.replace
+
+    def flaky_replace(src: Any, dst: Any) -> None:
+        if ".prepare-new-" in str(src) and Path(dst).name == "labels_with_ids":
+            raise OSError(28, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("cstrack.data.prepare.os.replace", flaky_replace)
+    with pytest.raises(OSError, match="No space left"):
+        prepare("crowdhuman", tmp_path, registry=reg, progress=False, force=True)
+    assert _tree(d) == {**before, "stale.txt": b"a list of an older preparation\n"}
+    monkeypatch.setattr("cstrack.data.prepare.os.replace", real_replace)
+    res = prepare("crowdhuman", tmp_path, registry=reg, progress=False, force=True)
+    after = _tree(d)
+    assert "stale.txt" not in after and after["prepared.json"] != before["prepared.json"]
+    val_label = next(k for k in after if k.startswith("labels_with_ids/val/"))
+    assert after[val_label] != before[val_label] and res.record["lists"] == {"train.txt": 3, "val.txt": 1}
+    assert not list(d.glob(".prepare-*"))
