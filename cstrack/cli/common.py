@@ -1,13 +1,22 @@
-"""Helpers shared by the CLI modules: argument parsing and error reporting."""
+"""Helpers shared by the CLI modules: argument parsing and error reporting.
+
+Error reporting (:func:`guarded`, :func:`expected_failure`): a failure the user can act on (a
+project error, a file that cannot be read or written, text that is not UTF-8, a Parquet file
+Arrow cannot read, an interruption) prints ONE line naming the file, line, parameter or source
+and exits with status 2 (130 after Ctrl-C); anything else is a bug in this program and keeps its
+traceback.  ``--debug`` or ``CSTRACK_DEBUG=1`` shows the full traceback of every failure.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 
 from cstrack.errors import ConfigError, CSTrackError
@@ -27,16 +36,80 @@ def parse_size(text: str, param: str = "--size") -> tuple[int, int]:
     return w, h
 
 
+DEBUG_ENV = "CSTRACK_DEBUG"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+
+def debug_enabled() -> bool:
+    """True when ``CSTRACK_DEBUG`` is set to something other than ``""`` / ``0`` (``--debug`` sets it)."""
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks become ``; `` (a message may quote several lines)."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    if exc.filename is not None and exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {what}"
+    if exc.filename is not None:
+        return f"{exc.filename}: {what}"
+    return str(exc) or what
+
+
+def expected_failure(exc: BaseException) -> str | None:
+    """The one-line message of a failure the user can act on, or None for a bug.
+
+    Expected: :class:`CSTrackError` (already names file / line / parameter), :class:`OSError`
+    (permission denied, a file in the way, disk full: named by its ``filename``), text that is not
+    UTF-8, an Arrow / Parquet read error.  A ``KeyError`` or ``TypeError`` is a bug: the code that
+    reads a record must turn a missing key into a :class:`CSTrackError` naming the file.
+    """
+    if isinstance(exc, CSTrackError):
+        return one_line(str(exc))
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, OSError):
+        return one_line(_os_error_line(exc))
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None and isinstance(exc, arrow.ArrowException):
+        return one_line(f"unreadable Arrow / Parquet data ({exc})")
+    return None
+
+
+def report_failure(exc: BaseException) -> int | None:
+    """Print the one-line message of an expected failure (or an interruption) on stderr and return
+    the exit status; None (nothing printed) for a bug or in debug mode, where the caller re-raises."""
+    if debug_enabled():
+        return None
+    if isinstance(exc, KeyboardInterrupt):
+        typer.echo("interrupted (outputs already written are kept; an unfinished file is not written)", err=True)
+        return EXIT_INTERRUPTED
+    message = expected_failure(exc)
+    if message is None:
+        return None
+    typer.echo(f"error: {message}", err=True)
+    return EXIT_BAD_INPUT
+
+
 def guarded(fn: F) -> F:
-    """Turn a project error into a one-line message on stderr and exit status 2."""
+    """Turn an expected failure into a one-line message on stderr and exit status 2 (130 when
+    interrupted); a bug propagates with its traceback.  See the module docstring."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except CSTrackError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            if isinstance(exc, typer.Exit | click.exceptions.Exit | click.ClickException | click.Abort):
+                raise  # click's own exits and usage errors
+            code = report_failure(exc)
+            if code is None:
+                raise
+            raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
 
