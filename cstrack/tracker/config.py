@@ -172,9 +172,31 @@ PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 
 
 def preset(name: str, **overrides: Any) -> TrackerConfig:
-    """The named preset (see the module docstring), with optional field ``overrides``."""
+    """The named preset (see the module docstring), or the preset file ``name`` (a ``.yaml`` /
+    ``.json`` path, :mod:`cstrack.tracker.presetfile`), with optional field ``overrides``."""
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+    if looks_like_file(name):
+        cfg = read_preset_file(name).config()
+        return cfg.replace(**overrides) if overrides else cfg
     try:
         cfg = _PRESETS[name]
     except KeyError:
-        raise ConfigError(f"preset: unknown tracker preset {name!r}; choose from {', '.join(PRESET_NAMES)}") from None
+        raise ConfigError(f"preset: unknown tracker preset {name!r}; choose from {', '.join(PRESET_NAMES)} "
+                          "or a preset file (.yaml/.json)") from None
     return cfg.replace(**overrides) if overrides else cfg
+
+
+def is_preset(name: str) -> bool:
+    """True for a built-in preset name or a readable, valid preset file."""
+    if name in _PRESETS:
+        return True
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+    if not looks_like_file(name):
+        return False
+    try:
+        read_preset_file(name)
+    except ConfigError:
+        return False
+    return True
