@@ -214,7 +214,8 @@ def ingest_evaluation(
     """Write one evaluated run into the catalog at ``root``; returns rows written per table.
 
     ``prepared`` (from :func:`cstrack.eval.prepare`) gives the event log, ``results_dir`` the
-    track rows and, unless ``timings`` is given, the timing records found there.
+    track rows and, unless ``timings`` is given, the timing records found there.  The tables are
+    written as one :func:`catalog.store.transaction`: all of them or none.
     """
     rid = info.run_id
     if timings is None and results_dir is not None:
@@ -222,12 +223,13 @@ def ingest_evaluation(
     metrics = metric_rows(rid, result, timings)
     events = event_rows(prepared or [])
     tracks = track_rows(results_dir, list(result.per_sequence)) if results_dir is not None else {}
-    store.write("sequence_metrics", metrics, root, run_id=rid)
-    store.write("events", events, root, run_id=rid)
-    if tracks:
-        store.write("tracks", tracks, root, run_id=rid)
-    else:
-        store.delete_run(rid, root, ["tracks"])
-    store.write("runs", [run_row(info, provenance)], root, run_id=rid)
+    with store.transaction(root) as tx:  # all four tables or none (issue 20)
+        tx.write("sequence_metrics", metrics, run_id=rid)
+        tx.write("events", events, run_id=rid)
+        if tracks:
+            tx.write("tracks", tracks, run_id=rid)
+        else:
+            tx.delete("tracks", rid)
+        tx.write("runs", [run_row(info, provenance)], run_id=rid)
     return {"runs": 1, "sequence_metrics": len(metrics), "events": len(events),
             "tracks": len(tracks.get("frame", []))}

@@ -13,14 +13,22 @@ local folder (default ``./results``) or any fsspec URL (``file:///...``, ``memor
 - **Replace, never duplicate**: writing rows of run ``R`` replaces ``R``'s partition of that
   table (``mode="replace"``, the default); ``mode="append"`` adds to it (read, concatenate,
   atomic rewrite).  Concurrent writers of the *same* run and table are not supported (last wins).
+- **Several tables as one transaction** (:func:`transaction`): every table's file is staged under
+  a hidden name first (a failure there publishes nothing), then each is renamed into place with
+  the file it replaces kept aside until all are in; a failure while publishing renames back what
+  was done.  So a run is in all of the tables written or in none (the ``runs`` row is published
+  last, so a reader that starts from ``runs`` never meets a run whose other rows are missing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +43,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from catalog.schemas import PARTITION, SORT_KEYS, TABLES, SchemaError, file_schema, schema
-from cstrack.fsutil import atomic_path
+from cstrack.errors import DatasetError
 
 DEFAULT_ROOT = "results"
 PART_FILE = "part-0.parquet"
@@ -193,21 +201,124 @@ def _partition_path(base: str, table: str, run_id: str) -> str:
     return f"{base}/{table}/{PARTITION}={run_id}/{PART_FILE}"
 
 
-def _write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: pa.Table) -> None:
-    if isinstance(fs, LocalFileSystem):
-        with atomic_path(path) as tmp:
-            pq.write_table(data, str(tmp), compression="zstd")
-        return
-    parent = path.rsplit("/", 1)[0]
-    tmp = f"{parent}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
-    fs.makedirs(parent, exist_ok=True)
+def _hidden(path: str, what: str) -> str:
+    """A hidden name beside ``path`` (readers only look at ``part-0.parquet``)."""
+    parent, name = path.rsplit("/", 1)
+    return f"{parent}/.{name}.{uuid.uuid4().hex}.{what}"
+
+
+@dataclass
+class _Change:
+    table: str
+    path: str  # the partition file
+    staged: str | None  # the new content (hidden), None to delete the partition
+    backup: str | None = None  # the replaced file while publishing
+    published: bool = False
+
+
+@dataclass
+class Transaction:
+    """Writes and deletions of run partitions in several tables, published all together or not at
+    all (see the module docstring).  Use through :func:`transaction`."""
+
+    fs: fsspec.AbstractFileSystem
+    base: str
+    changes: list[_Change] = field(default_factory=list)
+
+    def write(self, table: str, data: Any, *, run_id: str | None = None,
+              mode: Literal["replace", "append"] = "replace") -> list[str]:
+        """Validate ``data`` and stage it as ``table``'s partition(s) (as :func:`write`); returns the run ids."""
+        if mode not in ("replace", "append"):
+            raise SchemaError(f"mode: expected 'replace' or 'append', got {mode!r}")
+        tbl = to_arrow(table, data, run_id)
+        rids = pc.unique(tbl[PARTITION]).to_pylist()
+        if not rids and run_id is not None:
+            rids = [run_id]
+        target = file_schema(table).with_metadata({"cstrack.table": table})
+        for rid in sorted(rids):
+            part = tbl.filter(pc.equal(tbl[PARTITION], rid)).drop_columns([PARTITION])
+            path = _partition_path(self.base, table, rid)
+            if mode == "append":
+                old = _read_partition(self.fs, path, table)
+                if old is not None:
+                    part = pa.concat_tables([old, part])
+            staged = _hidden(path, "new")
+            self.changes.append(_Change(table, path, staged))
+            _write_file(self.fs, staged, part.replace_schema_metadata(target.metadata).cast(target))
+        return sorted(rids)
+
+    def delete(self, table: str, run_id: str) -> None:
+        """Stage the removal of ``run_id``'s partition of ``table`` (nothing when it has none)."""
+        schema(table)
+        self.changes.append(_Change(table, _partition_path(self.base, table, check_run_id(run_id)), None))
+
+    def _publish(self) -> None:
+        order = sorted(range(len(self.changes)), key=lambda i: (self.changes[i].table == "runs", i))
+        try:
+            for i in order:
+                ch = self.changes[i]
+                if self.fs.exists(ch.path):
+                    ch.backup = _hidden(ch.path, "old")
+                    self.fs.mv(ch.path, ch.backup)
+                if ch.staged is not None:
+                    self.fs.mv(ch.staged, ch.path)
+                ch.published = True
+        except BaseException:
+            self._undo()
+            raise
+        for ch in self.changes:
+            if ch.backup is not None:
+                with contextlib.suppress(OSError):
+                    self.fs.rm(ch.backup)
+
+    def _undo(self) -> None:
+        for ch in reversed(self.changes):
+            with contextlib.suppress(OSError):
+                if ch.published and ch.staged is not None and self.fs.exists(ch.path):
+                    self.fs.mv(ch.path, ch.staged)
+                if ch.backup is not None and self.fs.exists(ch.backup):
+                    self.fs.mv(ch.backup, ch.path)
+        self._discard()
+
+    def _discard(self) -> None:
+        for ch in self.changes:
+            if ch.staged is not None:
+                with contextlib.suppress(OSError):
+                    if self.fs.exists(ch.staged):
+                        self.fs.rm(ch.staged)
+
+
+@contextlib.contextmanager
+def transaction(root: str | Path | None = None) -> Iterator[Transaction]:
+    """``with transaction(root) as tx: tx.write(...); tx.delete(...)``: every change is staged,
+    then all are published when the block ends without an exception; otherwise none is."""
+    fs, base = filesystem(root)
+    tx = Transaction(fs, base)
     try:
-        with fs.open(tmp, "wb") as fh:
-            pq.write_table(data, fh, compression="zstd")
-        fs.mv(tmp, path)
+        yield tx
     except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
+        tx._discard()
+        raise
+    tx._publish()
+
+
+def _write_file(fs: fsspec.AbstractFileSystem, path: str, data: pa.Table) -> None:
+    """Write ``data`` as Parquet at the (hidden) ``path``, fsynced, with the umask's mode."""
+    parent = path.rsplit("/", 1)[0]
+    try:
+        fs.makedirs(parent, exist_ok=True)
+        if isinstance(fs, LocalFileSystem):
+            with open(path, "wb") as fh:
+                pq.write_table(data, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        with fs.open(path, "wb") as fh:
+            pq.write_table(data, fh, compression="zstd")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if fs.exists(path):
+                fs.rm(path)
         raise
 
 
@@ -237,23 +348,8 @@ def write(
     ``run_id`` the rows may omit the ``run_id`` column, and an empty ``data`` still replaces
     (empties) that run's partition.
     """
-    if mode not in ("replace", "append"):
-        raise SchemaError(f"mode: expected 'replace' or 'append', got {mode!r}")
-    tbl = to_arrow(table, data, run_id)
-    fs, base = filesystem(root)
-    run_ids = pc.unique(tbl[PARTITION]).to_pylist()
-    if not run_ids and run_id is not None:
-        run_ids = [run_id]
-    target = file_schema(table).with_metadata({"cstrack.table": table})
-    for rid in sorted(run_ids):
-        part = tbl.filter(pc.equal(tbl[PARTITION], rid)).drop_columns([PARTITION])
-        path = _partition_path(base, table, rid)
-        if mode == "append":
-            old = _read_partition(fs, path, table)
-            if old is not None:
-                part = pa.concat_tables([old, part])
-        _write_atomic(fs, path, part.replace_schema_metadata(target.metadata).cast(target))
-    return sorted(run_ids)
+    with transaction(root) as tx:
+        return tx.write(table, data, run_id=run_id, mode=mode)
 
 
 def delete_run(run_id: str, root: str | Path | None = None, tables: Iterable[str] | None = None) -> list[str]:
@@ -344,11 +440,18 @@ def load(
             partitioning=ds.partitioning(pa.schema([sch.field(PARTITION)]), flavor="hive"),
             partition_base_dir=tdir,
         )
-        tbl = dataset.to_table(columns=read_cols, filter=_expression(filters))
+        try:
+            tbl = dataset.to_table(columns=read_cols, filter=_expression(filters))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise DatasetError(f"unreadable catalog table {table!r} ({_one_line(exc)})", tdir) from None
     else:
         tbl = sch.empty_table().select(read_cols)
     tbl = tbl.sort_by([(k, "ascending") for k in SORT_KEYS[table]]).select(wanted)
     return _to_pandas(tbl)
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def utc_now() -> dt.datetime:

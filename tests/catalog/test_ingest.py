@@ -112,3 +112,62 @@ def test_results_fingerprint_tracks_content(tmp_path):
     assert results_fingerprint(d, ["A"]) == first
     (d / "A.txt").write_text("1,2,0,0,1,1,1,-1,-1,-1\n")
     assert results_fingerprint(d, ["A"]) != first
+
+
+def _catalog_files(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_ingest_is_all_tables_or_none_when_a_table_cannot_be_staged(tmp_path, tud_eval):
+    """Issue 20 case 4 (a table folder not writable mid-ingest).  Tests run as root, whom chmod
+    does not stop, so the unwritable folder is simulated by a regular file in the way of
+    ``tracks/run_id=tud-1/``: staging that table fails after the metrics and events are staged."""
+    prepared, result = tud_eval
+    res_dir = TUD / "trackers/motmetrics-test/data"
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "run_id=tud-1").write_text("in the way")
+    with pytest.raises(OSError):
+        ingest_evaluation(tmp_path, _info(), result, prepared=prepared, results_dir=res_dir, provenance=PROV)
+    for table in ("runs", "sequence_metrics", "events", "tracks"):
+        assert catalog.run_ids(table, tmp_path) == [], table
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # no staged file left behind
+
+
+def test_failed_publish_restores_the_previous_run(tmp_path, tud_eval, monkeypatch):
+    """A failure while publishing (the third table's rename) renames back what was published: the
+    previously ingested version of the run stays whole and readable."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    prepared, result = tud_eval
+    res_dir = TUD / "trackers/motmetrics-test/data"
+    ingest_evaluation(tmp_path, _info(label="first"), result, prepared=prepared, results_dir=res_dir, provenance=PROV)
+    before = _catalog_files(tmp_path)
+    real_mv, published = LocalFileSystem.mv, []
+
+    def failing_mv(self, src, dst, **kw):
+        if ".new" in str(src) and not str(dst).endswith(".new"):
+            published.append(str(dst).split("/")[-3])
+            if len(published) == 3:
+                raise PermissionError(13, "Permission denied", str(dst))
+        return real_mv(self, src, dst, **kw)
+
+    monkeypatch.setattr(LocalFileSystem, "mv", failing_mv)
+    with pytest.raises(PermissionError):
+        ingest_evaluation(tmp_path, _info(label="second"), result, prepared=prepared, results_dir=res_dir,
+                          provenance=PROV)
+    assert published == ["sequence_metrics", "events", "tracks"]
+    assert _catalog_files(tmp_path) == before
+    assert catalog.load("runs", root=tmp_path)["label"].tolist() == ["first"]
+    monkeypatch.setattr(LocalFileSystem, "mv", real_mv)
+    ingest_evaluation(tmp_path, _info(label="second"), result, prepared=prepared, results_dir=res_dir, provenance=PROV)
+    assert catalog.load("runs", root=tmp_path)["label"].tolist() == ["second"]
+    assert [p.name for p in tmp_path.rglob(".*")] == []
+
+
+def test_catalog_files_get_the_umask_mode(tmp_path, tud_eval):
+    prepared, result = tud_eval
+    ingest_evaluation(tmp_path, _info(), result, prepared=prepared, provenance=PROV)
+    modes = {oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*.parquet")}
+    reference = tmp_path / "plain"
+    reference.write_text("")
+    assert modes == {oct(reference.stat().st_mode & 0o777)}
