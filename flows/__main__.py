@@ -6,8 +6,10 @@
 
 ``PARAMS`` is a YAML or JSON file holding the flow's parameter model (``-`` reads stdin); each
 ``--set KEY=VALUE`` replaces one (dotted) field, VALUE parsed as YAML.  The result is printed as
-JSON; the exit status is 0 when the flow completed and 1 when it failed.  Point
-``PREFECT_API_URL`` at a server to record the run there (otherwise Prefect starts a temporary one).
+JSON; the exit status is 0 when the flow completed and 1 when it failed.  Bad input (a missing or
+malformed parameter file, a bad ``--set``, a parameter the model refuses) prints one line naming
+the file or field and exits with status 2.  Point ``PREFECT_API_URL`` at a server to record the
+run there (otherwise Prefect starts a temporary one).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ FLOWS: dict[str, tuple[str, str, str]] = {
 }
 
 
+class ParamsError(Exception):
+    """A parameter file or ``--set`` that cannot be used (the message names it)."""
+
+
 def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
     """``target[a][b] = value`` for ``key='a.b'`` (missing levels are created)."""
     parts = key.split(".")
@@ -39,28 +45,62 @@ def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise SystemExit(f"--set {key}: {p} is not a mapping")
+            raise ParamsError(f"--set {key}: {p} is not a mapping")
     node[parts[-1]] = value
 
 
+def _yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ParamsError(f"{where}{line}: not valid YAML ({problem})") from None
+
+
 def load_params(path: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The parameters of ``path`` (YAML/JSON, ``-`` = stdin) with ``KEY=VALUE`` overrides applied;
+    :class:`ParamsError` names the file (and line) or the override that is wrong."""
     raw: Any = {}
     if path == "-":
-        raw = yaml.safe_load(sys.stdin.read()) or {}
+        raw = _yaml(sys.stdin.read(), "<stdin>") or {}
     elif path:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ParamsError(f"{path}: parameter file not found") from None
+        except UnicodeDecodeError as exc:
+            raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ParamsError(f"{path}: {exc.strerror or exc}") from None
+        raw = _yaml(text, path) or {}
     if not isinstance(raw, dict):
-        raise SystemExit(f"{path}: expected a mapping of parameters")
+        raise ParamsError(f"{path}: expected a mapping of parameters")
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        set_dotted(raw, key.strip(), yaml.safe_load(text))
+            raise ParamsError(f"--set {item!r}: expected KEY=VALUE")
+        set_dotted(raw, key.strip(), _yaml(text, f"--set {key.strip()}"))
     return raw
 
 
+def validation_line(flow: str, exc: Any) -> str:
+    """A pydantic ``ValidationError`` as one line: ``field.path: message`` per error."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ())) or "parameters"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return f"invalid {flow} parameters: " + "; ".join(parts)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line instead of usage + message
+        self.exit(2, f"error: {message} (see python -m flows --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows", description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog="python -m flows", description=__doc__.split("\n\n")[0])
     ap.add_argument("flow", choices=[*FLOWS, "list"])
     ap.add_argument("params", nargs="?", help="YAML/JSON parameter file ('-' = stdin)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -69,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, (module, fn, model) in FLOWS.items():
             print(f"{name:<13} {module}:{fn}({model})")
         return 0
+    try:
+        raw = load_params(args.params, args.overrides)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from pydantic import ValidationError
 
     import flows.params
@@ -76,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     module, fn, model_name = FLOWS[args.flow]
     model = getattr(flows.params, model_name)
     try:
-        params = model.model_validate(load_params(args.params, args.overrides))
+        params = model.model_validate(raw)
     except ValidationError as exc:
-        print(f"error: invalid {args.flow} parameters:\n{exc}", file=sys.stderr)
+        print(f"error: {validation_line(args.flow, exc)}", file=sys.stderr)
         return 2
     flow = getattr(importlib.import_module(module), fn)
     state = flow(params, return_state=True)
