@@ -21,3 +21,12 @@ def shared_data() -> Path:
 def coco_yolov5n_weights() -> Path:
     """The COCO-pretrained YOLOv5n v6 state dict shipped in ``shared/weights``."""
     return shared_dir() / "weights" / "yolov5n_coco_v6.pt"
+
+
+# The CPU checkpoint tracking uses when no --weights is given (issue 16).
+SHIPPED_WEIGHTS = "weights/cstrack-n_pets09.pt"
+
+
+def shipped_weights() -> Path:
+    """The shipped default CPU checkpoint (with its ``.json`` record beside it)."""
+    return REPO_ROOT / SHIPPED_WEIGHTS

@@ -1,16 +1,28 @@
-"""``cstrack track``: run the tracker over MOTChallenge sequence folders.
+"""``cstrack track``: run the tracker over MOTChallenge folders, video files, image folders or globs,
+cameras and streams.
 
-Writes ``OUT/<sequence>.txt`` (MOTChallenge result format) per sequence and merges per-sequence
-timings into ``OUT/timing.json``::
+Writes ``OUT/<name>.txt`` (MOTChallenge result format) per source and merges per-source timings
+into ``OUT/timing.json``::
 
-    {sequence: {"frames": n, "fps": end-to-end fps,
-                "ms": {"decode", "preprocess", "forward", "postprocess", "associate"}}}
+    {name: {"frames": n, "fps": end-to-end fps,
+            "ms": {"decode", "preprocess", "forward", "postprocess", "associate"},
+            "settings": {"weights", "weights_sha256", "variant", "path", "input_size", "conf_thres",
+                         "nms_thres", "tracker_preset", "frame_rate"},
+            # sources other than MOT folders also:
+            "source", "kind", "frame_rate", "stopped", "dropped", "reconnects"}}
+
+Inference settings come from the checkpoint's record (:mod:`cstrack.model.inference_settings`);
+``--size``, ``--conf``, ``--nms`` and ``--preset`` override them.  They are printed once on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +31,8 @@ import typer
 from cstrack.cli.common import guarded, parse_size
 from cstrack.errors import ConfigError
 
-DEFAULT_VARIANT = "cstrack-l"
+DEFAULT_VARIANT = "cstrack-l"  # a --variant without --weights and not the shipped checkpoint's: random init
+DEFAULT_OUT = Path("results/track")
 
 
 def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
@@ -44,74 +57,276 @@ def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
     return atomic_write_json(path, data)
 
 
+def resolve_model(variant: str | None, weights: str | None) -> tuple[str, str | Path | None]:
+    """``(variant, weights argument of build_detector)`` from the CLI options.
+
+    No ``--weights``: the shipped CPU checkpoint (:func:`cstrack.paths.shipped_weights`), unless a
+    ``--variant`` other than its own is asked for (then random init, for timing).  ``--weights
+    random``: random init.  ``coco``: the COCO YOLOv5n weights.  A path: that checkpoint, whose
+    variant is taken from its record when ``--variant`` is not given.
+    """
+    from cstrack.model.weights import read_record
+    from cstrack.paths import shipped_weights
+
+    if weights is None:
+        shipped = shipped_weights()
+        record = read_record(shipped) if shipped.is_file() else None
+        shipped_variant = record.get("variant") if record else None
+        if record is not None and variant in (None, shipped_variant):
+            return str(shipped_variant), shipped
+        return variant or DEFAULT_VARIANT, None
+    if weights == "random":
+        return variant or DEFAULT_VARIANT, None
+    if weights == "coco":
+        return variant or "cstrack-n", "coco"
+    path = Path(weights)
+    record = read_record(path) if path.is_file() else None
+    return variant or (record or {}).get("variant") or DEFAULT_VARIANT, path
+
+
+def effective_settings(weights: str | Path | None, size: str | None, conf: float | None, nms: float | None,
+                       preset_name: str | None) -> Any:
+    """The checkpoint's inference settings with the options the user gave."""
+    from cstrack.model.inference_settings import settings_for_weights
+    from cstrack.tracker import preset
+
+    if preset_name is not None:
+        preset(preset_name)  # an unknown name fails naming the option's values
+    return settings_for_weights(weights).override(
+        input_size=parse_size(size) if size is not None else None, conf_thres=conf, nms_thres=nms,
+        tracker_preset=preset_name,
+    )
+
+
+def settings_record(settings: Any, variant: str | None, weights: str | Path | None, path: str | None) -> dict[str, Any]:
+    """What is stored with results: the effective settings plus the model they apply to."""
+    from cstrack.fsutil import sha256_file
+
+    sha = None
+    if weights is not None and weights != "coco":
+        from cstrack.model.weights import read_record
+
+        sha = (read_record(weights) or {}).get("sha256") or sha256_file(weights)
+    return {"weights": None if weights is None else str(weights), "weights_sha256": sha, "variant": variant,
+            "path": path, **settings.to_dict()}
+
+
+def describe_settings(rec: dict[str, Any], settings: Any) -> str:
+    if rec["variant"] is None:
+        return f"settings: no model, preset {settings.tracker_preset}"
+    w = rec["weights"] or "random init"
+    return f"settings: {rec['variant']} {w}, path {rec['path']}, {settings.describe()}"
+
+
+def output_path(option: Path | None, name: str, suffix: str, several: bool) -> Path | None:
+    """``--save-video`` / ``--jsonl``: the file itself for one source, a folder of ``<name><suffix>`` for several."""
+    if option is None:
+        return None
+    if several or option.is_dir():
+        return option / f"{name}{suffix}"
+    if option.suffix.lower() != suffix:
+        raise ConfigError(f"{'--save-video' if suffix == '.mp4' else '--jsonl'}: expected a {suffix} file "
+                          f"(or a folder when tracking several sources), got {option}")
+    return option
+
+
+@contextlib.contextmanager
+def sigint_stops(stop: threading.Event) -> Iterator[None]:
+    """While active, the first Ctrl-C sets ``stop`` (tracking ends cleanly, results written); a
+    second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping: writing what was tracked so far (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("track")
     @guarded
     def track(
-        seq_dirs: list[Path] = typer.Argument(..., help="MOTChallenge sequence folders (with seqinfo.ini)"),
-        out: Path = typer.Option(..., "--out", help="output folder for <sequence>.txt and timing.json"),
+        sources: list[str] = typer.Argument(
+            ..., help="MOTChallenge sequence folders, video files, image folders or globs ('frames/*.jpg'), "
+            "camera indices (0) or stream URLs (rtsp://, http:// MJPEG)", show_default=False,
+        ),
+        out: Path = typer.Option(DEFAULT_OUT, "--out", help="output folder for <name>.txt and timing.json"),
         detections: str = typer.Option(
             "private", "--detections",
-            help="private (model boxes), public (det/det.txt boxes) or gt (counted ground-truth boxes)",
+            help="private (model boxes), public (det/det.txt boxes) or gt (counted ground-truth boxes); "
+            "public and gt need MOT folders",
         ),
         variant: str | None = typer.Option(
-            None, "--variant",
-            help=f"model variant (default {DEFAULT_VARIANT} in private mode); public/gt use a model only "
-            "when --variant or --weights is given",
+            None, "--variant", help="model variant (default: the checkpoint's); public/gt use a model only when "
+            "--variant or --weights is given",
         ),
         weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, or 'coco' (cstrack-n); none = random init (private mode)"
+            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
+            "checkpoint (weights/cstrack-n_pets09.pt)",
         ),
-        size: str = typer.Option("1088x608", "--size", help="network input WxH (multiples of 32)"),
+        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32); default: the "
+                                        "checkpoint's (1088x608 when it has none)"),
+        conf: float | None = typer.Option(None, "--conf", min=0.0, max=1.0, help="detection score threshold; "
+                                          "default: the checkpoint's (0.5)"),
+        nms: float | None = typer.Option(None, "--nms", min=0.0, max=1.0, help="NMS IoU threshold; default: the "
+                                         "checkpoint's (0.6)"),
         model_path: str = typer.Option(
-            "eager", "--path", help="model path: eager, fast (folded channels-last torch), onnx or int8 (ONNX Runtime)"
+            "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
+            "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",
         ),
         prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded + letterboxed ahead in a thread (0: off)"),
-        preset_name: str = typer.Option("default", "--preset", help="tracker preset: default, mot17, mot20, original"),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar per sequence"),
-        skip_bad_frames: bool = typer.Option(
-            False, "--skip-bad-frames",
-            help="track a missing, truncated or corrupt frame with no detections (counted) instead of stopping",
-        ),
+        preset_name: str | None = typer.Option(None, "--preset", help="tracker preset: default, mot17, mot20, "
+                                               "original; default: the checkpoint's"),
+        fps: float | None = typer.Option(None, "--fps", min=0.001, help="source frame rate (default: the "
+                                         "container's or stream's, else the checkpoint's training rate, else 30)"),
+        max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="stop after this many frames per source"),
+        duration: float | None = typer.Option(None, "--duration", min=0.001, help="stop after this many seconds per source"),
+        save_video: Path | None = typer.Option(None, "--save-video", help="annotated MP4 (boxes, IDs, trails); a "
+                                               "folder when tracking several sources"),
+        jsonl: Path | None = typer.Option(None, "--jsonl", help="JSON lines, one per frame: frame, timestamp, "
+                                          "tracks; a folder when tracking several sources"),
+        queue: int = typer.Option(2, "--queue", min=1, help="live sources: frames waiting for the tracker "
+                                  "(the oldest is dropped when full)"),
+        reconnects: int = typer.Option(5, "--reconnects", min=0, help="live sources: reconnect attempts in a row "
+                                       "(backoff 0.5 s, doubling)"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar per source"),
     ) -> None:
-        """Track each SEQ_DIR and write OUT/<sequence>.txt plus OUT/timing.json."""
-        from tqdm import tqdm
-
-        from cstrack.data.mot import Sequence
-        from cstrack.runner import DETECTION_MODES, prefetched_frames, track_sequence
-        from cstrack.tracker import preset
+        """Track each SOURCE and write OUT/<name>.txt plus OUT/timing.json (Ctrl-C stops cleanly)."""
+        from cstrack.runner import DETECTION_MODES
+        from cstrack.sources import classify, make_source, source_name
 
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
-        config = preset(preset_name)
-        input_size = parse_size(size)
-        names = [p.name for p in seq_dirs]
+        kinds = [classify(s) for s in sources]
+        if detections != "private":
+            other = [s for s, k in zip(sources, kinds, strict=True) if k != "mot"]
+            if other:
+                raise ConfigError(f"--detections {detections}: needs MOTChallenge folders (det/gt), not {other[0]}")
+        names = [source_name(s, k) for s, k in zip(sources, kinds, strict=True)]
         if len(set(names)) != len(names):
-            raise ConfigError(f"SEQ_DIR: two sequences share a folder name ({names}); results would overwrite")
-        seqs = [Sequence.open(p) for p in seq_dirs]  # validate every folder before any work
+            raise ConfigError(f"SOURCE: two sources share a name ({names}); results would overwrite")
+        several = len(sources) > 1
+        videos = [output_path(save_video, n, ".mp4", several) for n in names]
+        jsonls = [output_path(jsonl, n, ".jsonl", several) for n in names]
 
-        detector = None
-        if detections == "private" or variant is not None or weights is not None:
-            from cstrack.model.detector import build_detector
+        uses_model = detections == "private" or variant is not None or weights is not None
+        var, weights_arg = resolve_model(variant, weights) if uses_model else (None, None)
+        settings = effective_settings(weights_arg, size, conf, nms, preset_name)
+        from cstrack.model.detector import resolve_path
 
-            weights_arg: str | Path | None = None
-            if weights is not None:
-                weights_arg = weights if weights == "coco" else Path(weights)
-            detector = build_detector(variant or DEFAULT_VARIANT, weights_arg, input_size, path=model_path)
+        path = resolve_path(model_path) if uses_model else None
+        rec = settings_record(settings, var, weights_arg, path)
+        opened = _open_all(sources, kinds, queue, reconnects, make_source)  # validate every source first
+        try:
+            detector = None
+            if uses_model:
+                from cstrack.model.detector import build_detector
 
-        out.mkdir(parents=True, exist_ok=True)
-        for seq in seqs:
-            with tqdm(
-                total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress,
-                file=sys.stderr, leave=False,
-            ) as bar:
-                run = track_sequence(seq.root, out, detections, config, detector, progress=bar.update,  # type: ignore[arg-type]
-                                     frame_reader=prefetched_frames(prefetch, skip_bad_frames))
-            merge_timing(out / "timing.json", {run.sequence: run.timing_record()})
-            typer.echo(
-                f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "
-                f"{run.num_boxes} boxes -> {run.result_path}"
-            )
-            if run.bad_frames:
-                shown = ", ".join(map(str, run.bad_frames[:20])) + (" ..." if len(run.bad_frames) > 20 else "")
-                typer.echo(f"{run.sequence}: skipped {len(run.bad_frames)} bad frame(s) (no detections): {shown}")
+                detector = build_detector(str(var), weights_arg, settings.input_size, path=str(path),
+                                          post=settings.postprocess_config())
+            typer.echo(describe_settings(rec, settings), err=True)
+            out.mkdir(parents=True, exist_ok=True)
+            stop = threading.Event()
+            with sigint_stops(stop):
+                for spec, source, video_out, jsonl_out in zip(sources, opened, videos, jsonls, strict=True):
+                    if stop.is_set():
+                        break
+                    if source is None:
+                        _track_mot(spec, out, detections, settings, detector, prefetch, progress, rec,
+                                   video_out, jsonl_out)
+                        continue
+                    _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
+                                 jsonl_out, stop, prefetch, progress)
+        finally:
+            for source in opened:
+                if source is not None:
+                    source.close()
+
+
+def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int, make_source: Any) -> list[Any]:
+    """Every non-MOT source opened (``None`` for MOT folders, checked by :class:`Sequence.open`); on
+    a failure the ones already opened are closed before the error propagates."""
+    from cstrack.data.mot import Sequence
+
+    opened: list[Any] = []
+    try:
+        for spec, kind in zip(sources, kinds, strict=True):
+            if kind == "mot":
+                Sequence.open(spec)
+                opened.append(None)
+                continue
+            src = make_source(spec, kind, queue_size=queue, reconnects=reconnects)
+            src.open()
+            opened.append(src)
+    except BaseException:
+        for src in opened:
+            if src is not None:
+                src.close()
+        raise
+    return opened
+
+
+def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: Any, prefetch: int, progress: bool,
+               rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None) -> None:
+    from tqdm import tqdm
+
+    from cstrack.data.mot import Sequence
+    from cstrack.runner import prefetched_frames, track_sequence
+    from cstrack.tracker import preset
+
+    seq = Sequence.open(spec)
+    with tqdm(total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress, file=sys.stderr,
+              leave=False) as bar:
+        run = track_sequence(seq.root, out, detections, preset(settings.tracker_preset), detector,  # type: ignore[arg-type]
+                             progress=bar.update, frame_reader=prefetched_frames(prefetch))
+    merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "settings": rec}})
+    extra = ""
+    if video_out is not None:
+        from cstrack.render import render_tracks
+
+        extra += f", video {render_tracks(seq.root, run.result_path, video_out).path}"
+    if jsonl_out is not None:
+        from cstrack.sinks import jsonl_from_results
+
+        extra += f", jsonl {jsonl_from_results(run.result_path, jsonl_out, seq.info.frame_rate, seq.info.seq_length)}"
+    typer.echo(f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "
+               f"{run.num_boxes} boxes -> {run.result_path}{extra}")
+
+
+def _track_other(source: Any, out: Path, detector: Any, settings: Any, rec: dict[str, Any], fps: float | None,
+                 max_frames: int | None, duration: float | None, video_out: Path | None, jsonl_out: Path | None,
+                 stop: threading.Event, prefetch: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    from cstrack.source_runner import track_source
+    from cstrack.tracker import preset
+
+    rate = fps or source.fps or settings.frame_rate
+    total = source.total if max_frames is None or source.total is None else min(source.total, max_frames)
+    with tqdm(total=total if not source.live else max_frames, desc=source.name, unit="frame",
+              disable=not progress, file=sys.stderr, leave=False) as bar:
+        run = track_source(source, out, detector, preset(settings.tracker_preset), frame_rate=rate,
+                           max_frames=max_frames, duration=duration, video=video_out, jsonl=jsonl_out, stop=stop,
+                           prefetch=prefetch, progress=bar.update)
+    if not run.frames:
+        if run.error is not None:
+            raise run.error
+        typer.echo(f"{run.sequence}: no frame tracked, nothing written")
+        return
+    merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "settings": rec}})
+    extra = "".join(f", {label} {p}" for label, p in (("video", run.video_path), ("jsonl", run.jsonl_path)) if p)
+    live = f", {run.dropped} dropped, {run.reconnects} reconnects" if source.live else ""
+    how = "" if run.stopped in ("end", "error") else f" (stopped: {run.stopped})"
+    typer.echo(f"{run.sequence}: {run.frames} frames at {run.frame_rate:g} fps source rate, {run.fps:.1f} fps "
+               f"tracked{live}, {run.num_tracks} tracks, {run.num_boxes} boxes -> {run.result_path}{extra}{how}")
+    if run.error is not None:
+        raise run.error

@@ -15,6 +15,20 @@ from cstrack.model.network import CSTrackModel, build_model, check_input_size
 from cstrack.model.postprocess import PostprocessConfig, gather_embeddings, postprocess_image
 
 PATHS = ("eager", "fast", "onnx", "int8")
+# ``--path auto``: the fastest path whose tracks equal the eager path's (issue 16; checked by
+# tests/infer/test_auto_path.py on a PETS09 segment with the shipped checkpoint).  int8 is faster
+# but changes boxes, so it stays opt-in.
+AUTO_PATH = "onnx"
+PATH_CHOICES = ("auto", *PATHS)
+
+
+def resolve_path(path: str) -> str:
+    """``auto`` -> :data:`AUTO_PATH`; any other name of :data:`PATHS` as it is."""
+    if path == "auto":
+        return AUTO_PATH
+    if path not in PATHS:
+        raise ConfigError(f"--path: expected one of {', '.join(PATH_CHOICES)}, got {path!r}")
+    return path
 
 
 class ModelDetector:
@@ -87,10 +101,9 @@ def build_detector(
     path: str = "eager",
     post: PostprocessConfig | None = None,
 ) -> FrameDetector:
-    """The detector for a model path: ``eager`` (this module) or the optimised ``fast`` /
-    ``onnx`` / ``int8`` paths of :mod:`cstrack.infer`."""
-    if path not in PATHS:
-        raise ConfigError(f"--path: expected one of {PATHS}, got {path!r}")
+    """The detector for a model path: ``eager`` (this module), the optimised ``fast`` /
+    ``onnx`` / ``int8`` paths of :mod:`cstrack.infer`, or ``auto`` (:func:`resolve_path`)."""
+    path = resolve_path(path)
     check_input_size(*input_size)
     model = load_model(variant, weights)
     if path == "eager":

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from cstrack.cli import app
 from cstrack.data.mot import read_results
+from cstrack.fsutil import sha256_file
+from cstrack.model.postprocess import PostprocessConfig
 from tests.clear_metrics import score_files
 from tests.fake_detector import FakeDetector, write_sequence
 
@@ -60,11 +62,13 @@ def test_unreadable_timing_json_is_replaced(syn: Path, tmp_path: Path) -> None:
 
 def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import cstrack.model.detector as detector_module
+    from cstrack.paths import shipped_weights
 
     calls: list[tuple] = []
 
-    def fake_build(variant: str, weights: object, input_size: tuple[int, int], path: str = "eager") -> FakeDetector:
-        calls.append((variant, weights, input_size) if path == "eager" else (variant, weights, input_size, path))
+    def fake_build(variant: str, weights: object, input_size: tuple[int, int], path: str = "eager",
+                   post: PostprocessConfig | None = None) -> FakeDetector:
+        calls.append((variant, weights, input_size, path, post))
         return FakeDetector(input_size)
 
     monkeypatch.setattr(detector_module, "build_detector", fake_build)
@@ -72,15 +76,23 @@ def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkey
     out = tmp_path / "out"
     res = runner.invoke(app, ["track", str(syn), str(other), "--out", str(out), "--size", "320x192", "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert calls == [("cstrack-l", None, (320, 192))]
+    # no --weights: the shipped CPU checkpoint, its settings (conf / nms) with --size overriding, path auto
+    assert calls == [("cstrack-n", shipped_weights(), (320, 192), "onnx", PostprocessConfig(0.5, 0.6))]
+    assert "settings: cstrack-n" in res.stderr and "input 320x192, conf 0.5, nms 0.6" in res.stderr
     assert read_results(out / "SYN-01.txt").id.max() == 2
-    assert json.loads((out / "timing.json").read_text())["SYN-02"]["ms"]["forward"] > 0
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["SYN-02"]["ms"]["forward"] > 0
+    assert timing["SYN-01"]["settings"] == {
+        "weights": str(shipped_weights()), "weights_sha256": sha256_file(shipped_weights()), "variant": "cstrack-n",
+        "path": "onnx", "input_size": [320, 192], "conf_thres": 0.5, "nms_thres": 0.6, "tracker_preset": "default",
+        "frame_rate": 7.0,
+    }
 
     calls.clear()
     res = runner.invoke(app, ["track", str(syn), "--out", str(out), "--detections", "public", "--variant", "cstrack-n",
-                              "--weights", "coco"])
+                              "--weights", "coco", "--conf", "0.3", "--path", "eager"])
     assert res.exit_code == 0, res.output
-    assert calls == [("cstrack-n", "coco", (1088, 608))]
+    assert calls == [("cstrack-n", "coco", (1088, 608), "eager", PostprocessConfig(0.3, 0.6))]
 
 
 @pytest.mark.parametrize(
@@ -101,10 +113,10 @@ def test_bad_options_exit_2(syn: Path, tmp_path: Path, args: list[str], message:
 def test_missing_or_duplicate_sequences_fail_before_work(syn: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     res = runner.invoke(app, ["track", str(syn), str(tmp_path / "NOPE"), "--detections", "gt", "--out", str(out)])
-    assert res.exit_code == 2 and "sequence folder not found" in res.output
+    assert res.exit_code == 2 and "NOPE: source not found" in res.output
     twin = write_sequence(tmp_path / "copy", "SYN-01", frames=2)
     res = runner.invoke(app, ["track", str(syn), str(twin), "--detections", "gt", "--out", str(out)])
-    assert res.exit_code == 2 and "share a folder name" in res.output
+    assert res.exit_code == 2 and "two sources share a name" in res.output
     assert not out.exists()
 
 

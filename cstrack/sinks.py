@@ -1,0 +1,155 @@
+"""Per-frame outputs written while tracking a source: an annotated MP4 and a JSON-lines record.
+
+Both write beside their final path under a temporary name and move into place on :meth:`close`,
+which the source runner calls also when tracking stops early (an error, SIGINT, ``--max-frames``):
+the frames tracked so far are kept, and a reader never sees a half-written file under the final
+name.  :meth:`abort` removes the temporary file instead (nothing was tracked).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from cstrack.errors import ConfigError, DatasetError
+from cstrack.render import FOURCC, _update_trails, draw_frame
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp created it private
+    os.replace(tmp, path)
+
+
+class VideoSink:
+    """Frames with their tracks drawn (boxes, IDs, trails: :func:`cstrack.render.draw_frame`) into
+    an MP4 at ``fps``.  The size is the first frame's; later frames of another size (a camera that
+    reconnected at another resolution) are resized to it."""
+
+    def __init__(self, path: str | Path, fps: float, trail: int = 30) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mp4":
+            raise ConfigError(f"--save-video: expected a .mp4 file, got {self.path.name}")
+        if trail < 0:
+            raise ConfigError(f"trail: must be >= 0, got {trail}")
+        self.fps, self.trail = float(fps), trail
+        self.frames = 0
+        self._tmp: Path | None = None
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._trails: dict[int, deque[tuple[int, int, int]]] = {}
+
+    def write(self, image: np.ndarray, tlwh: np.ndarray, ids: np.ndarray, frame: int) -> None:
+        """Draw ``tlwh [K, 4]`` (frame pixels) with ``ids [K]`` on a copy of ``image`` (BGR) and append it."""
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            self._tmp = _temp_beside(self.path, ".mp4")
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._size)
+            if not self._writer.isOpened():
+                self.abort()
+                raise DatasetError(f"cannot open a {FOURCC} video writer", self.path)
+        img = image.copy()
+        if (img.shape[1], img.shape[0]) != self._size:
+            img = cv2.resize(img, self._size)
+            scale = np.array([self._size[0] / image.shape[1], self._size[1] / image.shape[0]] * 2)
+            tlwh = np.asarray(tlwh) * scale
+        if self.trail:
+            _update_trails(self._trails, tlwh, ids, frame, self.trail)
+        trails = {k: deque(p[1:] for p in v) for k, v in self._trails.items()}
+        self._writer.write(draw_frame(img, tlwh, ids, trails, frame))
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Finish the file and move it into place; ``None`` when no frame was written."""
+        if self._writer is None or self._tmp is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        _publish(self._tmp, self.path)
+        self._tmp = None
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+class JsonlSink:
+    """One JSON object per tracked frame, one line each::
+
+        {"frame": 12, "timestamp": 1.1, "tracks": [{"id": 3, "tlwh": [x, y, w, h], "score": 0.91}, ...]}
+
+    ``tlwh`` in frame pixels rounded to 1/1000 px, ``score`` to 6 decimals (as the result file).
+    Lines are flushed as they are written, so another program may follow the temporary file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.frames = 0
+        self._tmp = _temp_beside(self.path, ".jsonl")
+        self._fh: IO[str] | None = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed in close/abort)
+
+    def write(self, frame: int, timestamp: float, ids: np.ndarray, tlwh: np.ndarray, scores: np.ndarray) -> None:
+        assert self._fh is not None
+        tracks: list[dict[str, Any]] = [
+            {"id": int(i), "tlwh": [round(float(v), 3) for v in box], "score": round(float(s), 6)}
+            for i, box, s in zip(ids, tlwh, scores, strict=True)
+        ]
+        self._fh.write(json.dumps({"frame": int(frame), "timestamp": round(float(timestamp), 6), "tracks": tracks})
+                       + "\n")
+        self._fh.flush()
+        self.frames += 1
+
+    def close(self) -> Path:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            _publish(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            self._tmp.unlink(missing_ok=True)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a :class:`JsonlSink` file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def jsonl_from_results(result_path: str | Path, out: str | Path, frame_rate: float, frames: int) -> Path:
+    """A :class:`JsonlSink` file from a finished MOTChallenge result file: one record per frame
+    ``1..frames`` (``timestamp = (frame - 1) / frame_rate``), back-filled birth boxes included."""
+    from cstrack.data.mot import read_results
+
+    table = read_results(result_path, frames)
+    rows = table.frame_slices()
+    sink = JsonlSink(out)
+    try:
+        for f in range(1, frames + 1):
+            idx = rows.get(f, np.zeros(0, np.int64))
+            sink.write(f, (f - 1) / frame_rate, table.id[idx], table.tlwh[idx], table.conf[idx])
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
