@@ -71,8 +71,10 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", p) from None
     except configparser.Error as exc:
-        raise DatasetError(f"unreadable ini: {exc}", p) from None
+        raise DatasetError(f"unreadable ini: {' '.join(str(exc).split())}", p) from None
     if not parser.has_section("Sequence"):
         raise DatasetError("missing [Sequence] section", p)
     values: dict[str, object] = {}
@@ -360,12 +362,12 @@ def parse_mot_columns(
         nonint = col != np.round(col)
         if nonint.any():
             i = int(np.flatnonzero(nonint)[0])
-            raise DatasetError(f"{name} {col[i]!r} is not an integer", source, int(lines[i]))
+            raise DatasetError(f"{name} {float(col[i]):g} is not an integer", source, int(lines[i]))
     tlwh = arr[:, 2:6]
     neg = (tlwh[:, 2] < 0) | (tlwh[:, 3] < 0)
     if neg.any():
         i = int(np.flatnonzero(neg)[0])
-        raise DatasetError(f"negative box size w={tlwh[i, 2]!r} h={tlwh[i, 3]!r}", source, int(lines[i]))
+        raise DatasetError(f"negative box size w={float(tlwh[i, 2]):g} h={float(tlwh[i, 3]):g}", source, int(lines[i]))
     frame = frame_f.astype(np.int64)
     low = frame < 1
     high = frame > seq_length if seq_length is not None else np.zeros_like(low)

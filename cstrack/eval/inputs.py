@@ -112,6 +112,11 @@ def locate(gt_root: str | Path, results_root: str | Path, sequences: Sequence[st
     return out
 
 
+# MOT15 gt has no class column (columns 8-10 are world coordinates, -1): the mot16/17/20 presets
+# read column 8 as the class and fail on it.
+_MOT15_HINT = "; MOT15-style gt has no class column: use --preset mot15"
+
+
 def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -124,7 +129,7 @@ def _load_gt(files: SequenceFiles, preset: Preset) -> tuple[MotTable, np.ndarray
     if cols.shape[1] < preset.min_gt_columns:
         raise DatasetError(
             f"preset {preset.name} needs gt rows with at least {preset.min_gt_columns} columns "
-            f"(frame,id,x,y,w,h,flag,class,...), found {cols.shape[1]}", p, int(table.lines[0]),
+            f"(frame,id,x,y,w,h,flag,class,...), found {cols.shape[1]}{_MOT15_HINT}", p, int(table.lines[0]),
         )
     if (table.id < 0).any():
         i = _first(table.id < 0)
@@ -134,8 +139,9 @@ def _load_gt(files: SequenceFiles, preset: Preset) -> tuple[MotTable, np.ndarray
         bad = ~np.isin(cls, VALID_CLASSES)
         if bad.any():
             i = _first(bad)
+            hint = _MOT15_HINT if cols.shape[1] == 10 or cls[i] == -1 else ""
             raise DatasetError(
-                f"gt class {cls[i]!r} is not a MOTChallenge class (1..13) for preset {preset.name}",
+                f"gt class {float(cls[i]):g} is not a MOTChallenge class (1..13) for preset {preset.name}{hint}",
                 p, int(table.lines[i]),
             )
         return table, np.trunc(cls).astype(np.int64)
@@ -150,11 +156,16 @@ def _load_result(files: SequenceFiles, preset: Preset) -> tuple[MotTable, np.nda
     if (table.id < 0).any():
         i = _first(table.id < 0)
         raise DatasetError(f"negative track id {int(table.id[i])}", p, int(table.lines[i]))
+    flat = (table.tlwh[:, 2] <= 0) | (table.tlwh[:, 3] <= 0)
+    if flat.any():  # a box no gt box can match: a writer bug, not a tracker's answer
+        i = _first(flat)
+        w, h = table.tlwh[i, 2:4]
+        raise DatasetError(f"box of zero width or height (w={float(w):g}, h={float(h):g})", p, int(table.lines[i]))
     cls = np.trunc(cols[:, 7]).astype(np.int64) if cols.shape[1] >= 8 else None
     if preset.check_tracker_class and cls is not None and (cls > 1).any():
         i = _first(cls > 1)
         raise DatasetError(
-            f"class column (8th) is {cols[i, 7]!r}: only pedestrian results (class 1 or -1) can be "
+            f"class column (8th) is {float(cols[i, 7]):g}: only pedestrian results (class 1 or -1) can be "
             f"evaluated with preset {preset.name}", p, int(table.lines[i]),
         )
     return table, cls
@@ -167,7 +178,7 @@ def load_sequence(files: SequenceFiles, preset: Preset, allow_missing: bool = Fa
         if not allow_missing:
             raise EvaluationError(
                 f"{files.result_path}: no result file for sequence {files.name} "
-                "(pass allow_missing=True / --allow-missing to count it as empty)"
+                "(pass --allow-missing to count it as empty, or --sequences to evaluate only the others)"
             )
         return LoadedSequence(files, gt, gt_cls, MotTable.empty(), None, True)
     result, cls = _load_result(files, preset)
