@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import pickle
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ def safe_torch_load(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if not (zipfile.is_zipfile(p) or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle stream
+        raise WeightsError(f"{p}: not a PyTorch checkpoint (neither torch's zip format nor a pickle stream)")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -88,9 +93,12 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
     if not rp.is_file():
         return None
     try:
-        return json.loads(rp.read_text())
-    except json.JSONDecodeError as exc:
+        record = json.loads(rp.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{rp}: unreadable weights record: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise WeightsError(f"{rp}: weights record without a 'sha256' string")
+    return record
 
 
 def verify_sha256(path: str | Path, expected: str) -> None:
@@ -101,6 +109,8 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 
 def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any] | None]:
     """Read a checkpoint: ``(config, state_dict, record)``.  The record's sha256 is verified."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{path}: weights file not found")
     record = read_record(path)
     if record is None and require_record:
         raise WeightsError(f"{path}: no sha256 record {record_path(path).name} beside the weights")
@@ -109,7 +119,16 @@ def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[Mode
     obj = safe_torch_load(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a {FORMAT} checkpoint (keys: {sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__})")
-    return ModelConfig.from_dict(obj["config"]), obj["state_dict"], record
+    missing = [k for k in ("config", "state_dict") if k not in obj]
+    if missing:
+        raise WeightsError(f"{path}: {FORMAT} checkpoint without {' / '.join(repr(k) for k in missing)}")
+    try:
+        config = ModelConfig.from_dict(obj["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: invalid model config in the checkpoint ({exc})") from None
+    if not isinstance(obj["state_dict"], dict):
+        raise WeightsError(f"{path}: 'state_dict' is a {type(obj['state_dict']).__name__}, not a mapping of tensors")
+    return config, obj["state_dict"], record
 
 
 def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:
