@@ -96,8 +96,8 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
         record = json.loads(rp.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{rp}: unreadable weights record: {exc}") from None
-    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
-        raise WeightsError(f"{rp}: weights record without a 'sha256' string")
+    if not isinstance(record, dict):
+        raise WeightsError(f"{rp}: weights record is a JSON {type(record).__name__}, not an object")
     return record
 
 
@@ -115,6 +115,8 @@ def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[Mode
     if record is None and require_record:
         raise WeightsError(f"{path}: no sha256 record {record_path(path).name} beside the weights")
     if record is not None:
+        if not isinstance(record.get("sha256"), str):
+            raise WeightsError(f"{record_path(path)}: weights record without a 'sha256' string")
         verify_sha256(path, record["sha256"])
     obj = safe_torch_load(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
