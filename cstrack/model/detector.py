@@ -78,8 +78,11 @@ class ModelDetector:
 def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:
     """A model for inference: ``weights`` is a checkpoint path, ``"coco"`` (cstrack-n only: the
     shipped COCO YOLOv5n trunk + head) or ``None`` (random init, for timing)."""
+    from cstrack.model.config import variant_names
     from cstrack.model.weights import load_coco_yolov5n, load_weights
 
+    if variant not in variant_names():  # before any file is read: the message lists the choices
+        raise ConfigError(f"--variant: unknown variant {variant!r}; known: {', '.join(variant_names())}")
     if weights is None:
         print(f"warning: {variant} with random weights (no --weights given)", file=sys.stderr)
         return build_model(variant)
