@@ -109,6 +109,6 @@ class CSTrackLoss(nn.Module):
         _, h, w, _ = emb.shape
         col = (t[:, 2] * w).floor().long().clamp(0, w - 1)
         row = (t[:, 3] * h).floor().long().clamp(0, h - 1)
-        e = emb[t[:, 0].long(), row, col].float()
+        e = emb[t[:, 0].long(), row, col].to(self.classifier.weight.dtype)
         logits = self.classifier(self.emb_scale * nn.functional.normalize(e, dim=1))
         return self.ce(logits, ids[labelled])

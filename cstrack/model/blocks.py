@@ -15,12 +15,13 @@ from torch import nn
 # SOTS / YOLOv5 set these after construction (spec §1); PyTorch defaults would be 1e-5 / 0.1.
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.03
+LRELU_SLOPE = 0.1  # spec §1: the conv blocks' LeakyReLU of the v1-v3 family
 
 
 def make_act(name: str) -> nn.Module:
     """``lrelu`` = LeakyReLU(0.1) (v1-v3 family), ``silu`` = SiLU (v6 family)."""
     if name == "lrelu":
-        return nn.LeakyReLU(0.1, inplace=True)
+        return nn.LeakyReLU(LRELU_SLOPE, inplace=True)
     if name == "silu":
         return nn.SiLU(inplace=True)
     raise ValueError(f"unknown activation {name!r}")

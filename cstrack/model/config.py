@@ -6,11 +6,14 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from cstrack.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cstrack.model.architecture import Architecture
 
 RenMode = Literal["ren", "none", "conv"]
 EmbHead = Literal["saan", "jde"]
@@ -33,6 +36,10 @@ class ModelConfig:
     - ``saan_level_sam`` / ``saan_level_cam``: attention per resolution, one flag per level
       (P3, P4, P5); ``saan_fused``: attention after concatenation (Table III).
     - ``emb_dim``: embedding dimension D (512 in the paper).
+
+    ``architecture``: an explicit resolved architecture (:mod:`cstrack.model.architecture`, e.g.
+    imported from an original checkpoint); ``None`` resolves ``trunk`` with the multiples.  When
+    given, its anchors, SAAN width, embedding dimension and class count must equal the fields here.
     """
 
     variant: str
@@ -52,6 +59,7 @@ class ModelConfig:
     saan_fused: Fused = "cam"
     emb_dim: int = 512
     pretrained: str | None = field(default=None, compare=False)
+    architecture: Architecture | None = None
 
     def __post_init__(self) -> None:
         if self.trunk not in _TRUNKS:
@@ -86,6 +94,18 @@ class ModelConfig:
         if len(anchors) != 3 or len({len(a) for a in anchors}) != 1:
             raise ConfigError(f"anchors: expected 3 levels with the same number of anchors, got {self.anchors!r}")
         object.__setattr__(self, "anchors", anchors)
+        if self.architecture is not None:
+            from cstrack.model.architecture import Architecture
+
+            arch = self.architecture
+            if isinstance(arch, dict):
+                arch = Architecture.from_dict(arch)
+                object.__setattr__(self, "architecture", arch)
+            if not isinstance(arch, Architecture):
+                raise ConfigError(f"architecture: expected an Architecture or its dict, got {type(arch).__name__}")
+            for name in ("anchors", "saan_width", "emb_dim", "nc"):
+                if getattr(arch, name) != getattr(self, name):
+                    raise ConfigError(f"{name}: {getattr(self, name)!r} differs from the architecture's {getattr(arch, name)!r}")
 
     def replace(self, **changes: Any) -> ModelConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -98,6 +118,10 @@ class ModelConfig:
         d["anchors"] = [[list(a) for a in level] for level in self.anchors]
         d["saan_level_sam"] = list(self.saan_level_sam)
         d["saan_level_cam"] = list(self.saan_level_cam)
+        if self.architecture is None:
+            del d["architecture"]  # configs without one hash as they did before the field existed
+        else:
+            d["architecture"] = self.architecture.to_dict()
         return d
 
     @classmethod

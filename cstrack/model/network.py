@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from cstrack.errors import ConfigError
-from cstrack.model.config import ModelConfig, load_trunk, variant_config
+from cstrack.model.architecture import Architecture, resolve
+from cstrack.model.config import ModelConfig, variant_config
 from cstrack.model.detect import Detect, decode
-from cstrack.model.registry import Scale, build_trunk
+from cstrack.model.registry import build_trunk
 from cstrack.model.ren import REN, NoDecoupler, PlainDecoupler
 from cstrack.model.saan import SAAN, JDEEmbedding
 
@@ -37,16 +38,16 @@ class CSTrackModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        spec = load_trunk(config.trunk)
-        scale = Scale(config.depth_multiple, config.width_multiple, spec["activation"])
-        built = build_trunk(spec["layers"], scale)
+        arch = resolve(config)
+        self.architecture: Architecture = arch
+        built = build_trunk(arch.layers, arch.activation)
         self.trunk = built.layers
         self._froms = built.froms
-        self.outputs: tuple[int, ...] = tuple(spec["outputs"])
-        self.backbone_layers: int = int(spec["backbone_layers"])
+        self.outputs: tuple[int, ...] = tuple(arch.outputs)
+        self.backbone_layers: int = arch.backbone_layers
         needed = {a for f in built.froms for a in f if a >= 0} | set(self.outputs)
         self._keep = frozenset(needed)
-        level_ch = tuple(built.channels[i] for i in self.outputs)
+        level_ch = tuple(arch.ren_channels)
         self.level_channels = level_ch
 
         if config.ren == "ren":
@@ -60,13 +61,13 @@ class CSTrackModel(nn.Module):
 
         if config.emb_head == "saan":
             self.emb_head: nn.Module = SAAN(
-                level_ch, config.saan_width, config.emb_dim, config.saan_level_sam,
+                level_ch, arch.saan_width, arch.emb_dim, config.saan_level_sam,
                 config.saan_level_cam, config.saan_fused, act="lrelu",
             )
         else:
-            self.emb_head = JDEEmbedding(level_ch, config.emb_dim)
-        anchors = [[tuple(a) for a in level] for level in config.anchors]
-        self.detect = Detect(level_ch, anchors, config.nc)
+            self.emb_head = JDEEmbedding(level_ch, arch.emb_dim)
+        anchors = [[tuple(a) for a in level] for level in arch.anchors]
+        self.detect = Detect(level_ch, anchors, arch.nc)
 
     @property
     def emb_dim(self) -> int:

@@ -1,14 +1,28 @@
-"""Explicit module registry: resolves YAML architecture rows into modules (no ``eval``).
+"""Explicit module registry: builds trunk layers from resolved :class:`LayerSpec` rows (no ``eval``).
 
-A row is ``[from, repeats, module, args]``.  ``from`` is ``-1`` (previous layer), a layer index or
-a list of them.  Channel arguments are nominal and scaled by the variant's width multiple; repeats
-by its depth multiple (YOLOv5 rules, spec §3).
+A resolved row names its block and carries absolute numbers, in the order of the original code's
+resolved arguments (``c_in`` first):
+
+=============  ==========================================
+block          args
+=============  ==========================================
+Conv           (c_in, c_out, k, s) or (c_in, c_out, k, s, p)
+Focus          (c_in, c_out, k)
+BottleneckCSP  (c_in, c_out, n, shortcut)   n = Bottleneck repeats
+C3             (c_in, c_out, n, shortcut)
+SPP            (c_in, c_out, (k1, k2, k3))
+SPPF           (c_in, c_out, k)
+Upsample       (scale,)
+Concat         ()
+=============  ==========================================
+
+:func:`cstrack.model.architecture.resolve_rows` turns nominal YAML rows (scaled by a variant's
+multiples, spec §3) into such rows; :func:`build_trunk` only instantiates them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -18,110 +32,79 @@ from cstrack.model.blocks import C3, SPP, SPPF, BottleneckCSP, Concat, Conv, Foc
 
 
 @dataclass(frozen=True)
-class Scale:
-    depth: float
-    width: float
-    act: str
+class LayerSpec:
+    """One resolved trunk layer: block name, absolute input indices (``(-1,)`` = the image) and
+    resolved arguments (see the module docstring)."""
 
-    def ch(self, c: int) -> int:
-        """``ceil(c * width / 8) * 8``."""
-        return math.ceil(c * self.width / 8) * 8
+    block: str
+    inputs: tuple[int, ...]
+    args: tuple
 
-    def n(self, n: int) -> int:
-        """``max(round(n * depth), 1)`` when n > 1."""
-        return max(round(n * self.depth), 1) if n > 1 else n
+    @property
+    def c_out(self) -> int:
+        """Output channels (derived for Upsample / Concat by :func:`output_channels`)."""
+        return int(self.args[1])
 
-
-# builder(c_in: list of input channels, n: scaled repeats, args, scale) -> (module, c_out)
-Builder = Callable[[list[int], int, list, Scale], tuple[nn.Module, int]]
-
-
-def _conv(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    k = args[1] if len(args) > 1 else 1
-    st = args[2] if len(args) > 2 else 1
-    p = args[3] if len(args) > 3 else None
-    return Conv(cin[0], c2, k, st, p, act=s.act), c2
+    def describe(self) -> str:
+        return f"{self.block}{list(self.args)} from {list(self.inputs)}"
 
 
-def _focus(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    return Focus(cin[0], c2, args[1] if len(args) > 1 else 3, act=s.act), c2
+def _conv(a: tuple, act: str) -> nn.Module:
+    return Conv(a[0], a[1], a[2], a[3], a[4] if len(a) > 4 else None, act=act)
 
 
-def _csp(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    shortcut = bool(args[1]) if len(args) > 1 else True
-    return BottleneckCSP(cin[0], c2, n, shortcut, act=s.act), c2
-
-
-def _c3(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    shortcut = bool(args[1]) if len(args) > 1 else True
-    return C3(cin[0], c2, n, shortcut, act=s.act), c2
-
-
-def _spp(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    return SPP(cin[0], c2, tuple(args[1]), act=s.act), c2
-
-
-def _sppf(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    c2 = s.ch(args[0])
-    return SPPF(cin[0], c2, args[1] if len(args) > 1 else 5, act=s.act), c2
-
-
-def _upsample(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    return Upsample(args[0] if args else 2), cin[0]
-
-
-def _concat(cin: list[int], n: int, args: list, s: Scale) -> tuple[nn.Module, int]:
-    return Concat(), sum(cin)
-
-
-MODULES: dict[str, Builder] = {
-    "Conv": _conv,
-    "Focus": _focus,
-    "BottleneckCSP": _csp,
-    "C3": _c3,
-    "SPP": _spp,
-    "SPPF": _sppf,
-    "Upsample": _upsample,
-    "Concat": _concat,
+# block name -> (number of args, builder(args, activation)); Upsample / Concat carry no weights.
+MODULES: dict[str, tuple[tuple[int, ...], Callable[[tuple, str], nn.Module]]] = {
+    "Conv": ((4, 5), _conv),
+    "Focus": ((3,), lambda a, act: Focus(a[0], a[1], a[2], act=act)),
+    "BottleneckCSP": ((4,), lambda a, act: BottleneckCSP(a[0], a[1], a[2], bool(a[3]), act=act)),
+    "C3": ((4,), lambda a, act: C3(a[0], a[1], a[2], bool(a[3]), act=act)),
+    "SPP": ((3,), lambda a, act: SPP(a[0], a[1], tuple(a[2]), act=act)),
+    "SPPF": ((3,), lambda a, act: SPPF(a[0], a[1], a[2], act=act)),
+    "Upsample": ((1,), lambda a, act: Upsample(a[0])),
+    "Concat": ((0,), lambda a, act: Concat()),
 }
 
-# Blocks whose repeat count is a depth (scaled), not a number of stacked copies.
-_DEPTH_SCALED = {"BottleneckCSP", "C3"}
+
+def output_channels(specs: Sequence[LayerSpec], in_channels: int = 3) -> list[int]:
+    """Output channels of every layer; checks that each layer's ``c_in`` equals what its producer
+    layers give (SOTS's off-by-one channel bookkeeping, spec Q6, cannot creep in)."""
+    channels: list[int] = []
+    for i, spec in enumerate(specs):
+        if spec.block not in MODULES:
+            raise ConfigError(f"architecture layer {i}: unknown block {spec.block!r}; registry has {sorted(MODULES)}")
+        nargs, _ = MODULES[spec.block]
+        if len(spec.args) not in nargs:
+            raise ConfigError(f"architecture layer {i}: {spec.block} takes {nargs} arguments, got {list(spec.args)}")
+        if any((a != -1 and not 0 <= a < i) or (a == -1 and i > 0) for a in spec.inputs) or not spec.inputs:
+            raise ConfigError(f"architecture layer {i}: inputs {list(spec.inputs)} do not refer to earlier layers")
+        given = [in_channels if a == -1 else channels[a] for a in spec.inputs]
+        if spec.block == "Concat":
+            channels.append(sum(given))
+            continue
+        if len(given) != 1:
+            raise ConfigError(f"architecture layer {i}: {spec.block} takes one input, got {list(spec.inputs)}")
+        if spec.block == "Upsample":
+            channels.append(given[0])
+            continue
+        if int(spec.args[0]) != given[0]:
+            raise ConfigError(
+                f"architecture layer {i}: {spec.block} expects {spec.args[0]} input channels but layer "
+                f"{spec.inputs[0]} gives {given[0]}"
+            )
+        channels.append(spec.c_out)
+    return channels
 
 
 @dataclass
 class BuiltTrunk:
     layers: nn.ModuleList
-    froms: list[list[int]]  # absolute input indices of each layer
+    froms: list[list[int]]  # absolute input indices of each layer ([-1] = the image)
     channels: list[int]  # output channels of each layer
 
 
-def build_trunk(rows: list[list], scale: Scale, in_channels: int = 3) -> BuiltTrunk:
-    """Resolve YAML rows into layers.  Unknown module names raise :class:`ConfigError`."""
-    layers: list[nn.Module] = []
-    froms: list[list[int]] = []
-    channels: list[int] = []
-    for i, row in enumerate(rows):
-        if len(row) != 4:
-            raise ConfigError(f"architecture row {i}: expected [from, repeats, module, args], got {row!r}")
-        frm, n, name, args = row
-        if name not in MODULES:
-            raise ConfigError(f"architecture row {i}: unknown module {name!r}; registry has {sorted(MODULES)}")
-        src = [frm] if isinstance(frm, int) else list(frm)
-        absolute = [i + f if f < 0 else f for f in src]
-        if any(a < 0 or a >= i for a in absolute) and i > 0:
-            raise ConfigError(f"architecture row {i}: input {frm!r} does not refer to an earlier layer")
-        cin = [in_channels] if i == 0 else [channels[a] for a in absolute]
-        n_scaled = scale.n(n) if name in _DEPTH_SCALED else n
-        if name not in _DEPTH_SCALED and n != 1:
-            raise ConfigError(f"architecture row {i}: module {name} takes repeats 1, got {n}")
-        module, cout = MODULES[name](cin, n_scaled, list(args), scale)
-        layers.append(module)
-        froms.append(absolute if i > 0 else [-1])
-        channels.append(cout)
-    return BuiltTrunk(nn.ModuleList(layers), froms, channels)
+def build_trunk(specs: Sequence[LayerSpec], activation: str, in_channels: int = 3) -> BuiltTrunk:
+    """Instantiate resolved rows with the trunk's activation (``lrelu`` or ``silu``)."""
+    channels = output_channels(specs, in_channels)
+    layers = [MODULES[s.block][1](tuple(s.args), activation) for s in specs]
+    return BuiltTrunk(nn.ModuleList(layers), [list(s.inputs) for s in specs], channels)
