@@ -22,6 +22,7 @@ from catalog import store
 from catalog.report.plots import mota_vs_fps, per_sequence_bars
 from catalog.report.render import to_csv, to_latex, to_markdown
 from catalog.report.tables import read_paper, run_summary, table_ablations, table_upper_bound, table_vi
+from cstrack.errors import ConfigError, DatasetError
 from cstrack.fsutil import atomic_write_text
 from cstrack.paths import shared_dir
 
@@ -39,11 +40,19 @@ def build_report(
     """Write the tables and figures of the catalog at ``root`` into ``out_dir``; returns the files.
 
     ``reference_dir`` holds ``paper_table_vi.csv`` and ``paper_ablations.csv`` (default:
-    :func:`default_reference_dir`); without them the tables show our runs only.
+    :func:`default_reference_dir`); without them the tables show our runs only.  A catalog that
+    does not exist or holds no run is a :class:`DatasetError` (nothing is written).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a folder")
+    fs, base = store.filesystem(root)
+    if not fs.isdir(base):
+        raise DatasetError("catalog not found (no such folder)", base)
     runs = store.load("runs", root=root)
+    if runs.empty:
+        raise DatasetError("the catalog holds no run: ingest one first (cstrack eval ... --catalog ROOT)", base)
+    out.mkdir(parents=True, exist_ok=True)
     metrics = store.load("sequence_metrics", root=root)
     summary = run_summary(runs, metrics)
     paper_vi, paper_ab = read_paper(default_reference_dir() if reference_dir is None else reference_dir)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from catalog.report.labels import ABLATION_TABLES, ablation_tables, setting_label
@@ -92,7 +93,8 @@ def run_summary(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def _run_rows_vi(summary: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
-    sel = summary[[_text(m) != "gt" for m in summary["detection_mode"]]]
+    # a boolean array, not a list: an empty list would select no *columns* (KeyError 'dataset' below)
+    sel = summary[np.array([_text(m) != "gt" for m in summary["detection_mode"]], dtype=bool)]
     dup = sel.groupby(["dataset", "method"])["run_id"].transform("count") > 1
     for (_, r), is_dup in zip(sel.iterrows(), dup, strict=True):
         n_ids = int(r["MT"]) + int(r["PT"]) + int(r["ML"])
