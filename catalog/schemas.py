@@ -15,6 +15,11 @@ Tables (``TABLES``):
 - ``events``: the motmetrics event log (``MATCH``/``SWITCH``/``MISS``/``FP`` per frame).
 - ``tracks``: the result rows themselves (frame, track id, tlwh box, confidence).
 - ``train_steps``: training progress (epoch, step, losses, learning rate, throughput, time).
+- ``tune_trials``: tuning studies (``run_id`` = ``tune-<study>``): one row per completed trial
+  (parameters, objective, per-window and combined metrics) plus the leakage-guarded validation of
+  the best and of the default parameters (``kind`` = ``val_best`` / ``val_default``).
+- ``cpu_calibration``: a fixed GEMM's GFLOP/s measured in the same run as the tracking, so that
+  fps from different machines compare (nightly).
 """
 
 from __future__ import annotations
@@ -107,12 +112,42 @@ TRAIN_STEPS = pa.schema([
     _f("time", TIMESTAMP),
 ])
 
+TUNE_TRIALS = pa.schema([
+    _f("run_id", pa.string(), False),             # tune-<study>
+    _f("study", pa.string(), False),
+    _f("kind", pa.string(), False),               # trial, val_best, val_default
+    _f("trial", pa.int32()),                      # trial number (val_best: the best trial's; val_default: null)
+    _f("preset", pa.string(), False),             # tracker preset whose search space was searched
+    _f("objective", pa.string(), False),          # HOTA, MOTA, IDF1, DetA, AssA
+    _f("value", pa.float64(), False),             # the objective (combined over the windows)
+    _f("params_json", pa.string(), False),        # canonical JSON of the parameters
+    _f("per_sequence_json", pa.string()),         # {window: {metric: value}}
+    _f("windows", pa.string(), False),            # comma-separated windows scored (SEQ or SEQ_fA-B)
+    _f("HOTA", pa.float64()),
+    _f("MOTA", pa.float64()),
+    _f("IDF1", pa.float64()),
+    _f("IDSW", pa.int64()),
+    _f("started_at", TIMESTAMP),
+    _f("finished_at", TIMESTAMP),
+])
+
+CPU_CALIBRATION = pa.schema([
+    _f("run_id", pa.string(), False),             # the catalog run the calibration goes with
+    _f("gflops", pa.float64(), False),            # best-of-N fixed float32 GEMM throughput
+    _f("gemm_n", pa.int32(), False),              # matrix side of the GEMM
+    _f("threads", pa.int32()),                    # torch threads used
+    _f("host", pa.string()),
+    _f("measured_at", TIMESTAMP),
+])
+
 TABLES: dict[str, pa.Schema] = {
     "runs": RUNS,
     "sequence_metrics": SEQUENCE_METRICS,
     "events": EVENTS,
     "tracks": TRACKS,
     "train_steps": TRAIN_STEPS,
+    "tune_trials": TUNE_TRIALS,
+    "cpu_calibration": CPU_CALIBRATION,
 }
 
 # Row order of ``catalog.store.load`` (stable sort; events keep motmetrics' order within a frame).
@@ -122,6 +157,8 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "events": ("run_id", "sequence", "frame"),
     "tracks": ("run_id", "sequence", "frame", "track_id"),
     "train_steps": ("run_id", "epoch", "step"),
+    "tune_trials": ("run_id", "kind", "trial"),
+    "cpu_calibration": ("run_id",),
 }
 
 def schema(table: str) -> pa.Schema:

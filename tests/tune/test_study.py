@@ -97,6 +97,12 @@ def test_study_continues_without_duplicates(jobs: tuple[EvalJob, EvalJob], tmp_p
     assert rows[-2]["value"] == more.val_score and rows[-1]["value"] == more.default_val_score
     assert json.loads(rows[0]["params_json"]) == more.trials[0]["params"]
     assert rows[-1]["windows"] == "SYN-01_f31-60" and rows[0]["windows"] == "SYN-01_f1-30"
+    from catalog import store
+
+    store.write("tune_trials", rows, tmp_path / "cat", run_id="tune-s1")
+    store.write("tune_trials", rows, tmp_path / "cat", run_id="tune-s1")  # a re-run replaces, never duplicates
+    back = store.load("tune_trials", root=tmp_path / "cat")
+    assert len(back) == 7 and back[back["kind"] == "val_best"]["value"].item() == more.val_score
 
     files = write_report(more, tmp_path / "s1")
     md = Path(files["report"]).read_text()
