@@ -199,6 +199,10 @@ def register(app: typer.Typer) -> None:
         reconnects: int = typer.Option(5, "--reconnects", min=0, help="live sources: reconnect attempts in a row "
                                        "(backoff 0.5 s, doubling)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar per source"),
+        skip_bad_frames: bool = typer.Option(
+            False, "--skip-bad-frames", help="MOT folders: track a missing, truncated or corrupt frame with no "
+            "detections (counted) instead of stopping with an error naming it",
+        ),
     ) -> None:
         """Track each SOURCE and write OUT/<name>.txt plus OUT/timing.json (Ctrl-C stops cleanly)."""
         from cstrack.runner import DETECTION_MODES
@@ -242,7 +246,7 @@ def register(app: typer.Typer) -> None:
                         break
                     if source is None:
                         _track_mot(spec, out, detections, settings, detector, prefetch, progress, rec,
-                                   video_out, jsonl_out)
+                                   video_out, jsonl_out, skip_bad_frames)
                         continue
                     _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
                                  jsonl_out, stop, prefetch, progress)
@@ -276,7 +280,7 @@ def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int,
 
 
 def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: Any, prefetch: int, progress: bool,
-               rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None) -> None:
+               rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None, skip_bad: bool = False) -> None:
     from tqdm import tqdm
 
     from cstrack.data.mot import Sequence
@@ -287,7 +291,7 @@ def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: A
     with tqdm(total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress, file=sys.stderr,
               leave=False) as bar:
         run = track_sequence(seq.root, out, detections, preset(settings.tracker_preset), detector,  # type: ignore[arg-type]
-                             progress=bar.update, frame_reader=prefetched_frames(prefetch))
+                             progress=bar.update, frame_reader=prefetched_frames(prefetch, skip_bad))
     merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "settings": rec}})
     extra = ""
     if video_out is not None:
@@ -300,6 +304,13 @@ def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: A
         extra += f", jsonl {jsonl_from_results(run.result_path, jsonl_out, seq.info.frame_rate, seq.info.seq_length)}"
     typer.echo(f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "
                f"{run.num_boxes} boxes -> {run.result_path}{extra}")
+    if run.bad_frames:
+        shown = ", ".join(map(str, run.bad_frames[:20])) + (" ..." if len(run.bad_frames) > 20 else "")
+        typer.echo(f"{run.sequence}: skipped {len(run.bad_frames)} bad frame(s) (no detections): {shown}")
+    if detections == "private" and run.frames and not run.num_boxes:
+        w, h = settings.input_size
+        typer.echo(f"warning: {run.sequence}: the detector found no box in {run.frames} frames at --size {w}x{h}; "
+                   "check --size, --conf and --weights", err=True)
 
 
 def _track_other(source: Any, out: Path, detector: Any, settings: Any, rec: dict[str, Any], fps: float | None,
