@@ -28,6 +28,11 @@ RECORD_KEY = "inference"  # the weights record's key holding the block
 STRIDE = 32  # network input sides are multiples of the coarsest detection stride (spec §1)
 
 
+# Two cells of the coarsest (stride-32) map.  Issue 20: at 32x32 a 768x576 frame shrinks 24 times,
+# people become ~5 px tall and the detector silently found nothing.
+MIN_INPUT_SIDE = 2 * STRIDE
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -62,6 +67,9 @@ class InferenceSettings:
         if w <= 0 or h <= 0 or w % STRIDE or h % STRIDE:
             raise ConfigError(f"InferenceSettings.input_size: width and height must be positive multiples of {STRIDE}, "
                               f"got {w}x{h}")
+        if min(w, h) < MIN_INPUT_SIDE:
+            raise ConfigError(f"InferenceSettings.input_size (--size): {w}x{h} is too small to detect people; each side "
+                              f"must be at least {MIN_INPUT_SIDE}")
         for name in ("conf_thres", "nms_thres"):
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v <= 1.0:
