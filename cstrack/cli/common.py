@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -112,6 +113,29 @@ def guarded(fn: F) -> F:
             raise typer.Exit(code=code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file option that names a folder or lies below a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option}: {path} is a folder, expected a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option}: {parent} is a file, so {path} cannot be created")
+            break
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse, before any work, an output folder option that names a file or lies below one."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = f"{p} is a file, not a folder" if p == path else f"{p} is a file, so {path} cannot be created"
+                raise ConfigError(f"{option}: {what}")
+            return
 
 
 def print_json(obj: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from cstrack.cli.common import guarded
+from cstrack.cli.common import check_output_file, guarded
 from cstrack.errors import ConfigError
 
 
@@ -31,11 +31,19 @@ def _load_config(path: Path | None) -> dict[str, Any]:
         return {}
     if not path.is_file():
         raise ConfigError(f"--config: {path} not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not UTF-8 text (byte {exc.start})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"--config: {path}{where} is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     else:
         try:
             data = json.loads(text)
@@ -85,6 +93,9 @@ def register(app: typer.Typer) -> None:
         from cstrack.fsutil import atomic_write_text
 
         p = get_preset(preset)
+        check_output_file(json_out, "--json")
+        if weights is not None and not weights.is_file():
+            raise ConfigError(f"--weights: {weights} not found")
         if detection_mode is not None and detection_mode not in ("private", "public", "gt"):
             raise ConfigError(f"--detection-mode: expected private, public or gt, got {detection_mode!r}")
         run_config = _load_config(config)
