@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size
+from cstrack.cli.common import check_output_file, guarded, parse_size
 from cstrack.errors import ConfigError
 
 FORMATS = ("onnx", "onnx-int8")
@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         if calib is not None and fmt != "onnx-int8":
             raise ConfigError("--calib: only used with --format onnx-int8")
         input_size = parse_size(size)
+        check_output_file(out, "--out")
         torch.manual_seed(seed)
         weights_arg: str | Path | None = None if weights is None else (weights if weights == "coco" else Path(weights))
         model = load_model(variant, weights_arg)

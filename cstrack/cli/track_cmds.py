@@ -28,7 +28,7 @@ from typing import Any
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size
+from cstrack.cli.common import check_output_dir, guarded, parse_size
 from cstrack.errors import ConfigError
 
 DEFAULT_VARIANT = "cstrack-l"  # a --variant without --weights and not the shipped checkpoint's: random init
@@ -210,6 +210,7 @@ def register(app: typer.Typer) -> None:
 
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
+        check_output_dir(out, "--out")
         kinds = [classify(s) for s in sources]
         if detections != "private":
             other = [s for s, k in zip(sources, kinds, strict=True) if k != "mot"]
