@@ -148,7 +148,8 @@ def download(
             os.replace(part, dest)
             return DownloadResult(dest, digest, dest.stat().st_size, src, transferred, resumed_from, False)
     kept = f"; partial file kept at {part}" if part.exists() else ""
-    raise DownloadError(f"{dest.name}: every source failed: " + "; ".join(errors) + kept)
+    offline = f" (offline? fetch it elsewhere and place it at {dest}: it is verified and used as it is)"
+    raise DownloadError(f"{dest.name}: every source failed: " + "; ".join(errors) + kept + offline)
 
 
 def _verify(

@@ -150,6 +150,12 @@ def test_every_mirror_failing_names_each(file_server, tmp_path: Path) -> None:
         )
     msg = str(err.value)
     assert "nope.zip: HTTP 404" in msg and "x.zip: HTTP 500 (gave up after 2 retries)" in msg
+    # issue 20 case 6: an offline user learns that placing the file by hand works ...
+    assert f"place it at {tmp_path / 'x.zip'}" in msg
+    placed = tmp_path / "x.zip"  # ... and it does: the placed file is verified and used, nothing fetched
+    placed.write_bytes(b"by hand")
+    res = download([file_server.url("x.zip")], placed, sha256=_sha(b"by hand"), progress=False)
+    assert res.transferred == 0 and placed.read_bytes() == b"by hand"
 
 
 def test_local_sources(data_dir: Path, tmp_path: Path) -> None:
