@@ -13,7 +13,16 @@ import sys
 
 import typer
 
-from cstrack.cli import bench_cmds, data_cmds, eval_cmds, export_cmds, model_cmds, track_cmds, train_cmds
+from cstrack.cli import (
+    bench_cmds,
+    data_cmds,
+    eval_cmds,
+    export_cmds,
+    model_cmds,
+    track_cmds,
+    train_cmds,
+    tune_cmds,
+)
 from cstrack.cli.common import DEBUG_ENV, report_failure
 
 app = typer.Typer(
@@ -34,7 +43,7 @@ def _root(
         os.environ[DEBUG_ENV] = "1"
 
 
-for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds):
+for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, tune_cmds):
     _module.register(app)
 
 

@@ -92,6 +92,10 @@ def effective_settings(weights: str | Path | None, size: str | None, conf: float
 
     if preset_name is not None:
         preset(preset_name)  # an unknown name fails naming the option's values
+        if conf is None:  # a tuned preset file carries the detection threshold it was tuned with
+            from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+            conf = read_preset_file(preset_name).conf_thres if looks_like_file(preset_name) else None
     return settings_for_weights(weights).override(
         input_size=parse_size(size) if size is not None else None, conf_thres=conf, nms_thres=nms,
         tracker_preset=preset_name,

@@ -44,7 +44,7 @@ class InferenceSettings:
     - ``input_size``: network input ``(width, height)``, multiples of 32.
     - ``conf_thres`` / ``nms_thres``: the detection score threshold and the Cluster-DIoU NMS IoU
       threshold (:class:`cstrack.model.postprocess.PostprocessConfig`).
-    - ``tracker_preset``: a :func:`cstrack.tracker.preset` name.
+    - ``tracker_preset``: a :func:`cstrack.tracker.preset` name or preset file.
     - ``frame_rate``: frames per second of the footage the checkpoint was trained on (``None``:
       unknown).  Used as the tracker's frame rate when a source does not report one.
     """
@@ -74,11 +74,11 @@ class InferenceSettings:
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v <= 1.0:
                 raise ConfigError(f"InferenceSettings.{name}: must be a number in [0, 1], got {v!r}")
-        from cstrack.tracker.config import PRESET_NAMES
+        from cstrack.tracker.config import PRESET_NAMES, is_preset
 
-        if self.tracker_preset not in PRESET_NAMES:
+        if not isinstance(self.tracker_preset, str) or not is_preset(self.tracker_preset):
             raise ConfigError(f"InferenceSettings.tracker_preset: unknown preset {self.tracker_preset!r}; "
-                              f"choose from {', '.join(PRESET_NAMES)}")
+                              f"choose from {', '.join(PRESET_NAMES)} or a preset file")
         fr = self.frame_rate
         if fr is not None and (not _is_number(fr) or not math.isfinite(fr) or fr <= 0):
             raise ConfigError(f"InferenceSettings.frame_rate: must be None or a number > 0, got {fr!r}")

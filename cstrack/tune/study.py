@@ -52,6 +52,10 @@ class StudyConfig:
             raise ConfigError(f"--trials: must be >= 1, got {self.trials}")
         if self.batch < 1:
             raise ConfigError(f"batch: must be >= 1, got {self.batch}")
+        from cstrack.tune.evaluate import OBJECTIVES
+
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         search_space(self.preset)
 
 

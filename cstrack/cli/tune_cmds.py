@@ -1,0 +1,131 @@
+"""``cstrack tune``: tune the tracker on cached network outputs, with a leakage-guarded validation.
+
+    cstrack tune SEQ_DIR... --weights W --trials N --study NAME [--val SEQ_DIR...] [--objective HOTA]
+                 [--results ROOT] [--workers K] [--json]
+
+The network runs once per sequence (cached under ``ROOT/detcache``); every trial replays the cache
+through the tracker and is scored with TrackEval.  Without ``--val`` the half protocol applies
+(tune on frames ``1..n//2``, validate on ``n//2+1..n``).  See :mod:`cstrack.tune.pipeline` for the
+files written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cstrack.cli.common import guarded, parse_size, print_json
+
+
+def dask_mapper(workers: int) -> tuple[Any, Any]:
+    """``(mapper, close)``: trials scored as tasks on a local Dask cluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           host="127.0.0.1")
+    client = Client(cluster)
+
+    def mapper(fn: Any, *iterables: Any) -> list[Any]:
+        return client.gather(client.map(fn, *iterables, pure=False))
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return mapper, close
+
+
+def ensure_caches(seq_dirs: list[Path], results: Path, weights: str, variant: str | None, size: str | None,
+                  model_path: str, floor: float, progress: bool) -> list[tuple[str, str]]:
+    """``(sequence folder, cache file)`` per sequence, running the network where no cache exists."""
+    from tqdm import tqdm
+
+    from cstrack.cli.track_cmds import resolve_model
+    from cstrack.data.mot import Sequence
+    from cstrack.detcache import CacheSpec, ensure_cache, weights_sha256
+    from cstrack.model.inference_settings import settings_for_weights
+
+    seqs = [Sequence.open(p) for p in seq_dirs]  # validate every folder first
+    var, weights_arg = resolve_model(variant, weights)
+    if weights_arg is None:
+        from cstrack.errors import ConfigError
+
+        raise ConfigError("--weights: tuning needs trained weights (a checkpoint or 'coco'), not random init")
+    settings = settings_for_weights(weights_arg)
+    input_size = parse_size(size) if size else settings.input_size
+    spec = CacheSpec(weights_sha256(weights_arg), var, input_size, model_path, floor, settings.nms_thres)
+    detector: Any = None
+
+    def make() -> Any:
+        nonlocal detector
+        if detector is None:
+            from cstrack.model.detector import build_detector
+            from cstrack.model.postprocess import PostprocessConfig
+
+            detector = build_detector(var, weights_arg, input_size, path=model_path,
+                                      post=PostprocessConfig(conf_thres=floor, nms_thres=settings.nms_thres))
+        return detector
+
+    out = []
+    for seq in seqs:
+        with tqdm(total=seq.info.seq_length, desc=f"cache {seq.root.name}", unit="frame", disable=not progress,
+                  file=sys.stderr, leave=False) as bar:
+            out.append((str(seq.root), str(ensure_cache(seq.root, results, spec, make, bar.update))))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tune")
+    @guarded
+    def tune(
+        sources: list[Path] = typer.Argument(..., help="MOTChallenge sequence folders to tune on"),
+        weights: str = typer.Option(..., "--weights", help="checkpoint path (with its .json record) or 'coco'"),
+        trials: int = typer.Option(..., "--trials", min=1, help="completed trials the study should have in total"),
+        study: str = typer.Option(..., "--study", help="study name; running it again continues it"),
+        val: list[Path] = typer.Option(
+            [], "--val", help="validation sequence folders (repeatable); none: the half protocol on SOURCE"),
+        objective: str = typer.Option("HOTA", "--objective", help="HOTA, MOTA, IDF1, DetA or AssA (maximised)"),
+        results: Path = typer.Option(Path("results"), "--results", help="results root (caches, study, catalog)"),
+        catalog: Path | None = typer.Option(None, "--catalog", help="catalog root (default: --results)"),
+        preset_name: str = typer.Option("default", "--preset", help="tracker preset whose search space is searched"),
+        variant: str | None = typer.Option(None, "--variant", help="model variant (default: the checkpoint's)"),
+        size: str | None = typer.Option(None, "--size", help="network input WxH (default: the checkpoint's)"),
+        model_path: str = typer.Option("eager", "--path", help="inference path: eager, fast, onnx or int8"),
+        floor: float = typer.Option(0.1, "--score-floor", help="lowest detection score kept in the cache"),
+        eval_preset: str | None = typer.Option(None, "--eval-preset", help="evaluation preset (default: by name)"),
+        seed: int = typer.Option(0, "--seed", help="TPE sampler seed"),
+        batch: int = typer.Option(4, "--batch", min=1, help="trials proposed and scored together"),
+        workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes scoring trials (1: here)"),
+        json_out: bool = typer.Option(False, "--json", help="print the study summary as JSON"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars while caching"),
+    ) -> None:
+        """Tune tracker parameters on SOURCE sequences; validate the best once on --val (or the val half)."""
+        from cstrack.tune.pipeline import build_jobs, check_names, run, study_dir
+        from cstrack.tune.study import StudyConfig
+
+        cfg = StudyConfig(study, trials, preset_name, objective, seed, batch)
+        check_names([*sources, *val])  # before any network work
+        caches = ensure_caches([*sources, *val], results, weights, variant, size, model_path, floor, progress)
+        sdir = study_dir(results, study)
+        tune_job, val_job, protocol = build_jobs(caches[: len(sources)], caches[len(sources):], sdir, preset_name,
+                                                 objective, eval_preset)
+        log = (lambda m: None) if json_out else (lambda m: typer.echo(m, err=True))
+        mapper, close = dask_mapper(workers) if workers > 1 else (None, None)
+        try:
+            result = run(cfg, tune_job, val_job, sdir, catalog or results, mapper, log)
+        finally:
+            if close is not None:
+                close()
+        if json_out:
+            print_json(result.to_json())
+            return
+        typer.echo(f"study {study}: {len(result.trials)} trials ({result.new_trials} new), protocol {protocol}")
+        typer.echo(f"tuned on {', '.join(result.tune_windows)}: best {objective} {result.tune_score:.4f} "
+                   f"(default {result.default_tune_score:.4f})")
+        typer.echo(f"validated on {', '.join(result.val_windows)}: best {result.val_score:.4f}, "
+                   f"default {result.default_val_score:.4f}")
+        for k, v in result.files.items():
+            typer.echo(f"{k}: {v}")
