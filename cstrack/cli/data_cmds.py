@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         from cstrack.data.convert import parse_frame_range, video_to_sequence
 
         rng = parse_frame_range(frames) if frames else None
-        with tqdm(unit="frame", desc=name, leave=False) as bar:
+        with tqdm(unit="frame", desc=name, leave=False, disable=None) as bar:  # a bar on terminals only
             res = video_to_sequence(
                 video, out, name, gt=gt, det=det, seqinfo=seqinfo, frames=rng, frame_rate=frame_rate,
                 skip_bad_frames=skip_bad_frames, jpeg_quality=quality, overwrite=overwrite,

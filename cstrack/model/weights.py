@@ -39,10 +39,14 @@ def record_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_weights(path: str | Path, model: CSTrackModel, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def save_weights(
+    path: str | Path, model: CSTrackModel, provenance: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write ``path`` (tensor-only checkpoint) and its record ``path.json`` atomically.
 
-    Returns the record: file name, sha256, bytes, variant, config, config_hash, provenance, created.
+    Returns the record: file name, sha256, bytes, variant, config, config_hash, provenance, created,
+    and the ``extra`` keys (e.g. ``inference`` settings, ``import`` details of an original checkpoint).
     """
     p = Path(path)
     cfg = model.config.to_dict()
@@ -63,20 +67,28 @@ def save_weights(path: str | Path, model: CSTrackModel, provenance: Mapping[str,
         "config_hash": stable_hash(cfg),
         "provenance": dict(provenance or {}),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **dict(extra or {}),
     }
     atomic_write_json(record_path(p), record)
     return record
 
 
-def safe_torch_load(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)``; a pickled object (e.g. a full model) is refused."""
+def check_checkpoint_file(path: str | Path) -> None:
+    """Raise :class:`WeightsError` unless ``path`` exists and looks like a torch checkpoint (torch's
+    zip format, or a legacy pickle stream), before any record or hash is looked at."""
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
     with open(p, "rb") as fh:
-        head = fh.read(4)
-    if not (zipfile.is_zipfile(p) or head[:1] == b"\x80"):  # torch's zip format, or a legacy pickle stream
+        head = fh.read(1)
+    if not (zipfile.is_zipfile(p) or head == b"\x80"):
         raise WeightsError(f"{p}: not a PyTorch checkpoint (neither torch's zip format nor a pickle stream)")
+
+
+def safe_torch_load(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)``; a pickled object (e.g. a full model) is refused."""
+    p = Path(path)
+    check_checkpoint_file(p)
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -109,8 +121,7 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 
 def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any] | None]:
     """Read a checkpoint: ``(config, state_dict, record)``.  The record's sha256 is verified."""
-    if not Path(path).is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    check_checkpoint_file(path)
     record = read_record(path)
     if record is None and require_record:
         raise WeightsError(f"{path}: no sha256 record {record_path(path).name} beside the weights")
