@@ -5,6 +5,9 @@
 row.  Each table's partition of the run is replaced atomically, so ingesting the same run again
 replaces it instead of adding rows; a table not given this time (e.g. no events) is emptied for
 the run rather than left stale.  ``train_steps`` is left alone (training writes it).
+
+:func:`ingest_tracking` records a run whose sequences have no ground truth: ``sequence_stats``
+(counts, track lengths, fps), ``tracks`` and the ``runs`` row.
 """
 
 from __future__ import annotations
@@ -233,3 +236,60 @@ def ingest_evaluation(
         tx.write("runs", [run_row(info, provenance)], run_id=rid)
     return {"runs": 1, "sequence_metrics": len(metrics), "events": len(events),
             "tracks": len(tracks.get("frame", []))}
+
+
+def stats_rows(run_id: str, results_dir: str | Path, sequences: Sequence[str],
+               timings: Mapping[str, SequenceTiming] | None = None,
+               frame_rates: Mapping[str, float | None] | None = None) -> list[dict[str, Any]]:
+    """``sequence_stats`` rows of the result files ``results_dir/SEQ.txt`` (a missing file counts
+    as no boxes; ``frames`` comes from the timing record, else the last frame with a box)."""
+    timings, frame_rates = dict(timings or {}), dict(frame_rates or {})
+    rows = []
+    for seq in sequences:
+        path = Path(results_dir) / f"{seq}.txt"
+        t = read_results(path) if path.is_file() else None
+        ids = t.id if t is not None else np.zeros(0, np.int64)
+        timing = timings.get(seq)
+        frames = int(timing.frames) if timing is not None and timing.frames else (
+            int(t.frame.max()) if t is not None and len(t) else 0)
+        lengths = np.unique(ids, return_counts=True)[1]
+        row: dict[str, Any] = {
+            "run_id": run_id, "sequence": seq, "frames": frames,
+            "fps": None if timing is None or timing.fps is None else float(timing.fps),
+            "source_fps": frame_rates.get(seq), "tracks": len(lengths), "boxes": len(ids),
+            "boxes_per_frame": len(ids) / frames if frames else 0.0,
+            "track_len_mean": float(lengths.mean()) if len(lengths) else None,
+            "track_len_median": float(np.median(lengths)) if len(lengths) else None,
+            "track_len_max": int(lengths.max()) if len(lengths) else None,
+        }
+        for s in STAGES:
+            row[f"{s}_ms"] = None if timing is None or s not in timing.ms else float(timing.ms[s])
+        rows.append(row)
+    return rows
+
+
+def ingest_tracking(
+    root: str | Path | None,
+    info: RunInfo,
+    results_dir: str | Path,
+    sequences: Sequence[str],
+    *,
+    timings: Mapping[str, SequenceTiming] | None = None,
+    frame_rates: Mapping[str, float | None] | None = None,
+    provenance: Provenance | None = None,
+) -> dict[str, int]:
+    """Write one run of sequences without ground truth into the catalog at ``root``:
+    ``sequence_stats`` (:func:`stats_rows`), ``tracks`` and the ``runs`` row, as one transaction.
+    Returns rows written per table."""
+    rid = info.run_id
+    if timings is None:
+        timings = read_timings(results_dir)
+    stats = stats_rows(rid, results_dir, sequences, timings, frame_rates)
+    tracks = track_rows(results_dir, sequences)
+    with store.transaction(root) as tx:
+        tx.write("sequence_stats", stats, run_id=rid)
+        tx.write("tracks", tracks, run_id=rid)
+        tx.delete("sequence_metrics", rid)
+        tx.delete("events", rid)
+        tx.write("runs", [run_row(info, provenance)], run_id=rid)
+    return {"sequence_stats": len(stats), "tracks": len(tracks["frame"]), "runs": 1}

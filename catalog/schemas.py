@@ -18,6 +18,9 @@ Tables (``TABLES``):
 - ``tune_trials``: tuning studies (``run_id`` = ``tune-<study>``): one row per completed trial
   (parameters, objective, per-window and combined metrics) plus the leakage-guarded validation of
   the best and of the default parameters (``kind`` = ``val_best`` / ``val_default``).
+- ``sequence_stats``: tracked sequences that have no ground truth (e.g. a team's own video clips):
+  frames, tracking fps and stage timings, the source's frame rate, track and box counts and track
+  lengths (frames per track id).
 - ``cpu_calibration``: a fixed GEMM's GFLOP/s measured in the same run as the tracking, so that
   fps from different machines compare (nightly).
 """
@@ -131,6 +134,23 @@ TUNE_TRIALS = pa.schema([
     _f("finished_at", TIMESTAMP),
 ])
 
+SEQUENCE_STATS = pa.schema(
+    [
+        _f("run_id", pa.string(), False),
+        _f("sequence", pa.string(), False),
+        _f("frames", pa.int64(), False),
+        _f("fps", pa.float64()),                  # tracking speed (frames over the loop's wall time)
+        _f("source_fps", pa.float64()),           # the frame rate the tracker used (container / seqinfo)
+        _f("tracks", pa.int64(), False),          # distinct track ids
+        _f("boxes", pa.int64(), False),           # result rows
+        _f("boxes_per_frame", pa.float64(), False),
+        _f("track_len_mean", pa.float64()),       # frames per track id; null without tracks
+        _f("track_len_median", pa.float64()),
+        _f("track_len_max", pa.int64()),
+    ]
+    + [_f(f"{s}_ms", pa.float64()) for s in STAGES]
+)
+
 CPU_CALIBRATION = pa.schema([
     _f("run_id", pa.string(), False),             # the catalog run the calibration goes with
     _f("gflops", pa.float64(), False),            # best-of-N fixed float32 GEMM throughput
@@ -148,6 +168,7 @@ TABLES: dict[str, pa.Schema] = {
     "train_steps": TRAIN_STEPS,
     "tune_trials": TUNE_TRIALS,
     "cpu_calibration": CPU_CALIBRATION,
+    "sequence_stats": SEQUENCE_STATS,
 }
 
 # Row order of ``catalog.store.load`` (stable sort; events keep motmetrics' order within a frame).
@@ -159,6 +180,7 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "train_steps": ("run_id", "epoch", "step"),
     "tune_trials": ("run_id", "kind", "trial"),
     "cpu_calibration": ("run_id",),
+    "sequence_stats": ("run_id", "sequence"),
 }
 
 def schema(table: str) -> pa.Schema:
