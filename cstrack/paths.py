@@ -30,3 +30,10 @@ SHIPPED_WEIGHTS = "weights/cstrack-n_pets09.pt"
 def shipped_weights() -> Path:
     """The shipped default CPU checkpoint (with its ``.json`` record beside it)."""
     return REPO_ROOT / SHIPPED_WEIGHTS
+
+
+def sots_parity_dir() -> Path:
+    """Fixtures made by running the original CSTrack code (``$CSTRACK_SOTS_PARITY``, default
+    ``shared/reference/sots-parity``); their README describes every array."""
+    env = os.environ.get("CSTRACK_SOTS_PARITY")
+    return Path(env) if env else shared_dir() / "reference" / "sots-parity"

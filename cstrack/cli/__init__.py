@@ -22,6 +22,7 @@ from cstrack.cli import (
     track_cmds,
     train_cmds,
     tune_cmds,
+    weights_cmds,
 )
 from cstrack.cli.common import DEBUG_ENV, report_failure
 
@@ -43,7 +44,8 @@ def _root(
         os.environ[DEBUG_ENV] = "1"
 
 
-for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, tune_cmds):
+for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
+                tune_cmds):
     _module.register(app)
 
 

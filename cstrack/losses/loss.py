@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -21,8 +22,13 @@ class LossConfig:
     obj_weight: float = 1.0  # §7.3
     level_obj_weights: tuple[float, float, float] = (4.0, 1.0, 0.4)  # P3, P4, P5 (§7.3)
     eta: float = 0.02  # ID loss weight, best in Table V (§7.5)
+    # When the ID term is computed (Q12): "labelled" = whenever the batch has a labelled target
+    # (our fix); "original" = SOTS's rule, only when P3 has a positive and the batch >= 2 targets.
+    id_loss_gate: Literal["labelled", "original"] = "labelled"
 
     def __post_init__(self) -> None:
+        if self.id_loss_gate not in ("labelled", "original"):
+            raise ConfigError(f"id_loss_gate: expected 'labelled' or 'original', got {self.id_loss_gate!r}")
         if self.eta < 0:
             raise ConfigError(f"eta: must be >= 0, got {self.eta}")
         if len(self.level_obj_weights) != 3:
@@ -93,7 +99,10 @@ class CSTrackLoss(nn.Module):
             l_obj = l_obj + self.cfg.level_obj_weights[lvl] * self.bce(pred[..., 4].float(), tobj.float())
         l_box = self.cfg.box_weight * l_box
         l_obj = self.cfg.obj_weight * l_obj
-        l_id = self.id_loss(emb, targets)
+        if self.cfg.id_loss_gate == "original" and (len(levels[0]) == 0 or targets.shape[0] < 2):
+            l_id = emb.sum() * 0.0 + self.classifier.weight.sum() * 0.0  # SOTS skips the term
+        else:
+            l_id = self.id_loss(emb, targets)
         total = (l_box + l_obj + self.cfg.eta * l_id) * batch
         parts = {"box": l_box.detach(), "obj": l_obj.detach(), "id": l_id.detach(), "total": total.detach()}
         return total, parts

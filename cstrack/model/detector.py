@@ -75,13 +75,24 @@ class ModelDetector:
         return gather_embeddings(out[0][0], boxes_to_net(np.asarray(xyxy, np.float32).reshape(-1, 4), prep.meta))
 
 
+def _own_variant(variant: str, weights: str | Path | None) -> bool:
+    """Whether ``variant`` is the name a checkpoint's record gives its own architecture (an imported
+    original checkpoint that no named variant resolves to is ``custom``)."""
+    from cstrack.model.weights import read_record
+
+    if weights is None or str(weights) == "coco" or not Path(weights).is_file():
+        return False
+    record = read_record(weights)
+    return record is not None and record.get("variant") == variant and "architecture" in record.get("config", {})
+
+
 def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:
     """A model for inference: ``weights`` is a checkpoint path, ``"coco"`` (cstrack-n only: the
     shipped COCO YOLOv5n trunk + head) or ``None`` (random init, for timing)."""
     from cstrack.model.config import variant_names
     from cstrack.model.weights import load_coco_yolov5n, load_weights
 
-    if variant not in variant_names():  # before any file is read: the message lists the choices
+    if variant not in variant_names() and not _own_variant(variant, weights):  # the message lists the choices
         raise ConfigError(f"--variant: unknown variant {variant!r}; known: {', '.join(variant_names())}")
     if weights is None:
         print(f"warning: {variant} with random weights (no --weights given)", file=sys.stderr)

@@ -46,6 +46,7 @@ from cstrack.model.architecture import (
 )
 from cstrack.model.blocks import LRELU_SLOPE
 from cstrack.model.config import ModelConfig, load_trunk, variant_config, variant_names
+from cstrack.model.inference_settings import InferenceSettings
 from cstrack.model.network import CSTrackModel
 from cstrack.model.registry import LayerSpec
 from cstrack.model.ren import BRANCH_SLOPE
@@ -55,14 +56,12 @@ MAPPING_VERSION = 1
 DETECT_K = 10.0  # SOTS decodes with the standard formula only when Detect.k == 10 (spec Q5)
 BN_EPS_EXPECTED = 1e-3  # spec §1: every BatchNorm2d
 
-# Test-time settings of the original (spec §11, TEST.COMMON_HYPER; SOTS runs its JDE tracker).
-ORIGINAL_INFERENCE: dict[str, Any] = {
-    "input_size": [1088, 608],
-    "conf_thres": 0.5,
-    "nms_thres": 0.6,
-    "tracker_preset": "original",
-    "frame_rate": None,  # from each sequence's seqinfo.ini
-}
+
+def original_inference() -> InferenceSettings:
+    """Test-time settings of the original (spec §11, TEST.COMMON_HYPER, with SOTS's tracker
+    behaviour as our ``original`` preset); the frame rate comes from each sequence."""
+    return InferenceSettings(input_size=(1088, 608), conf_thres=0.5, nms_thres=0.6, tracker_preset="original")
+
 
 # Globals an original checkpoint may name (each replaced by an inert placeholder class).
 ALLOWED_GLOBALS: tuple[tuple[str, str], ...] = (
@@ -183,6 +182,9 @@ def read_original(path: str | Path) -> OriginalCheckpoint:
     else:
         what = type(model).__name__ if model is not None else f"a {type(obj).__name__} without a 'model' entry"
         raise WeightsError(f"{p}: not an original CSTrack checkpoint (its 'model' entry is {what})")
+    if not state:
+        raise WeightsError(f"{p}: not an original CSTrack checkpoint (its 'model' entry, "
+                           f"{getattr(type(model), '_source_name', type(model).__name__)}, holds no tensors)")
     floats = {str(t.dtype) for t in state.values() if t.is_floating_point()}
     found.dtype = ",".join(sorted(floats))
     found.state = state
@@ -417,13 +419,6 @@ def map_original(state: Mapping[str, torch.Tensor], model: CSTrackModel, src: st
     return out
 
 
-@dataclass
-class ImportResult:
-    model: CSTrackModel
-    record: dict[str, Any]
-    source: OriginalCheckpoint
-
-
 def import_original(src: str | Path, arch: Architecture | None = None, variant: str | None = None) -> tuple[CSTrackModel, OriginalCheckpoint]:
     """Build our model from an original checkpoint (architecture given, named or inferred)."""
     found = read_original(src)
@@ -470,3 +465,25 @@ def export_original(model: CSTrackModel, out: str | Path) -> dict[str, torch.Ten
     with atomic_path(Path(out)) as tmp:
         torch.save({"model": state}, tmp)
     return state
+
+
+def import_checkpoint(
+    src: str | Path, out: str | Path, arch: Architecture | None = None, variant: str | None = None,
+) -> dict[str, Any]:
+    """``cstrack weights import``: an original checkpoint -> our tensor-only checkpoint ``out`` and
+    its record (source sha256 and form, number of original keys, mapping version, the original's
+    inference settings).  Returns the record."""
+    from cstrack.model.weights import save_weights
+
+    model, found = import_original(src, arch, variant)
+    details = {
+        "source_file": Path(src).name,
+        "source_sha256": found.sha256,
+        "source_form": found.form,
+        "source_dtype": found.dtype,
+        "original_keys": len(found.state),
+        "mapping_version": MAPPING_VERSION,
+        "architecture_from": "--arch" if arch is not None else "--variant" if variant else "tensor shapes",
+    }
+    provenance = {"origin": "original CSTrack checkpoint (SOTS), imported by cstrack weights import"}
+    return save_weights(out, model, provenance, extra={"import": details, "inference": original_inference().to_dict()})

@@ -73,3 +73,22 @@ def test_config_validation() -> None:
         LossConfig(eta=-1)
     with pytest.raises(ConfigError, match="num_ids"):
         CSTrackLoss(8, 1, torch.ones(3, 3, 2))
+    with pytest.raises(ConfigError, match="id_loss_gate"):
+        LossConfig(id_loss_gate="sometimes")  # type: ignore[arg-type]
+
+
+def test_original_id_gate_skips_what_sots_skips() -> None:
+    # Q12: SOTS computes the ID term only when P3 has a positive and the batch has >= 2 targets;
+    # our default computes it whenever a target is labelled.
+    torch.manual_seed(0)
+    raw = [torch.randn(1, 3, s, s, 6) for s in (8, 4, 2)]
+    emb = torch.randn(1, 8, 8, 16)
+    anchors = torch.ones(3, 3, 2)
+    one = torch.tensor([[0, 1, 0.5, 0.5, 0.125, 0.25]])  # a single labelled target
+    ours = CSTrackLoss(16, 3, anchors)
+    orig = CSTrackLoss(16, 3, anchors, LossConfig(id_loss_gate="original"))
+    orig.classifier.load_state_dict(ours.classifier.state_dict())
+    assert ours(emb, raw, one)[1]["id"].item() > 0
+    assert orig(emb, raw, one)[1]["id"].item() == 0.0
+    two = torch.cat([one, torch.tensor([[0, 2, 0.25, 0.75, 0.125, 0.25]])])
+    assert orig(emb, raw, two)[1]["id"].item() == pytest.approx(ours(emb, raw, two)[1]["id"].item(), rel=1e-7)
