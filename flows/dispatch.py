@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect.cache_policies import CachePolicy
 
+from flows.inference import job_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
 from tasks.results import check_cached_result
@@ -39,16 +40,15 @@ def resolve_weights(weights: str | None) -> str | None:
 
 
 def job_for(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
-    """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection."""
-    m = params.model
+    """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection:
+    the checkpoint's inference settings with the run's overrides, resolved (:mod:`flows.inference`)."""
+    model, tracker_preset, settings = job_model(params, resolve_weights(params.model.weights))
     return {
         "mode": params.mode_of(selection),
         "uses_model": params.appearance_of(selection),
-        "model": {
-            "variant": m.variant, "weights": resolve_weights(m.weights), "input_size": list(m.input_size),
-            "path": m.path, "conf_thres": m.conf_thres,
-        },
-        "tracker_preset": params.tracker_preset,
+        "model": model,
+        "tracker_preset": tracker_preset,
+        "settings": settings.to_dict(),
         "torch_threads": params.cluster.torch_threads,
         "prefetch": params.cluster.prefetch,
     }
