@@ -21,7 +21,7 @@ from cstrack.model.config import variant_names
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 
 DetectionModeName = Literal["private", "public", "gt"]
-ModelPathName = Literal["eager", "fast", "onnx", "int8"]
+ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
@@ -113,10 +113,16 @@ class ModelSpec(_Model):
         description="checkpoint path (with its .json sha256 record), 'coco' (cstrack-n: shipped COCO YOLOv5n) "
         "or null (random init: timing only, never cached)",
     )
-    # 640x384 keeps the 16:9 / 4:3 sequences readable by cstrack-n on CPU; the paper tests at 1088x608.
-    input_size: tuple[int, int] = Field(default=(640, 384), description="network input (width, height), x32")
-    path: ModelPathName = Field(default="eager", description="inference path")
-    conf_thres: float = Field(default=0.5, ge=0.0, le=1.0, description="detection score threshold (spec §11)")
+    # null = the checkpoint's inference settings (its record's "inference" block; 1088x608, conf 0.5,
+    # nms 0.6 for checkpoints without one, e.g. 'coco'): cstrack.model.inference_settings.
+    input_size: tuple[int, int] | None = Field(
+        default=None, description="network input (width, height), x32; null = the checkpoint's"
+    )
+    path: ModelPathName = Field(default="auto", description="inference path (auto: the fastest proven identical to eager)")
+    conf_thres: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="detection score threshold; null = the checkpoint's"
+    )
+    nms_thres: float | None = Field(default=None, ge=0.0, le=1.0, description="NMS IoU threshold; null = the checkpoint's")
 
     @field_validator("variant")
     @classmethod
@@ -128,7 +134,9 @@ class ModelSpec(_Model):
 
     @field_validator("input_size")
     @classmethod
-    def _size(cls, v: tuple[int, int]) -> tuple[int, int]:
+    def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is None:
+            return v
         w, h = v
         if w <= 0 or h <= 0 or w % 32 or h % 32:
             raise ValueError(f"width and height must be positive multiples of 32, got {w}x{h}")
@@ -175,7 +183,9 @@ class TrackAllParams(_Model):
     mode: DetectionModeName = Field(default="private", description="default detection mode")
     appearance: bool = Field(default=False, description="public/gt modes: embed boxes with the model")
     model: ModelSpec = Field(default_factory=ModelSpec)
-    tracker_preset: str = Field(default="default", description="tracker preset (cstrack.tracker.preset)")
+    tracker_preset: str | None = Field(
+        default=None, description="tracker preset (cstrack.tracker.preset); null = the checkpoint's, else default"
+    )
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
     catalog_root: str | None = Field(default=None, description="catalog root; null = results_root (docs/catalog.md)")
@@ -196,8 +206,8 @@ class TrackAllParams(_Model):
 
     @field_validator("tracker_preset")
     @classmethod
-    def _tracker(cls, v: str) -> str:
-        if v not in TRACKER_PRESETS:
+    def _tracker(cls, v: str | None) -> str | None:
+        if v is not None and v not in TRACKER_PRESETS:
             raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)}")
         return v
 
@@ -344,12 +354,14 @@ class DemoParams(_Model):
     weights: str | None = Field(
         default=None, description=f"checkpoint; null = {DEMO_WEIGHTS} when it exists, else the COCO weights"
     )
-    input_size: tuple[int, int] = Field(default=(640, 384), description="network input (width, height), x32")
+    input_size: tuple[int, int] | None = Field(
+        default=None, description="network input (width, height), x32; null = the checkpoint's"
+    )
     local_workers: int | None = Field(default=None, ge=1, description="LocalCluster size; null = usable cores")
     render: str = Field(default="PETS09-S2L1", description="sequence to render as an annotated MP4")
     trail: int = Field(default=30, ge=0, description="trail length in frames")
 
     @field_validator("input_size")
     @classmethod
-    def _size(cls, v: tuple[int, int]) -> tuple[int, int]:
+    def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         return ModelSpec._size(v)  # type: ignore[operator]

@@ -10,18 +10,24 @@ from cstrack.tracker import preset
 from flows.dispatch import abs_path, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
-from tasks.catalog import catalog_run_id, evaluate_task
-from tasks.publish import metrics_markdown, tracking_markdown
+from tasks.catalog import catalog_run_id, evaluate_task, record_tracking_task
+from tasks.publish import md_table, metrics_markdown, tracking_markdown
 
 
 def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
-    """What the catalog records as the run's config (its hash labels the run in the reports)."""
-    m = params.model
+    """What the catalog records as the run's config (its hash labels the run in the reports): the
+    effective values the run used (checkpoint settings with the run's overrides) and, under
+    ``inference``, the settings block itself."""
+    w = params.model.weights
+    job = job_for(params, selection)
+    m = job["model"]
     return {
-        "model": {"variant": m.variant, "input_size": list(m.input_size), "path": m.path, "conf_thres": m.conf_thres,
-                  "weights": m.weights if m.weights in (None, "coco") else Path(m.weights).name},
+        "model": {"variant": m["variant"], "input_size": list(m["input_size"]), "path": m["path"],
+                  "conf_thres": m["conf_thres"], "nms_thres": m["nms_thres"],
+                  "weights": w if w in (None, "coco") else Path(w).name},
+        "inference": job["settings"],
         "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
-        "tracker": {"preset": params.tracker_preset, **dataclasses.asdict(preset(params.tracker_preset))},
+        "tracker": {"preset": job["tracker_preset"], **dataclasses.asdict(preset(job["tracker_preset"]))},
     }
 
 
@@ -72,6 +78,45 @@ def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], ru
     return evals, errors
 
 
+def record_unevaluated(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path,
+                       flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per (dataset, split): catalogue the tracked sequences without ground truth (counts, track
+    lengths, fps: ``sequence_stats``) as one run."""
+    selections = {d.name: d for d in params.datasets}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for o in outcomes:
+        if o["status"] != "failed" and not o["seq"]["has_gt"]:
+            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o)
+    catalog_root = str(abs_path(params.catalog))
+    stats, errors = [], []
+    for (dataset, split), group in sorted(groups.items()):
+        label = f"{dataset}/{split}"
+        results_dir = run_dir / dataset / split
+        run = run_info(params, selections[dataset], split, [o["record"] for o in group], results_dir, flow_run_id)
+        run["eval_preset"] = None
+        rates = {o["seq"]["name"]: o["record"].get("frame_rate") or o["seq"].get("fps") for o in group}
+        state = record_tracking_task(str(results_dir), sorted(rates), label, catalog_root, run, rates,
+                                     return_state=True)
+        res = state.result(raise_on_failure=False)
+        if isinstance(res, BaseException):
+            errors.append(f"catalogue {label}: {error_text(res)}")
+        else:
+            stats.append({**res, "dataset": dataset, "split": split})
+    return stats, errors
+
+
+def stats_markdown(stats: list[dict[str, Any]]) -> str:
+    parts = []
+    for st in stats:
+        parts.append(f"### {st['label']} (no ground truth) — catalog run `{st['run_id']}`")
+        rows = [[r["sequence"], r["frames"], f"{r['fps']:.1f}" if r["fps"] else "-", r["tracks"], r["boxes"],
+                 f"{r['track_len_mean']:.1f}" if r["track_len_mean"] is not None else "-", r["track_len_max"] or 0]
+                for r in st["rows"]]
+        parts.append(md_table(["sequence", "frames", "fps", "tracks", "boxes", "mean track length",
+                               "longest track"], rows))
+    return "\n\n".join(parts)
+
+
 def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list[dict[str, Any]],
                  evals: list[dict[str, Any]], report_md: str) -> str:
     head = (f"# track-all `{params.run_name}` ({params.tag})\n\n"
@@ -81,6 +126,8 @@ def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list
     parts = [head, "## Tracking", tracking_markdown(outcomes)]
     if evals:
         parts += ["## Metrics of this run", metrics_markdown(evals)]
+    if summary.get("unevaluated"):
+        parts += ["## Sequences without ground truth", stats_markdown(summary["unevaluated"])]
     if summary["failed"]:
         parts += ["## Failures", "\n".join(f"- {f}" for f in summary["failed"])]
     if report_md:

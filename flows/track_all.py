@@ -1,5 +1,6 @@
 """``track-all``: select sequences -> track each on Dask (cached by content) -> evaluate -> catalog
--> tables artifact.
+-> tables artifact.  Sequences without ground truth (e.g. video clips) are catalogued with their
+counts, track lengths and fps instead of metrics.
 
 One Dask task per sequence, submitted longest first.  A sequence whose result exists for the same
 inputs, weights, configuration and tracking code is not tracked again (:mod:`tasks.cachekeys`);
@@ -19,7 +20,7 @@ from prefect.logging import get_run_logger
 from flows.cluster import describe, task_runner_for
 from flows.dispatch import CACHE_DIR, abs_path, run_sequences, seq_label
 from flows.params import TrackAllParams
-from flows.recording import evaluate_outcomes, run_markdown
+from flows.recording import evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
 from tasks.publish import artifact_key, publish_markdown
 from tasks.report import build_report_task
@@ -55,6 +56,8 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     failed = [f"{seq_label(o['seq'])}: {o['error']}" for o in outcomes if o["status"] == "failed"]
     flow_run_id = str(flow_run.id) if flow_run.id else None
     evals, eval_errors = evaluate_outcomes(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
+    stats, stats_errors = record_unevaluated(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
+    eval_errors += stats_errors
     firsts = [o["record"]["first_frame_unix"] for o in outcomes
               if o["status"] == "tracked" and o["record"].get("first_frame_unix")]
     summary: dict[str, Any] = {
@@ -63,7 +66,7 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "tag": params.tag,
         "results": str(run_dir),
         "catalog": str(abs_path(params.catalog)),
-        "catalog_runs": [e["run_id"] for e in evals if e.get("run_id")],
+        "catalog_runs": [e["run_id"] for e in [*evals, *stats] if e.get("run_id")],
         "sequences": len(outcomes),
         "tracked": sum(o["status"] == "tracked" for o in outcomes),
         "cached": sum(o["status"] == "cached" for o in outcomes),
@@ -71,6 +74,7 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "first_frame_s": (min(firsts) - flow_start) if firsts else None,
         "workers": sorted({str(o["record"]["worker"]) for o in outcomes if o["record"]}),
         "metrics": [{"label": e["label"], "run_id": e.get("run_id"), "table": e["table"]} for e in evals],
+        "unevaluated": stats,
         "per_sequence": [{"sequence": seq_label(o["seq"]), "status": o["status"],
                           "worker": (o["record"] or {}).get("worker"), "frames": (o["record"] or {}).get("frames"),
                           "fps": (o["record"] or {}).get("fps")} for o in outcomes],

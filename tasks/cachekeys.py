@@ -30,6 +30,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent / "cstrack"
 TRACKING_CODE: tuple[str, ...] = ("runner.py", "detection.py", "boxes.py", "data/mot.py", "tracker")
 MODEL_CODE: tuple[str, ...] = ("model", "data/letterbox.py")
 INFER_CODE: tuple[str, ...] = ("infer",)
+VIDEO_CODE: tuple[str, ...] = ("sources", "source_runner.py", "sinks.py")  # video sequences only
 _CODE_SUFFIXES = (".py", ".yaml")
 
 
@@ -90,37 +91,42 @@ def tracker_fingerprint(preset_name: str) -> str:
     return stable_hash(dataclasses.asdict(preset(preset_name)))
 
 
-def code_parts(uses_model: bool, model_path: str) -> tuple[str, ...]:
+def code_parts(uses_model: bool, model_path: str, video: bool = False) -> tuple[str, ...]:
     """The parts of the package a tracking job runs (see :data:`TRACKING_CODE`)."""
     parts = TRACKING_CODE
     if uses_model:
         parts += MODEL_CODE
         if model_path != "eager":
             parts += INFER_CODE
+    if video:
+        parts += VIDEO_CODE
     return parts
 
 
-def track_key(seq_dir: str | Path, job: Mapping[str, Any]) -> str | None:
-    """The cache key of tracking ``seq_dir`` with ``job`` (see :mod:`tasks.track`), or ``None``
-    when the result is not reproducible (random weights)."""
+def track_key(seq_dir: str | Path, job: Mapping[str, Any], video: str | Path | None = None) -> str | None:
+    """The cache key of tracking ``seq_dir`` (or the ``video`` file, whose bytes are hashed) with
+    ``job`` (see :mod:`tasks.track`), or ``None`` when the result is not reproducible (random weights)."""
     uses_model = bool(job["uses_model"])
     weights = weights_fingerprint(job["model"]["weights"]) if uses_model else "none"
     if weights is None:
         return None
     model = {k: v for k, v in job["model"].items() if k != "weights"} if uses_model else None
+    inputs = (_file_digest(Path(video)) if video is not None
+              else sequence_fingerprint(seq_dir, job["mode"], reads_images=uses_model))
     return stable_hash(
         {
             "v": KEY_VERSION,
-            "inputs": sequence_fingerprint(seq_dir, job["mode"], reads_images=uses_model),
+            "inputs": inputs,
             "weights": weights,
             "model": model,
             "mode": job["mode"],
             "tracker": tracker_fingerprint(job["tracker_preset"]),
-            "code": code_fingerprint(parts=code_parts(uses_model, job["model"]["path"])),
+            "code": code_fingerprint(parts=code_parts(uses_model, job["model"]["path"], video is not None)),
         }
     )
 
 
 def track_cache_key(context: Any, parameters: Mapping[str, Any]) -> str | None:
     """``cache_key_fn`` of the tracking task: :func:`track_key` of its ``seq`` and ``job``."""
-    return track_key(parameters["seq"]["seq_dir"], parameters["job"])
+    seq = parameters["seq"]
+    return track_key(seq["seq_dir"], parameters["job"], seq.get("video"))

@@ -88,3 +88,23 @@ def evaluate_task(
 ) -> dict[str, Any]:
     """:func:`evaluate_into_catalog` as a task (see there)."""
     return evaluate_into_catalog(gt_root, results_dir, sequences, preset, label, catalog_root, run, allow_missing)
+
+
+@task(name="record-tracking", task_run_name="record {label}")
+def record_tracking_task(
+    results_dir: str,
+    sequences: list[str],
+    label: str,
+    catalog_root: str,
+    run: dict[str, Any],
+    frame_rates: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """Catalogue tracked sequences that have no ground truth (:func:`catalog.ingest.ingest_tracking`):
+    returns ``{"label", "run_id", "counts", "rows"}`` (``rows``: the ``sequence_stats`` rows)."""
+    from catalog.ingest import RunInfo, ingest_tracking, read_timings, stats_rows
+
+    info = RunInfo(**{**run, "started_at": _utc(run.get("started_at")), "ended_at": _utc(run.get("ended_at"))})
+    timings = read_timings(results_dir)
+    counts = ingest_tracking(catalog_root, info, results_dir, sequences, timings=timings, frame_rates=frame_rates)
+    rows = stats_rows(info.run_id, results_dir, sequences, timings, frame_rates)
+    return {"label": label, "run_id": info.run_id, "counts": counts, "rows": rows}

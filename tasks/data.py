@@ -1,7 +1,8 @@
 """Data tasks: prepare a registry dataset (one :func:`cstrack.data.prepare.prepare` call) and select
 the sequences of a track-all run from prepared datasets.
 
-Prepared layout (``cstrack.data.convert``): ``<data_root>/<dataset>/images/<split>/<SEQ>/``.
+Prepared layout (``cstrack.data.convert``): ``<data_root>/<dataset>/images/<split>/<SEQ>/``; a
+split may also hold video files ``<SEQ>.mp4`` (a team's own camera clips, with or without gt).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from prefect import task
 from cstrack.data.convert import IMAGES_DIR
 from cstrack.data.mot import read_seqinfo
 from cstrack.errors import ConfigError
+
+# Files of a dataset split tracked as video sequences (whatever OpenCV's FFmpeg decodes; these
+# are the usual containers of camera clips).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 
 
 @task(name="prepare-dataset", task_run_name="prepare {name}")
@@ -32,12 +37,35 @@ def prepare_dataset(name: str, data_root: str, registry: str | None = None) -> d
             "lists": {k: str(v) for k, v in res.lists.items()}}
 
 
+def video_sequence(split_dir: Path, video: Path) -> dict[str, Any]:
+    """The selection record of the video file ``split_dir/<SEQ>.<ext>`` (frames, size and frame
+    rate from the container).  Its ground truth, if any, is ``split_dir/<SEQ>/gt/gt.txt`` beside a
+    ``seqinfo.ini`` (the MOTChallenge layout the evaluation reads, without ``img1/``)."""
+    from cstrack.sources import make_source
+
+    src = make_source(str(video), "video")
+    src.open()  # a file OpenCV cannot open fails here, naming it, before any tracking starts
+    try:
+        cap_size = src.size()
+    finally:
+        src.close()
+    gt_dir = split_dir / video.stem
+    return {
+        "kind": "video", "video": str(video.resolve()), "seq_dir": str(gt_dir.resolve()),
+        "frames": src.total or 0, "width": cap_size[0], "height": cap_size[1], "fps": src.fps,
+        "has_gt": (gt_dir / "gt" / "gt.txt").is_file() and (gt_dir / "seqinfo.ini").is_file(),
+    }
+
+
 def find_selection(data_root: str | Path, selection: dict[str, Any]) -> list[dict[str, Any]]:
     """The sequences of one dataset selection (see :class:`flows.params.DatasetSelection`).
 
-    Returns ``{"dataset", "split", "name", "seq_dir", "gt_root", "frames", "width", "height"}``
-    per sequence, sorted by split and name.  A selection that matches nothing raises
-    :class:`ConfigError` naming it (a typo must not silently track nothing).
+    A sequence is a MOTChallenge folder ``<split>/<SEQ>/`` (``seqinfo.ini`` + images) or a video
+    file ``<split>/<SEQ>.<ext>`` (:data:`VIDEO_EXTENSIONS`, see :func:`video_sequence`; a folder
+    of the same name then only holds its ground truth).  Returns ``{"dataset", "split", "name",
+    "seq_dir", "gt_root", "frames", "width", "height", "has_gt", "kind"}`` per sequence (videos
+    also ``"video"`` and ``"fps"``), sorted by split and name.  A selection that matches nothing
+    raises :class:`ConfigError` naming it (a typo must not silently track nothing).
     """
     name = selection["name"]
     images = Path(data_root) / name / IMAGES_DIR
@@ -51,15 +79,20 @@ def find_selection(data_root: str | Path, selection: dict[str, Any]) -> list[dic
         split_dir = images / split
         if not split_dir.is_dir():
             raise ConfigError(f"datasets.{name}.splits: no split {split!r} in {images}")
-        for seq_dir in sorted(p for p in split_dir.iterdir() if (p / "seqinfo.ini").is_file()):
-            if not any(fnmatch.fnmatchcase(seq_dir.name, pat) for pat in patterns):
+        videos = {p.stem: p for p in split_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS}
+        folders = {p.name: p for p in split_dir.iterdir() if (p / "seqinfo.ini").is_file() and p.name not in videos}
+        for seq_name in sorted({*videos, *folders}):
+            if not any(fnmatch.fnmatchcase(seq_name, pat) for pat in patterns):
                 continue
+            base = {"dataset": name, "split": split, "name": seq_name, "gt_root": str(split_dir.resolve())}
+            if seq_name in videos:
+                out.append({**base, **video_sequence(split_dir, videos[seq_name])})
+                continue
+            seq_dir = folders[seq_name]
             info = read_seqinfo(seq_dir)
             out.append({
-                "dataset": name, "split": split, "name": seq_dir.name, "seq_dir": str(seq_dir.resolve()),
-                "gt_root": str(split_dir.resolve()), "frames": info.seq_length,
-                "width": info.im_width, "height": info.im_height,
-                "has_gt": (seq_dir / "gt" / "gt.txt").is_file(),
+                **base, "kind": "images", "seq_dir": str(seq_dir.resolve()), "frames": info.seq_length,
+                "width": info.im_width, "height": info.im_height, "has_gt": (seq_dir / "gt" / "gt.txt").is_file(),
             })
     if not out:
         raise ConfigError(f"datasets.{name}: no sequence matches splits={splits} sequences={patterns} in {images}")

@@ -2,11 +2,14 @@
 
 Arguments are small JSON values (so that they hash, persist and travel to Dask workers cheaply):
 
-- ``seq``: ``{"dataset", "split", "name", "seq_dir", "frames", ...}`` (:func:`tasks.data.select_sequences`)
+- ``seq``: ``{"dataset", "split", "name", "seq_dir", "frames", ...}`` (:func:`tasks.data.select_sequences`);
+  a video sequence also has ``"kind": "video"``, ``"video"`` (the file) and ``"fps"``
 - ``out_dir``: absolute folder of ``<SEQ>.txt`` (the same path on every worker: a shared volume)
 - ``job``: ``{"mode", "uses_model", "model": {"variant", "weights", "input_size", "path",
-  "conf_thres"}, "tracker_preset", "torch_threads", "prefetch"}`` (``prefetch``: frames read ahead
-  in a thread, 0 = sequential; it does not change the result, so it is not part of the cache key)
+  "conf_thres", "nms_thres", "frame_rate"}, "tracker_preset", "settings", "torch_threads",
+  "prefetch"}`` (the effective inference settings, :mod:`flows.inference`; ``prefetch``: frames
+  read ahead in a thread, 0 = sequential; it does not change the result, so it is not part of the
+  cache key)
 
 The result file is written atomically by the runner; the timing record beside it
 (``<SEQ>.timing.json``) atomically here.  The returned record is small (no arrays) and is what the
@@ -41,7 +44,7 @@ def timing_path(out_dir: str | Path, name: str) -> Path:
 
 @functools.lru_cache(maxsize=2)
 def _detector(variant: str, weights: str | None, weights_sha: str | None, input_size: tuple[int, int], path: str,
-              conf_thres: float) -> Any:
+              conf_thres: float, nms_thres: float) -> Any:
     """One detector per worker process and model config (weights are loaded once, not per sequence;
     ``weights_sha`` keys the cache so that a checkpoint rewritten in place is loaded again)."""
     import torch
@@ -50,14 +53,37 @@ def _detector(variant: str, weights: str | None, weights_sha: str | None, input_
     from cstrack.model.postprocess import PostprocessConfig
 
     torch.manual_seed(INIT_SEED)
-    return build_detector(variant, weights, input_size, path=path, post=PostprocessConfig(conf_thres=conf_thres))
+    return build_detector(variant, weights, input_size, path=path,
+                          post=PostprocessConfig(conf_thres=conf_thres, nms_thres=nms_thres))
 
 
 def detector_for(model: dict[str, Any]) -> Any:
+    from cstrack.model.postprocess import PostprocessConfig
+
     w, h = model["input_size"]
     sha = weights_fingerprint(model["weights"])
     return _detector(model["variant"], model["weights"], sha, (int(w), int(h)), model["path"],
-                     float(model["conf_thres"]))
+                     float(model["conf_thres"]), float(model.get("nms_thres", PostprocessConfig.nms_thres)))
+
+
+def _track_video(seq: dict[str, Any], out_dir: str, job: dict[str, Any], detector: Any, progress: Any,
+                 depth: int) -> Any:
+    """Track a video sequence (private mode only); a decode error fails the task after the frames
+    before it are written."""
+    from cstrack.errors import ConfigError
+    from cstrack.source_runner import track_source
+    from cstrack.sources import make_source
+    from cstrack.tracker import preset
+
+    if job["mode"] != "private" or detector is None:
+        raise ConfigError(f"{seq['video']}: a video sequence is tracked in private mode (no det/gt boxes to read)")
+    source = make_source(seq["video"], "video")
+    source.name = seq["name"]
+    run = track_source(source, out_dir, detector, preset(job["tracker_preset"]),
+                       frame_rate=seq.get("fps") or job["model"].get("frame_rate"), prefetch=depth, progress=progress)
+    if run.error is not None:
+        raise run.error
+    return run
 
 
 class _Progress:
@@ -110,13 +136,19 @@ def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) 
     setup_s = time.perf_counter() - t0
     progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
     depth = int(job.get("prefetch", DEFAULT_PREFETCH))
-    run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
-                         frame_reader=prefetched_frames(depth), progress=progress)
+    if seq.get("kind") == "video":
+        run = _track_video(seq, out_dir, job, detector, progress, depth)
+    else:
+        run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
+                             frame_reader=prefetched_frames(depth), progress=progress)
     record: dict[str, Any] = {
         "dataset": seq["dataset"],
         "split": seq["split"],
         "sequence": run.sequence,
-        "mode": run.mode,
+        "mode": job["mode"],
+        "kind": seq.get("kind", "images"),
+        "frame_rate": getattr(run, "frame_rate", None),
+        "settings": job.get("settings"),
         "frames": run.frames,
         "fps": run.fps,
         "ms": dict(run.ms),

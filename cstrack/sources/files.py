@@ -28,6 +28,7 @@ class VideoFileSource(FrameSource):
 
     path: Path = field(default_factory=Path)
     _cap: cv2.VideoCapture | None = field(default=None, repr=False)
+    _size: tuple[int, int] = (0, 0)
 
     def open(self) -> None:
         if self._cap is not None:
@@ -43,6 +44,11 @@ class VideoFileSource(FrameSource):
         self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.total = count if count > 0 else None
+        self._size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames, from the container (after :meth:`open`)."""
+        return self._size
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         if self._cap is None:

@@ -23,7 +23,8 @@ def _error_locs(exc: ValidationError) -> list[str]:
 def test_defaults_and_derived_values() -> None:
     p = TrackAllParams(datasets=[{"name": "pets09-s2l1"}, {"name": "synth-mini", "mode": "gt"},
                                  {"name": "mot17-mini", "mode": "public", "appearance": True}])
-    assert p.model.variant == "cstrack-n" and p.model.input_size == (640, 384)
+    assert p.model.variant == "cstrack-n" and p.model.input_size is None  # the checkpoint's (flows.inference)
+    assert p.model.path == "auto" and p.tracker_preset is None
     assert [p.mode_of(d) for d in p.datasets] == ["private", "gt", "public"]
     # private always runs the model; public/gt only for embeddings
     assert [p.appearance_of(d) for d in p.datasets] == [True, False, True]

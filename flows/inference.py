@@ -1,0 +1,35 @@
+"""The effective inference settings of a track-all run: the checkpoint's, with the run's overrides.
+
+Resolved once, in the flow, into concrete values (input size, thresholds, path, tracker preset,
+frame rate), so that the per-sequence jobs, their cache keys and the catalog row all see the
+values the detector really ran with (:mod:`cstrack.model.inference_settings`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cstrack.model.detector import resolve_path
+from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
+from flows.params import TrackAllParams
+
+
+def run_settings(params: TrackAllParams, weights: str | None) -> InferenceSettings:
+    """The checkpoint ``weights``' settings (absolute path, ``coco`` or ``None``) overridden by the
+    values ``params`` sets (``model.input_size``, ``model.conf_thres``, ``model.nms_thres``,
+    ``tracker_preset``; ``None`` keeps the checkpoint's)."""
+    m = params.model
+    return settings_for_weights(weights).override(
+        input_size=m.input_size, conf_thres=m.conf_thres, nms_thres=m.nms_thres, tracker_preset=params.tracker_preset,
+    )
+
+
+def job_model(params: TrackAllParams, weights: str | None) -> tuple[dict[str, Any], str, InferenceSettings]:
+    """``(job["model"], tracker preset, settings)`` for :func:`flows.dispatch.job_for`."""
+    s = run_settings(params, weights)
+    model = {
+        "variant": params.model.variant, "weights": weights, "input_size": list(s.input_size),
+        "path": resolve_path(params.model.path), "conf_thres": s.conf_thres, "nms_thres": s.nms_thres,
+        "frame_rate": s.frame_rate,
+    }
+    return model, s.tracker_preset, s
