@@ -7,21 +7,26 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size, print_json
+from cstrack.cli.common import guarded, print_json
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench-speed")
     @guarded
     def bench_speed_cmd(
-        variant: str = typer.Option(..., "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n"),
-        weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, or 'coco' (cstrack-n); none = random init (fine for timing)"
+        variant: str | None = typer.Option(
+            None, "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n; default: the checkpoint's"
         ),
-        size: str = typer.Option(..., "--size", help="network input WxH (multiples of 32)"),
+        weights: str | None = typer.Option(
+            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
+            "checkpoint (a --variant other than its own: random init, fine for timing)"
+        ),
+        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32); default: the "
+                                        "checkpoint's"),
         images: Path = typer.Option(..., "--images", help="folder of frames (cycled when fewer than --frames)"),
         frames: int = typer.Option(50, "--frames", min=1, help="timed frames"),
-        path: str = typer.Option("eager", "--path", help="eager, fast, onnx or int8"),
+        path: str = typer.Option("auto", "--path", help="auto (the fastest proven identical to eager), eager, fast, "
+                                 "onnx or int8"),
         threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
         warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
         prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
@@ -34,13 +39,21 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     ) -> None:
         """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
+        from cstrack.cli.track_cmds import effective_settings, resolve_model
         from cstrack.infer.bench import STAGES, bench_speed
+        from cstrack.model.detector import resolve_path
 
-        weights_arg: str | Path | None = None if weights is None else (weights if weights == "coco" else Path(weights))
+        variant, weights_arg = resolve_model(variant, weights)
+        settings = effective_settings(weights_arg, size, None, None, None)
+        path = resolve_path(path)
+        size = "{}x{}".format(*settings.input_size)
+        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {settings.describe()}", err=True)
         res = bench_speed(
-            variant, weights_arg, parse_size(size), images, frames, path,
+            variant, weights_arg, settings.input_size, images, frames, path,
             threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets, forward_iters=forward_iters,
         )
+        res["settings"] = {"variant": variant, "weights": None if weights_arg is None else str(weights_arg),
+                           "path": path, **settings.to_dict()}
         if as_json:
             print_json(res)
             return

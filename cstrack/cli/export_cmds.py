@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import check_output_file, guarded, parse_size
+from cstrack.cli.common import check_output_file, guarded
 from cstrack.errors import ConfigError
 
 FORMATS = ("onnx", "onnx-int8")
@@ -16,11 +16,15 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     @guarded
     def export(
-        variant: str = typer.Option(..., "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n"),
-        weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, or 'coco' (cstrack-n); none = random init"
+        variant: str | None = typer.Option(
+            None, "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n; default: the checkpoint's"
         ),
-        size: str = typer.Option("1088x608", "--size", help="network input WxH (multiples of 32), fixed in the file"),
+        weights: str | None = typer.Option(
+            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
+            "checkpoint"
+        ),
+        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32), fixed in the "
+                                        "file; default: the checkpoint's (1088x608 when it has none)"),
         fmt: str = typer.Option("onnx", "--format", help="onnx (fp32) or onnx-int8 (QDQ static quantisation)"),
         out: Path = typer.Option(..., "--out", help="output .onnx file"),
         calib: Path | None = typer.Option(
@@ -41,12 +45,18 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
         if calib is not None and fmt != "onnx-int8":
             raise ConfigError("--calib: only used with --format onnx-int8")
-        input_size = parse_size(size)
+        from cstrack.cli.track_cmds import effective_settings, resolve_model
+
+        variant, weights_arg = resolve_model(variant, weights)
+        settings = effective_settings(weights_arg, size, None, None, None)
+        input_size = settings.input_size
         check_output_file(out, "--out")
         torch.manual_seed(seed)
-        weights_arg: str | Path | None = None if weights is None else (weights if weights == "coco" else Path(weights))
         model = load_model(variant, weights_arg)
-        provenance = {"weights": weights, "seed": seed if weights in (None, "coco") else None}
+        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, {settings.describe()}", err=True)
+        # the file carries the settings it is meant to run with (thresholds, preset, frame rate)
+        provenance = {"weights": None if weights_arg is None else str(weights_arg),
+                      "seed": seed if weights_arg in (None, "coco") else None, "inference": settings.to_dict()}
         if fmt == "onnx":
             export_onnx(model, input_size, out, provenance=provenance)
         else:

@@ -16,7 +16,7 @@ from cstrack.infer.bench import STAGES, FakeDetections, list_images
 KEYS = {
     "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
     "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
-    "forward",
+    "forward", "settings",
 }
 
 
@@ -29,6 +29,9 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
     rec = json.loads(res.stdout[res.stdout.index("{"):])
     assert set(rec) == KEYS
     assert rec["path"] == path and rec["variant"] == "cstrack-n" and rec["size"] == [256, 160]
+    # no --weights: the shipped checkpoint and its settings, --size overriding its input size
+    assert rec["settings"]["input_size"] == [256, 160] and rec["settings"]["frame_rate"] == 7.0
+    assert rec["settings"]["weights"].endswith("cstrack-n_pets09.pt")
     assert rec["frames"] == 10 and rec["threads"] == 1 and rec["prefetch"] == 2  # 10 frames from 8 images: cycled
     assert set(rec["ms"]) == set(STAGES) and all(v > 0 for v in rec["ms"].values())
     assert rec["fps"] == pytest.approx(1000.0 / rec["ms_per_frame"])
@@ -43,7 +46,7 @@ def test_bench_speed_text_output_and_bad_folder(tmp_path: Path, head8: Path) -> 
     res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
                                    str(head8 / "img1"), "--frames", "2", "--prefetch", "0"])
     assert res.exit_code == 0, res.output
-    assert "fps" in res.stdout and "path=eager" in res.stdout and "post-processing + tracker" in res.stdout
+    assert "fps" in res.stdout and "path=onnx" in res.stdout and "post-processing + tracker" in res.stdout  # auto
     res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
                                    str(tmp_path), "--frames", "2"])
     assert res.exit_code == 2 and "no images" in res.output
