@@ -9,11 +9,13 @@ Errors name the source as the user wrote it (:class:`~cstrack.errors.DatasetErro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 # OpenCV's FFmpeg backend and its capture probes log to stderr on their own (e.g. "Stream ends
@@ -21,6 +23,20 @@ import numpy as np
 # Set before the first capture is created; a user's own setting wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log (capture probes: "can't open camera by index", "backend ... can't be used")
+    silenced while opening a capture, whenever cv2 was imported (the variable above only counts
+    before)."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 
 from cstrack.errors import DatasetError
-from cstrack.sources.base import Frame, FrameSource, sane_fps
+from cstrack.sources.base import Frame, FrameSource, quiet_opencv, sane_fps
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # A container's frame count may be an estimate (duration x rate) for some formats; a video that
@@ -35,7 +35,8 @@ class VideoFileSource(FrameSource):
             return
         if not self.path.is_file():
             raise DatasetError("video file not found", self.spec)
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
             raise DatasetError("cannot open as a video (not a format OpenCV decodes, truncated or corrupt)",

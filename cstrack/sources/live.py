@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.sources.base import Frame, FrameSource, sane_fps
+from cstrack.sources.base import Frame, FrameSource, quiet_opencv, sane_fps
 
 DEFAULT_QUEUE = 2  # frames waiting for the tracker: small, so that what is tracked is recent
 DEFAULT_RECONNECTS = 5  # attempts in a row before a lost stream is given up
@@ -34,11 +34,12 @@ _POLL_S = 0.1  # how often a waiting consumer or a backing-off producer checks f
 
 def open_capture(target: int | str) -> cv2.VideoCapture:
     """An OpenCV capture of a camera index or a URL (FFmpeg with connect/read timeouts)."""
-    if isinstance(target, int):
-        return cv2.VideoCapture(target)
-    return cv2.VideoCapture(target, cv2.CAP_FFMPEG,
-                            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                             READ_TIMEOUT_MS])
+    with quiet_opencv():
+        if isinstance(target, int):
+            return cv2.VideoCapture(target)
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                                 READ_TIMEOUT_MS])
 
 
 @dataclass

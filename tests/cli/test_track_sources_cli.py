@@ -159,3 +159,14 @@ def test_sigint_stops_a_live_run_cleanly_with_everything_written(syn: Path, tmp_
     assert n >= 5 and len(read_jsonl(tmp_path / "live.jsonl")) == n
     assert (tmp_path / "live.mp4").stat().st_size > 0 and (out / f"{name}.txt").is_file()  # random weights: no boxes
     assert not list(tmp_path.glob(".live.*"))
+
+
+def test_a_missing_camera_prints_one_line_in_a_real_process(tmp_path: Path) -> None:
+    """OpenCV's and FFmpeg's own logs (written by C code, not seen by CliRunner) stay quiet."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("OPENCV_LOG_LEVEL", None)
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    proc = subprocess.run([sys.executable, "-m", "cstrack", "track", "97", "--out", str(tmp_path / "o")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: 97: camera 97: no such camera or it is busy"], proc.stderr
