@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Compiled post-processing and tracker kernels (cstrack/jit.py): compiled once into the on-disk
+# Compiled post-processing and tracker kernels (cstrack/jit.py, cstrack/precompile.py): compiled once into the on-disk
 # cache (~10 s), so that test processes and Dask workers load them (~0.4 s) instead of each
 # compiling its own; a no-op when the cache is current.
 kernels: $(STAMP)
-	@$(BIN)/python -m cstrack.jit
+	@$(BIN)/python -m cstrack.precompile
 
 # Whole suite, slow (real services, training) tests included: this is what CI runs.
 test: kernels

@@ -14,6 +14,11 @@ compiles; the GIL released; strict IEEE arithmetic (no fast-math), so float32 ke
 the NumPy reference.  Importing a kernel module imports numba (~0.3 s, once per process; the
 first call of each kernel loads its compiled code from the cache, ~0.1 s, or compiles it, a few
 seconds); ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (for debugging).
+
+This module is a leaf: the kernels live beside the reference functions they compute (the Kalman
+steps in :mod:`cstrack.tracker.kalman`, costs and assignment in :mod:`cstrack.tracker.matching`,
+bookkeeping in :mod:`cstrack.tracker.track`, post-processing in
+:mod:`cstrack.model.postprocess_kernels`), and :mod:`cstrack.precompile` fills the cache.
 """
 
 from __future__ import annotations
@@ -45,36 +50,3 @@ def unit_norm_in_place(v: np.ndarray) -> None:
     norm = max(np.sqrt(ss), np.float32(_EPS_NORM))
     for c in range(v.shape[0]):
         v[c] = v[c] / norm
-
-
-def precompile() -> float:
-    """Compile (or load from the cache) every kernel for the argument types the pipeline passes,
-    by post-processing and tracking a few synthetic frames with and without embeddings; returns
-    the seconds it took.  ``make`` runs it once after installing (``python -m cstrack.jit``), so
-    that test processes and pipeline workers start from a filled cache."""
-    import time
-
-    from cstrack.detection import Detections
-    from cstrack.model.postprocess import PostprocessConfig, postprocess_image
-    from cstrack.tracker import Tracker
-
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(0)
-    pred = np.zeros((64, 6), np.float32)
-    pred[:, :2] = rng.uniform(20, 300, (64, 2))
-    pred[:, 2:4] = rng.uniform(10, 60, (64, 2))
-    pred[:, 4:] = rng.uniform(0.4, 1.0, (64, 2))
-    postprocess_image(pred, rng.standard_normal((40, 40, 16)).astype(np.float32), PostprocessConfig())
-    boxes = np.array([[10, 10, 50, 110], [200, 20, 240, 120], [60, 10, 100, 110], [62, 12, 102, 112]], np.float32)
-    emb = rng.standard_normal((4, 16)).astype(np.float32)
-    for with_emb in (True, False):
-        tracker = Tracker(frame_rate=30.0)
-        for t in range(8):  # births, confirmations, a lost track, overlapping candidates
-            keep = slice(None) if t % 4 else slice(0, 3)
-            dets = Detections(boxes[keep] + t, np.full(len(boxes[keep]), 0.9, np.float32), emb[keep] if with_emb else None)
-            tracker.update_arrays(dets)
-    return time.perf_counter() - t0
-
-
-if __name__ == "__main__":
-    print(f"kernels ready in {precompile():.1f} s")

@@ -6,31 +6,35 @@ REN channels per level, SAAN's internal width, the embedding dimension, anchors 
 
 Three sources give one:
 
-- :func:`resolve` — a :class:`ModelConfig` (a named variant's trunk YAML scaled by its depth and
-  width multiples, spec §3, or the explicit architecture the config carries);
+- :func:`cstrack.model.config.resolve` — a :class:`~cstrack.model.config.ModelConfig` (a named
+  variant's trunk YAML, :func:`load_trunk`, scaled by its depth and width multiples with
+  :func:`resolve_rows`, spec §3, or the explicit architecture the config carries);
 - :func:`from_sots_config` — the resolved description printed from the original code
   (``tiny_config.json`` of the parity fixtures has this layout);
 - :meth:`Architecture.from_dict` — our own JSON form (:meth:`Architecture.to_dict`).
 
 :class:`cstrack.model.network.CSTrackModel` builds every model through :func:`resolve`, so named
-variants, imported checkpoints and the parity fixture's tiny model share one code path.
+variants, imported checkpoints and the parity fixture's tiny model share one code path.  This module
+imports nothing above it (the config imports it).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from importlib import resources
+from typing import Any
+
+import yaml
 
 from cstrack.errors import ConfigError
 from cstrack.model.registry import LayerSpec, output_channels
 
-if TYPE_CHECKING:
-    from cstrack.model.config import ModelConfig
-
 STRIDES = (8, 16, 32)
+TRUNKS = ("yolov5_v3", "yolov5_v6")
 ACTIVATIONS = ("lrelu", "silu")
 
 
@@ -196,32 +200,13 @@ class Architecture:
         )
 
 
-def _trunk_spec(trunk: str) -> dict[str, Any]:
-    from cstrack.model.config import load_trunk
-
-    return load_trunk(trunk)
-
-
-def resolve(config: ModelConfig) -> Architecture:
-    """The architecture a :class:`ModelConfig` builds: its explicit ``architecture`` when it carries
-    one, else its trunk's YAML rows scaled by its multiples with its head settings."""
-    if config.architecture is not None:
-        return config.architecture
-    spec = _trunk_spec(config.trunk)
-    layers = resolve_rows(spec["layers"], Scale(config.depth_multiple, config.width_multiple))
-    channels = output_channels(layers)
-    outputs = tuple(int(o) for o in spec["outputs"])
-    return Architecture(
-        layers=layers,
-        activation=spec["activation"],
-        outputs=outputs,  # type: ignore[arg-type]
-        backbone_layers=int(spec["backbone_layers"]),
-        ren_channels=tuple(channels[o] for o in outputs),  # type: ignore[arg-type]
-        saan_width=config.saan_width,
-        emb_dim=config.emb_dim,
-        anchors=config.anchors,
-        nc=config.nc,
-    )
+@functools.cache
+def load_trunk(name: str) -> dict[str, Any]:
+    """The nominal YAML rows of a trunk (``yolov5_v3`` or ``yolov5_v6``, ``architectures/*.yaml``)."""
+    if name not in TRUNKS:
+        raise ConfigError(f"trunk: unknown {name!r}, expected one of {TRUNKS}")
+    text = resources.files("cstrack.model").joinpath(f"architectures/{name}.yaml").read_text()
+    return yaml.safe_load(text)
 
 
 # ---------------------------------------------------------------------------------------------

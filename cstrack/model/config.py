@@ -6,20 +6,18 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
 from cstrack.errors import ConfigError
-
-if TYPE_CHECKING:
-    from cstrack.model.architecture import Architecture
+from cstrack.model.architecture import TRUNKS, Architecture, Scale, load_trunk, output_channels, resolve_rows
 
 RenMode = Literal["ren", "none", "conv"]
 EmbHead = Literal["saan", "jde"]
 Fused = Literal["none", "sam", "cam", "both"]
 
-_TRUNKS = ("yolov5_v3", "yolov5_v6")
+_TRUNKS = TRUNKS
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,6 @@ class ModelConfig:
             raise ConfigError(f"anchors: expected 3 levels with the same number of anchors, got {self.anchors!r}")
         object.__setattr__(self, "anchors", anchors)
         if self.architecture is not None:
-            from cstrack.model.architecture import Architecture
-
             arch = self.architecture
             if isinstance(arch, dict):
                 arch = Architecture.from_dict(arch)
@@ -151,10 +147,23 @@ def variant_config(variant: str, **overrides: Any) -> ModelConfig:
     return ModelConfig.from_dict({"variant": variant, **table[variant]}).replace(**overrides)
 
 
-@functools.cache
-def load_trunk(name: str) -> dict[str, Any]:
-    """The YAML rows of a trunk (``yolov5_v3`` or ``yolov5_v6``)."""
-    if name not in _TRUNKS:
-        raise ConfigError(f"trunk: unknown {name!r}")
-    text = resources.files("cstrack.model").joinpath(f"architectures/{name}.yaml").read_text()
-    return yaml.safe_load(text)
+def resolve(config: ModelConfig) -> Architecture:
+    """The architecture a :class:`ModelConfig` builds: its explicit ``architecture`` when it carries
+    one, else its trunk's YAML rows scaled by its multiples with its head settings."""
+    if config.architecture is not None:
+        return config.architecture
+    spec = load_trunk(config.trunk)
+    layers = resolve_rows(spec["layers"], Scale(config.depth_multiple, config.width_multiple))
+    channels = output_channels(layers)
+    outputs = tuple(int(o) for o in spec["outputs"])
+    return Architecture(
+        layers=layers,
+        activation=spec["activation"],
+        outputs=outputs,  # type: ignore[arg-type]
+        backbone_layers=int(spec["backbone_layers"]),
+        ren_channels=tuple(channels[o] for o in outputs),  # type: ignore[arg-type]
+        saan_width=config.saan_width,
+        emb_dim=config.emb_dim,
+        anchors=config.anchors,
+        nc=config.nc,
+    )

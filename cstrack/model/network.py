@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from cstrack.errors import ConfigError
-from cstrack.model.architecture import Architecture, resolve
-from cstrack.model.config import ModelConfig, variant_config
+from cstrack.model.architecture import Architecture
+from cstrack.model.config import ModelConfig, resolve, variant_config
 from cstrack.model.detect import Detect, decode
 from cstrack.model.registry import build_trunk
 from cstrack.model.ren import REN, NoDecoupler, PlainDecoupler

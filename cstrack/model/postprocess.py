@@ -166,3 +166,14 @@ def postprocess_image(
         p, np.float32(cfg.conf_thres), np.float32(cfg.nms_thres), np.float32(DIOU_BETA), NMS_MAX_ITER, cfg.max_det
     )
     return xyxy, score, k.gather_normalised(e, xyxy, EMB_STRIDE)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the post-processing kernels for the argument types the
+    pipeline passes (:mod:`cstrack.precompile`)."""
+    rng = np.random.default_rng(0)
+    pred = np.zeros((64, 6), np.float32)
+    pred[:, :2] = rng.uniform(20, 300, (64, 2))
+    pred[:, 2:4] = rng.uniform(10, 60, (64, 2))
+    pred[:, 4:] = rng.uniform(0.4, 1.0, (64, 2))
+    postprocess_image(pred, rng.standard_normal((40, 40, 16)).astype(np.float32), PostprocessConfig())

@@ -41,11 +41,11 @@ from cstrack.model.architecture import (
     Architecture,
     Scale,
     first_difference,
-    resolve,
+    load_trunk,
     resolve_rows,
 )
 from cstrack.model.blocks import LRELU_SLOPE
-from cstrack.model.config import ModelConfig, load_trunk, variant_config, variant_names
+from cstrack.model.config import ModelConfig, resolve, variant_config, variant_names
 from cstrack.model.inference_settings import InferenceSettings
 from cstrack.model.network import CSTrackModel
 from cstrack.model.registry import LayerSpec

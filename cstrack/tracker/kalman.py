@@ -18,7 +18,10 @@ which makes predict / update / gating a handful of element-wise operations on ``
 instead of batched 8×8 products and 4×4 solves.  The results equal the dense filter's (the tests
 check this against a dense reference); :func:`full_covariance` expands to ``[N, 8, 8]``.
 
-Every function takes and returns arrays for ``N`` tracks at once and never modifies its inputs:
+The functions of the first part take and return arrays for ``N`` tracks at once and never modify
+their inputs (the readable reference).  The compiled kernels at the end (see :mod:`cstrack.jit`)
+compute the same on the rows of the tracker's store in place, reading the columns through
+:class:`KalmanRows` and the noise vectors through the read-only :class:`NoiseTerms`:
 ``mean`` float64 ``[N, 8]``, ``cov`` float64 ``[N, 3, 4]``, measurements float64 ``[N, 4]`` (one per
 track) or ``[M, 4]`` (candidates, for gating).  Noise standard deviations scale with the box height
 ``h`` (measured for :func:`initiate`, the state's otherwise) by the weights of :class:`KalmanParams`.
@@ -28,10 +31,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
 from cstrack.errors import ConfigError
+from cstrack.jit import kernel
 
 # chi-square 0.95 quantile with 4 degrees of freedom: the gate on the squared Mahalanobis distance
 # between a track's projected state and a measurement (spec §10.2).
@@ -69,7 +74,7 @@ _ASPECT_ONLY = np.array([0.0, 0.0, 1.0, 0.0])
 def noise_terms(params: KalmanParams = DEFAULT_PARAMS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"init_pos", "init_vel", "q_pos", "q_vel", "r"}`` -> ``(scale [4], const [4])``: each noise
     term's standard deviation is ``h·scale + const`` per coordinate (cx, cy, a, h).  Cached per
-    parameter set; the compiled tracker steps (:mod:`cstrack.tracker.kernels`) take these vectors."""
+    parameter set; the compiled steps below take them as :class:`NoiseTerms` (:func:`kernel_noise`)."""
     p, v = params.std_weight_position, params.std_weight_velocity
 
     def vec(weight: float, aspect: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,4 +200,145 @@ def full_covariance(cov: np.ndarray) -> np.ndarray:
     out[:, i, i + 4] = cov[:, 1]
     out[:, i + 4, i] = cov[:, 1]
     out[:, i + 4, i + 4] = cov[:, 2]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled steps on the tracker's rows (bit-for-bit the operations above, tests/tracker/test_kernels.py)
+
+
+class KalmanRows(NamedTuple):
+    """The Kalman columns of the tracker's store, written in place by the kernels below."""
+
+    mean: np.ndarray  # float64 [n, 8]
+    cov: np.ndarray  # float64 [n, 3, 4] (compact covariance)
+
+
+class NoiseTerms(NamedTuple):
+    """Read-only noise vectors of one :class:`KalmanParams`: ``std = h * scale + const`` per
+    coordinate (cx, cy, a, h).  A kernel that tried to write one would not compile."""
+
+    q_pos_scale: np.ndarray
+    q_pos_const: np.ndarray
+    q_vel_scale: np.ndarray
+    q_vel_const: np.ndarray
+    r_scale: np.ndarray
+    r_const: np.ndarray
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def kernel_noise(params: KalmanParams = DEFAULT_PARAMS) -> NoiseTerms:
+    """The process and measurement noise of ``params`` for the kernels (cached, read-only)."""
+    t = noise_terms(params)
+    return NoiseTerms(*(_read_only(v) for key in ("q_pos", "q_vel", "r") for v in t[key]))
+
+
+@kernel
+def measurements(xyxy32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections ``[M, 4]`` xyxy (float32) -> ``(valid [K] int64, xyxy [K, 4], xyah [K, 4])``
+    float64, keeping rows with positive width and height and finite corners."""
+    m = xyxy32.shape[0]
+    valid = np.empty(m, np.int64)
+    k = 0
+    for j in range(m):
+        x1, y1, x2, y2 = np.float64(xyxy32[j, 0]), np.float64(xyxy32[j, 1]), np.float64(xyxy32[j, 2]), np.float64(xyxy32[j, 3])
+        if x2 - x1 > 0 and y2 - y1 > 0 and np.isfinite(x1) and np.isfinite(y1) and np.isfinite(x2) and np.isfinite(y2):
+            valid[k] = j
+            k += 1
+    xyxy = np.empty((k, 4), np.float64)
+    xyah = np.empty((k, 4), np.float64)
+    for t in range(k):
+        j = valid[t]
+        for c in range(4):
+            xyxy[t, c] = np.float64(xyxy32[j, c])
+        w = xyxy[t, 2] - xyxy[t, 0]
+        h = xyxy[t, 3] - xyxy[t, 1]
+        xyah[t, 0] = xyxy[t, 0] + 0.5 * w
+        xyah[t, 1] = xyxy[t, 1] + 0.5 * h
+        xyah[t, 2] = w / h
+        xyah[t, 3] = h
+    return valid[:k], xyxy, xyah
+
+
+@kernel
+def predict_rows(kf: KalmanRows, noise: NoiseTerms, rows: np.ndarray, state: np.ndarray, tracked: int) -> None:
+    """:func:`predict` of ``rows`` in place; rows whose ``state`` is not ``tracked`` get their
+    height velocity zeroed first (spec §10.2)."""
+    mean, cov = kf.mean, kf.cov
+    for r in rows:
+        if state[r] != tracked:
+            mean[r, 7] = 0.0
+        h = mean[r, 3]
+        for c in range(4):
+            mean[r, c] += mean[r, c + 4]
+            pp, pv, vv = cov[r, 0, c], cov[r, 1, c], cov[r, 2, c]
+            sp = h * noise.q_pos_scale[c] + noise.q_pos_const[c]
+            sv = h * noise.q_vel_scale[c] + noise.q_vel_const[c]
+            cov[r, 0, c] = pp + 2.0 * pv + vv + sp * sp
+            cov[r, 1, c] = pv + vv
+            cov[r, 2, c] = vv + sv * sv
+
+
+@kernel
+def gating_rows(kf: KalmanRows, noise: NoiseTerms, rows: np.ndarray, xyah: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance ``[len(rows), M]`` of measurements ``xyah [M, 4]`` to the
+    tracks ``rows`` (:func:`gating_distance`)."""
+    mean, cov = kf.mean, kf.cov
+    n, m = rows.shape[0], xyah.shape[0]
+    out = np.empty((n, m), np.float64)
+    s = np.empty(4, np.float64)
+    for i in range(n):
+        r = rows[i]
+        h = mean[r, 3]
+        for c in range(4):
+            sr = h * noise.r_scale[c] + noise.r_const[c]
+            s[c] = cov[r, 0, c] + sr * sr
+        for j in range(m):
+            d = 0.0
+            for c in range(4):
+                e = xyah[j, c] - mean[r, c]
+                d += e * e / s[c]
+            out[i, j] = d
+    return out
+
+
+@kernel
+def update_rows(kf: KalmanRows, noise: NoiseTerms, rows: np.ndarray, det_idx: np.ndarray, xyah: np.ndarray) -> None:
+    """:func:`update` of track ``rows[t]`` with measurement ``xyah[det_idx[t]]``, in place."""
+    mean, cov = kf.mean, kf.cov
+    for t in range(rows.shape[0]):
+        r, j = rows[t], det_idx[t]
+        h = mean[r, 3]
+        for c in range(4):
+            pp, pv, vv = cov[r, 0, c], cov[r, 1, c], cov[r, 2, c]
+            sr = h * noise.r_scale[c] + noise.r_const[c]
+            s = pp + sr * sr
+            k_pos = pp / s
+            k_vel = pv / s
+            nu = xyah[j, c] - mean[r, c]
+            mean[r, c] = mean[r, c] + k_pos * nu
+            mean[r, c + 4] = mean[r, c + 4] + k_vel * nu
+            cov[r, 0, c] = pp - k_pos * pp
+            cov[r, 1, c] = pv - k_pos * pv
+            cov[r, 2, c] = vv - k_vel * pv
+
+
+@kernel
+def mean_xyxy(mean: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """xyxy ``[len(rows), 4]`` boxes of the Kalman means of ``rows``."""
+    out = np.empty((rows.shape[0], 4), np.float64)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        half_w = 0.5 * mean[r, 2] * mean[r, 3]
+        half_h = 0.5 * mean[r, 3]
+        out[i, 0] = mean[r, 0] - half_w
+        out[i, 1] = mean[r, 1] - half_h
+        out[i, 2] = mean[r, 0] + half_w
+        out[i, 3] = mean[r, 1] + half_h
     return out

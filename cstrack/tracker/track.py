@@ -13,6 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cstrack.jit import kernel, unit_norm_in_place
+from cstrack.tracker.kalman import KalmanRows, mean_xyxy
+from cstrack.tracker.matching import iou_distance_kernel
+
 
 def xyah_to_tlwh_fast(xyah: np.ndarray) -> np.ndarray:
     """:func:`cstrack.boxes.xyah_to_tlwh` for a float64 ``[N, 4]`` array, without the generic
@@ -31,6 +35,12 @@ class TrackState(IntEnum):
     TRACKED = 1
     LOST = 2
     REMOVED = 3
+
+
+# compile-time constants for the kernels (TrackState's values)
+_TRACKED = int(TrackState.TRACKED)
+_LOST = int(TrackState.LOST)
+_REMOVED = int(TrackState.REMOVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,14 @@ class TrackArrays:
             self.template = np.zeros((len(self), dim), np.float32)
         elif self.template.shape[1] != dim:
             raise ValueError(f"embedding size changed from {self.template.shape[1]} to {dim}")
+
+    def kalman(self) -> KalmanRows:
+        """The Kalman columns, for the compiled steps of :mod:`cstrack.tracker.kalman`."""
+        return KalmanRows(self.mean, self.cov)
+
+    def columns(self) -> TrackColumns:
+        """The bookkeeping columns, for the compiled steps below."""
+        return TrackColumns(self.state, self.activated, self.frame_id, self.start_frame, self.tracklet_len, self.score)
 
     def tlwh(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Kalman boxes of ``rows`` as tlwh float64 [k, 4]."""
@@ -192,3 +210,107 @@ class TrackOutputs:
             TrackOutput(f, i, boxes[k], s)
             for k, (f, i, s) in enumerate(zip(self.frame.tolist(), self.ids.tolist(), self.scores.tolist(), strict=True))
         ]
+
+
+class TrackColumns(NamedTuple):
+    """The bookkeeping columns of :class:`TrackArrays` that the kernels below write in place."""
+
+    state: np.ndarray  # int8 [n] (TrackState)
+    activated: np.ndarray  # bool [n]
+    frame_id: np.ndarray  # int64 [n]
+    start_frame: np.ndarray  # int64 [n]
+    tracklet_len: np.ndarray  # int64 [n]
+    score: np.ndarray  # float32 [n]
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled bookkeeping (see :mod:`cstrack.jit`), on the rows of a TrackArrays store
+
+
+@kernel
+def normalised_rows(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``x[rows]`` (float32 ``[., D]``) with each row scaled to unit L2 norm (zero rows stay zero)."""
+    out = np.empty((rows.shape[0], x.shape[1]), np.float32)
+    for t in range(rows.shape[0]):
+        out[t] = x[rows[t]]
+        unit_norm_in_place(out[t])
+    return out
+
+
+@kernel
+def partition(state: np.ndarray, activated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unconfirmed, pool)`` row indices: tracked but not activated; activated-tracked or lost."""
+    n = state.shape[0]
+    unconfirmed = np.empty(n, np.int64)
+    pool = np.empty(n, np.int64)
+    nu = npool = 0
+    for i in range(n):
+        if state[i] == _TRACKED and not activated[i]:
+            unconfirmed[nu] = i
+            nu += 1
+        elif (state[i] == _TRACKED and activated[i]) or state[i] == _LOST:
+            pool[npool] = i
+            npool += 1
+    return unconfirmed[:nu], pool[:npool]
+
+
+@kernel
+def mark_matched(cols: TrackColumns, rows: np.ndarray, det_idx: np.ndarray, det_scores: np.ndarray, frame: int) -> None:
+    """The bookkeeping of a match (after its Kalman update): tracked, activated, seen at ``frame``,
+    the detection's score, the tracklet length restarted for a track that was lost."""
+    for t in range(rows.shape[0]):
+        r, j = rows[t], det_idx[t]
+        cols.tracklet_len[r] = 0 if cols.state[r] == _LOST else cols.tracklet_len[r] + 1
+        cols.state[r] = _TRACKED
+        cols.activated[r] = True
+        cols.frame_id[r] = frame
+        cols.score[r] = det_scores[j]
+
+
+@kernel
+def update_templates(
+    template: np.ndarray, has_template: np.ndarray, rows: np.ndarray, det_idx: np.ndarray, emb: np.ndarray,
+    momentum: np.float32,
+) -> None:
+    """Templates of ``rows`` <- unit-norm ``m * template + (1 - m) * embedding`` (the embedding
+    alone for a track without a template)."""
+    rest = np.float32(1.0) - momentum
+    for t in range(rows.shape[0]):
+        r, j = rows[t], det_idx[t]
+        for c in range(template.shape[1]):
+            template[r, c] = momentum * template[r, c] + rest * emb[j, c] if has_template[r] else emb[j, c]
+        unit_norm_in_place(template[r])
+        has_template[r] = True
+
+
+@kernel
+def suppress_duplicates(mean: np.ndarray, cols: TrackColumns, thresh: float) -> None:
+    """Of each (tracked, lost) pair whose boxes have ``1 - IoU < thresh``, mark the one with the
+    shorter history removed (the tracked one on a tie).  Pairs are found before any is removed."""
+    state, frame_id, start_frame = cols.state, cols.frame_id, cols.start_frame
+    n = state.shape[0]
+    tracked = np.empty(n, np.int64)
+    lost = np.empty(n, np.int64)
+    nt = nl = 0
+    for i in range(n):
+        if state[i] == _TRACKED:
+            tracked[nt] = i
+            nt += 1
+        elif state[i] == _LOST:
+            lost[nl] = i
+            nl += 1
+    if nt == 0 or nl == 0:
+        return
+    dist = iou_distance_kernel(mean_xyxy(mean, tracked[:nt]), mean_xyxy(mean, lost[:nl]))
+    drop = np.zeros(n, np.bool_)
+    for p in range(nt):
+        for q in range(nl):
+            if dist[p, q] < thresh:
+                a, b = tracked[p], lost[q]
+                if frame_id[a] - start_frame[a] <= frame_id[b] - start_frame[b]:
+                    drop[a] = True
+                else:
+                    drop[b] = True
+    for i in range(n):
+        if drop[i]:
+            state[i] = _REMOVED

@@ -20,9 +20,10 @@ embeddings) and returns the boxes to report.  Per frame ``t``:
 
 Removed tracks are dropped at the end of the step (nothing accumulates over a sequence).
 
-The control flow is here; the per-row arithmetic runs in compiled kernels
-(:mod:`cstrack.tracker.kernels`) that read and write the track arrays in place and compute what
-the array functions of :mod:`cstrack.tracker.kalman` and :mod:`cstrack.tracker.matching` compute.
+The control flow is here; the per-row arithmetic runs in compiled kernels that sit beside the
+array functions they compute (Kalman steps in :mod:`~cstrack.tracker.kalman`, costs and assignment
+in :mod:`~cstrack.tracker.matching`, bookkeeping in :mod:`~cstrack.tracker.track`) and read and
+write the track store's columns in place through named records.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from cstrack.detection import Detections
-from cstrack.tracker import kalman, kernels
+from cstrack.tracker import kalman, matching, track
 from cstrack.tracker.config import TrackerConfig
 from cstrack.tracker.matching import iou_distance, linear_assignment
 from cstrack.tracker.track import (
@@ -57,7 +58,7 @@ class Tracker:
         self.config = config if config is not None else TrackerConfig()
         self.frame_rate = float(frame_rate)
         self.max_time_lost = self.config.max_time_lost(self.frame_rate)
-        self._noise = kalman.noise_terms(self.config.kalman)
+        self._noise = kalman.kernel_noise(self.config.kalman)
         self._tracks = TrackArrays()
         self._frame = 0
         self._next_id = 1
@@ -95,17 +96,17 @@ class Tracker:
         t = self._frame
         T = self._tracks
 
-        valid, xyxy, xyah = kernels.prepare_detections(np.ascontiguousarray(dets.xyxy, dtype=np.float32))
+        valid, xyxy, xyah = kalman.measurements(np.ascontiguousarray(dets.xyxy, dtype=np.float32))
         scores = dets.scores if len(valid) == len(dets) else dets.scores[valid]
         emb = None
         if cfg.use_appearance and dets.embeddings is not None:
-            emb = kernels.normalised_rows(np.asarray(dets.embeddings, dtype=np.float32), valid)
+            emb = track.normalised_rows(np.asarray(dets.embeddings, dtype=np.float32), valid)
             T.ensure_template_dim(emb.shape[1])
 
-        unconfirmed, pool = kernels.partition(T.state, T.activated)
+        unconfirmed, pool = track.partition(T.state, T.activated)
 
         # Step 1: predict the pool (not the unconfirmed tracks).
-        kernels.predict_rows(T.mean, T.cov, T.state, pool, *noise["q_pos"], *noise["q_vel"])
+        kalman.predict_rows(T.kalman(), noise, pool, T.state, int(_TRACKED))
 
         # Matches of the three stages touch disjoint tracks and detections, and each stage reads
         # only tracks no earlier stage matched, so all corrections are applied once at the end.
@@ -117,15 +118,15 @@ class Tracker:
         rest = pool
         if pool.size and free.size:
             if emb is not None and T.template is not None:
-                cost = kernels.appearance_cost(
-                    T.template[pool] @ emb.T, T.has_template, T.mean, T.cov, pool, xyah, *noise["r"],
+                cost = matching.appearance_cost(
+                    T.template[pool] @ emb.T, T.has_template, T.kalman(), noise, pool, xyah,
                     cfg.gating_thresh, cfg.motion_weight,
                 )
                 thresh = cfg.appearance_thresh
             else:
-                cost = iou_distance(kernels.mean_xyxy(T.mean, pool), xyxy)
+                cost = iou_distance(kalman.mean_xyxy(T.mean, pool), xyxy)
                 if cfg.motion_only_gating:
-                    gd = kernels.gating_rows(T.mean, T.cov, pool, xyah, *noise["r"])
+                    gd = kalman.gating_rows(T.kalman(), noise, pool, xyah)
                     cost[gd > cfg.gating_thresh] = np.inf
                 thresh = cfg.motion_only_thresh
             matches, u_rows, u_cols = linear_assignment(cost, thresh)
@@ -138,7 +139,7 @@ class Tracker:
         rest_tracked = rest[state[rest] == _TRACKED]
         newly_lost = rest_tracked
         if rest_tracked.size and free.size:
-            cost = iou_distance(kernels.mean_xyxy(T.mean, rest_tracked), xyxy[free])
+            cost = iou_distance(kalman.mean_xyxy(T.mean, rest_tracked), xyxy[free])
             matches, u_rows, u_cols = linear_assignment(cost, cfg.iou_thresh)
             matched_rows.append(rest_tracked[matches[:, 0]])
             matched_dets.append(free[matches[:, 1]])
@@ -148,7 +149,7 @@ class Tracker:
         confirmed_now = unconfirmed[:0]
         dropped = unconfirmed
         if unconfirmed.size and free.size:
-            cost = iou_distance(kernels.mean_xyxy(T.mean, unconfirmed), xyxy[free])
+            cost = iou_distance(kalman.mean_xyxy(T.mean, unconfirmed), xyxy[free])
             matches, u_rows, u_cols = linear_assignment(cost, cfg.unconfirmed_thresh)
             confirmed_now = unconfirmed[matches[:, 0]]
             matched_rows.append(confirmed_now)
@@ -179,7 +180,7 @@ class Tracker:
         state[is_lost & (t - T.frame_id > self.max_time_lost)] = _REMOVED
 
         # Duplicate suppression: of a (tracked, lost) pair that overlaps, keep the longer history.
-        kernels.suppress_duplicates(T.mean, state, T.frame_id, T.start_frame, cfg.duplicate_thresh)
+        track.suppress_duplicates(T.mean, T.columns(), cfg.duplicate_thresh)
 
         out = self._outputs(t, confirmed_now)
         T.keep(state != _REMOVED)
@@ -198,12 +199,10 @@ class Tracker:
         if rows.size == 0:
             return
         T = self._tracks
-        kernels.correct_rows(
-            T.mean, T.cov, T.state, T.activated, T.frame_id, T.tracklet_len, T.score, rows, det_idx,
-            xyah, scores, *self._noise["r"], t,
-        )
+        kalman.update_rows(T.kalman(), self._noise, rows, det_idx, xyah)
+        track.mark_matched(T.columns(), rows, det_idx, scores, t)
         if emb is not None and T.template is not None:
-            kernels.update_templates(
+            track.update_templates(
                 T.template, T.has_template, rows, det_idx, emb, np.float32(self.config.template_momentum)
             )
 
@@ -225,3 +224,18 @@ class Tracker:
             keep = cfg.output_filter.keep(boxes)
             frame, ids, boxes, scores = frame[keep], ids[keep], boxes[keep], scores[keep]
         return TrackOutputs(frame, ids, boxes, scores.astype(np.float32, copy=False))
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the tracker's kernels for the argument types the
+    pipeline passes: a few synthetic frames with births, confirmations, a lost track and
+    overlapping candidates, with and without embeddings (:mod:`cstrack.precompile`)."""
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10, 10, 50, 110], [200, 20, 240, 120], [60, 10, 100, 110], [62, 12, 102, 112]], np.float32)
+    emb = rng.standard_normal((4, 16)).astype(np.float32)
+    for with_emb in (True, False):
+        tracker = Tracker(frame_rate=30.0)
+        for t in range(8):
+            keep = slice(None) if t % 4 else slice(0, 3)
+            n = len(boxes[keep])
+            tracker.update_arrays(Detections(boxes[keep] + t, np.full(n, 0.9, np.float32), emb[keep] if with_emb else None))

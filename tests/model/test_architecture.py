@@ -8,7 +8,8 @@ import pytest
 
 from cstrack.errors import ConfigError
 from cstrack.model import build_model, variant_config, variant_names
-from cstrack.model.architecture import Architecture, Scale, first_difference, resolve, resolve_rows
+from cstrack.model.architecture import Architecture, Scale, first_difference, resolve_rows
+from cstrack.model.config import resolve
 from cstrack.model.registry import LayerSpec
 
 

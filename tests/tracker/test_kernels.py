@@ -1,14 +1,15 @@
-"""The compiled tracker steps (cstrack/tracker/kernels.py) against the array functions they stand
-for (cstrack/tracker/kalman.py, matching.py) and hand-computed cases."""
+"""The compiled tracker steps against the array functions they stand for, which sit beside them
+(cstrack/tracker/kalman.py, matching.py, track.py), and hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cstrack.tracker import kalman, kernels
-from cstrack.tracker.kalman import KalmanParams
+from cstrack.tracker import kalman, matching, track
+from cstrack.tracker.kalman import KalmanParams, KalmanRows
 from cstrack.tracker.matching import embedding_distance, fuse_motion, iou_distance
+from cstrack.tracker.track import TrackColumns
 
 TRACKED, LOST, REMOVED = 1, 2, 3
 
@@ -30,10 +31,10 @@ def test_predict_and_correct_equal_the_kalman_functions(params: KalmanParams) ->
     state = np.full(12, TRACKED, np.int8)
     state[[2, 7]] = LOST
     rows = np.array([0, 2, 3, 7, 11])
-    noise = kalman.noise_terms(params)
+    noise = kalman.kernel_noise(params)
 
     m, c = mean.copy(), cov.copy()
-    kernels.predict_rows(m, c, state, rows, *noise["q_pos"], *noise["q_vel"])
+    kalman.predict_rows(KalmanRows(m, c), noise, rows, state, TRACKED)
     ref = mean[rows].copy()
     ref[state[rows] != TRACKED, 7] = 0.0  # lost tracks predict with their height velocity zeroed
     ref_mean, ref_cov = kalman.predict(ref, cov[rows], params)
@@ -47,8 +48,9 @@ def test_predict_and_correct_equal_the_kalman_functions(params: KalmanParams) ->
     state2, activated = state.copy(), np.zeros(12, bool)
     frame_id, tracklet_len = np.zeros(12, np.int64), np.full(12, 5, np.int64)
     score = np.zeros(12, np.float32)
-    kernels.correct_rows(m, c, state2, activated, frame_id, tracklet_len, score, rows, np.arange(5), z,
-                         np.linspace(0.5, 0.9, 5, dtype=np.float32), *noise["r"], 42)
+    kalman.update_rows(KalmanRows(m, c), noise, rows, np.arange(5), z)
+    cols = TrackColumns(state2, activated, frame_id, np.zeros(12, np.int64), tracklet_len, score)
+    track.mark_matched(cols, rows, np.arange(5), np.linspace(0.5, 0.9, 5, dtype=np.float32), 42)
     ref_mean, ref_cov = kalman.update(before[0][rows], before[1][rows], z, params)
     np.testing.assert_array_equal(m[rows], ref_mean)
     np.testing.assert_array_equal(c[rows], ref_cov)
@@ -64,8 +66,8 @@ def test_gating_and_appearance_cost_equal_the_reference() -> None:
     rows = np.array([8, 0, 4, 5])
     xyah = rng.normal(mean[rows, :4], [2.0, 2.0, 0.01, 2.0])  # one measurement near each track ...
     xyah = np.r_[xyah, [[-500.0, 100.0, 0.4, 80.0], [1900.0, -900.0, 0.5, 60.0]]]  # ... and two far away
-    noise = kalman.noise_terms()
-    gd = kernels.gating_rows(mean, cov, rows, xyah, *noise["r"])
+    noise = kalman.kernel_noise()
+    gd = kalman.gating_rows(KalmanRows(mean, cov), noise, rows, xyah)
     np.testing.assert_allclose(gd, kalman.gating_distance(mean[rows], cov[rows], xyah), rtol=1e-9, atol=1e-9)
 
     d = 32
@@ -75,7 +77,7 @@ def test_gating_and_appearance_cost_equal_the_reference() -> None:
     has[5] = False
     emb = rng.standard_normal((6, d)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    cost = kernels.appearance_cost(template[rows] @ emb.T, has, mean, cov, rows, xyah, *noise["r"], 9.4877, 0.02)
+    cost = matching.appearance_cost(template[rows] @ emb.T, has, KalmanRows(mean, cov), noise, rows, xyah, 9.4877, 0.02)
     ref = embedding_distance(template[rows], emb)
     ref[~has[rows]] = 1.0
     ref = fuse_motion(ref, kalman.gating_distance(mean[rows], cov[rows], xyah), 9.4877, 0.02)
@@ -89,10 +91,10 @@ def test_gating_and_appearance_cost_equal_the_reference() -> None:
 def test_iou_of_kalman_boxes() -> None:
     mean = np.zeros((3, 8))
     mean[:, :4] = [[50.0, 100.0, 0.5, 100.0], [0.0, 0.0, 1.0, 10.0], [52.0, 100.0, 0.5, 100.0]]
-    boxes = kernels.mean_xyxy(mean, np.array([2, 0]))
+    boxes = kalman.mean_xyxy(mean, np.array([2, 0]))
     assert boxes.tolist() == [[27.0, 50.0, 77.0, 150.0], [25.0, 50.0, 75.0, 150.0]]
     # +1 convention: 51 x 101 boxes shifted by 2 px overlap 49 x 101
-    d = kernels.iou_distance(boxes, boxes)
+    d = matching.iou_distance_kernel(boxes, boxes)
     inter, area = 49 * 101, 51 * 101
     assert d[0, 1] == pytest.approx(1 - inter / (2 * area - inter)) and d[0, 0] == 0.0
     np.testing.assert_array_equal(d, iou_distance(boxes, boxes))
@@ -100,7 +102,7 @@ def test_iou_of_kalman_boxes() -> None:
 
 def test_prepare_detections_drops_degenerate_boxes() -> None:
     xyxy = np.array([[10, 20, 30, 60], [5, 5, 5, 9], [0, 0, np.inf, 4], [1, 2, 3, 1], [0, 0, 4, 2]], np.float32)
-    valid, boxes, xyah = kernels.prepare_detections(xyxy)
+    valid, boxes, xyah = kalman.measurements(xyxy)
     assert valid.tolist() == [0, 4]
     assert boxes.dtype == np.float64 and boxes.tolist() == [[10, 20, 30, 60], [0, 0, 4, 2]]
     assert xyah.tolist() == [[20.0, 40.0, 0.5, 40.0], [2.0, 1.0, 2.0, 2.0]]
@@ -110,16 +112,16 @@ def test_embeddings_and_templates_are_unit_length() -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((6, 16)).astype(np.float32)
     x[3] = 0.0
-    out = kernels.normalised_rows(x, np.array([5, 3, 0]))
+    out = track.normalised_rows(x, np.array([5, 3, 0]))
     np.testing.assert_allclose(out[[0, 2]], x[[5, 0]] / np.linalg.norm(x[[5, 0]], axis=1, keepdims=True), rtol=1e-6)
     assert (out[1] == 0).all()  # a zero row stays zero
 
-    template = kernels.normalised_rows(rng.standard_normal((4, 16)).astype(np.float32), np.arange(4))
+    template = track.normalised_rows(rng.standard_normal((4, 16)).astype(np.float32), np.arange(4))
     has = np.array([True, False, True, True])
     emb = out[[0, 2]]
     t = template.copy()
     h = has.copy()
-    kernels.update_templates(t, h, np.array([1, 2]), np.array([0, 1]), emb, np.float32(0.9))
+    track.update_templates(t, h, np.array([1, 2]), np.array([0, 1]), emb, np.float32(0.9))
     expect = np.float32(0.9) * template[2] + np.float32(0.1) * emb[1]
     np.testing.assert_allclose(t[2], expect / np.linalg.norm(expect), rtol=1e-6)
     np.testing.assert_allclose(t[1], emb[0], rtol=1e-6)  # no template yet: the embedding itself
@@ -129,7 +131,7 @@ def test_embeddings_and_templates_are_unit_length() -> None:
 def test_partition_and_duplicate_suppression() -> None:
     state = np.array([TRACKED, TRACKED, LOST, REMOVED, TRACKED, LOST], np.int8)
     activated = np.array([True, False, True, True, True, False])
-    unconfirmed, pool = kernels.partition(state, activated)
+    unconfirmed, pool = track.partition(state, activated)
     assert unconfirmed.tolist() == [1] and pool.tolist() == [0, 2, 4, 5]
 
     mean = np.zeros((6, 8))
@@ -139,6 +141,14 @@ def test_partition_and_duplicate_suppression() -> None:
     frame_id = np.array([10, 10, 8, 8, 10, 9])
     start = np.array([1, 9, 5, 1, 1, 2])  # histories: 9, 1, 3, -, 9, 7
     s = state.copy()
-    kernels.suppress_duplicates(mean, s, frame_id, start, 0.15)
+    cols = TrackColumns(s, activated, frame_id, start, np.zeros(6, np.int64), np.zeros(6, np.float32))
+    track.suppress_duplicates(mean, cols, 0.15)
     # 0 (9) beats lost 2 (3) and lost 5 (7); unconfirmed-tracked 1 (1) loses to both lost tracks
     assert s.tolist() == [TRACKED, REMOVED, REMOVED, REMOVED, TRACKED, REMOVED]
+
+
+def test_noise_terms_are_read_only() -> None:
+    noise = kalman.kernel_noise()
+    assert all(not v.flags.writeable for v in noise)
+    with pytest.raises(ValueError):
+        noise.r_scale[0] = 1.0
