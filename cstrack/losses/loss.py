@@ -63,6 +63,8 @@ class CSTrackLoss(nn.Module):
         anchors_grid: [3, A, 2] anchors in grid units (``model.detect.anchors_grid()``).
     """
 
+    anchors_grid: torch.Tensor  # [3, A, 2] grid units (non-persistent buffer)
+
     def __init__(self, emb_dim: int, num_ids: int, anchors_grid: torch.Tensor, config: LossConfig | None = None) -> None:
         super().__init__()
         if num_ids < 2:

@@ -31,7 +31,7 @@ def count_flops(model: CSTrackModel, size: tuple[int, int]) -> tuple[int, dict[s
     with torch.device("meta"):
         twin = CSTrackModel(model.config).eval()
         x = torch.zeros(1, 3, h, w)
-    counter = FlopCounterMode(display=False, depth=None)
+    counter = FlopCounterMode(display=False, depth=None)  # type: ignore[arg-type]  # None = every depth
     with counter:
         emb, raw = twin(x)
     per_module = counter.get_flop_counts()

@@ -29,6 +29,9 @@ class Detect(nn.Module):
         nc: number of classes (1: pedestrian).
     """
 
+    anchors_px: torch.Tensor  # [nl, na, 2] pixels (non-persistent buffer)
+    strides: torch.Tensor  # [nl] (non-persistent buffer)
+
     def __init__(self, in_channels: tuple[int, int, int], anchors: list[list[tuple[float, float]]], nc: int = 1) -> None:
         super().__init__()
         self.nc = nc
@@ -45,6 +48,7 @@ class Detect(nn.Module):
     def _init_biases(self) -> None:
         """Spec §6: objectness logit += ln(8 / (640 / s)^2); class logit += ln(0.6 / (nc - 0.99))."""
         for conv, s in zip(self.m, STRIDES, strict=False):
+            assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             b = conv.bias.view(self.na, self.no)
             b[:, 4] += math.log(8 / (640 / s) ** 2)
             b[:, 5:] += math.log(0.6 / (self.nc - 0.99))

@@ -88,7 +88,8 @@ def _own_variant(variant: str, weights: str | Path | None) -> bool:
 
 def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:
     """A model for inference: ``weights`` is a checkpoint path, ``"coco"`` (cstrack-n only: the
-    shipped COCO YOLOv5n trunk + head) or ``None`` (random init, for timing)."""
+    shipped COCO YOLOv5n trunk + head, REN off, embedding head random) or ``None`` (random init, for
+    timing)."""
     from cstrack.model.config import variant_names
     from cstrack.model.weights import load_coco_yolov5n, load_weights
 
@@ -98,7 +99,9 @@ def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:
         print(f"warning: {variant} with random weights (no --weights given)", file=sys.stderr)
         return build_model(variant)
     if str(weights) == "coco":
-        model = build_model(variant)
+        # REN off: the COCO head must see the trunk features it was trained on.  A (random) REN feeds it
+        # A1 X + X, ~70 % away from X, and each person became several oversized boxes (bench/coco_detector.py).
+        model = build_model(variant, ren="none")
         if model.config.pretrained != "coco-yolov5n-v6":
             raise ConfigError(f"--weights coco: only variants with the YOLOv5n v6 trunk support it, not {variant}")
         return load_coco_yolov5n(model)

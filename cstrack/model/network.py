@@ -47,7 +47,7 @@ class CSTrackModel(nn.Module):
         self.backbone_layers: int = arch.backbone_layers
         needed = {a for f in built.froms for a in f if a >= 0} | set(self.outputs)
         self._keep = frozenset(needed)
-        level_ch = tuple(arch.ren_channels)
+        level_ch: tuple[int, int, int] = arch.ren_channels
         self.level_channels = level_ch
 
         if config.ren == "ren":
@@ -66,7 +66,7 @@ class CSTrackModel(nn.Module):
             )
         else:
             self.emb_head = JDEEmbedding(level_ch, arch.emb_dim)
-        anchors = [[tuple(a) for a in level] for level in arch.anchors]
+        anchors = [list(level) for level in arch.anchors]
         self.detect = Detect(level_ch, anchors, arch.nc)
 
     @property

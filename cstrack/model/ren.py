@@ -73,6 +73,7 @@ class REN(nn.Module):
             return _rel(t1, t1), _rel(t2, t2)
         if self.cross_relation and not self.self_relation:
             return _rel(t1, t2), _rel(t2, t1)
+        assert self.lam1 is not None and self.lam2 is not None  # both relations on: lambdas exist
         a1 = self.lam1 * _rel(t1, t1) + (1 - self.lam1) * _rel(t1, t2)
         a2 = self.lam2 * _rel(t2, t2) + (1 - self.lam2) * _rel(t2, t1)
         return a1, a2

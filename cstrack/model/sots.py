@@ -162,7 +162,7 @@ def read_original(path: str | Path) -> OriginalCheckpoint:
         raise WeightsError(f"{p}: refusing to load: its pickle names {refused[0]!r}" +
                            (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "") +
                            f", which is not among the allowed globals ({kinds})")
-    placeholders = [(_placeholder(n), n) for n in names]
+    placeholders: list[Any] = [(_placeholder(n), n) for n in names]
     try:
         with torch.serialization.safe_globals(placeholders):
             obj = torch.load(p, map_location="cpu", weights_only=True)
