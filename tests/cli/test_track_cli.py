@@ -124,8 +124,8 @@ def test_missing_or_duplicate_sequences_fail_before_work(syn: Path, tmp_path: Pa
 def test_real_cstrack_n_on_pets_head8(head8: Path, tmp_path: Path) -> None:
     """The eager model path end to end: 8 real frames, random init (warns), then COCO weights."""
     out = tmp_path / "out"
-    res = runner.invoke(app, ["track", str(head8), "--variant", "cstrack-n", "--size", "320x192",
-                              "--out", str(out), "--no-progress"])
+    res = runner.invoke(app, ["track", str(head8), "--variant", "cstrack-n", "--weights", "random", "--size",
+                              "320x192", "--path", "eager", "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "random weights" in res.stderr
     rec = json.loads((out / "timing.json").read_text())["PETS09-S2L1-head8"]
