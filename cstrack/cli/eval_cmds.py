@@ -26,6 +26,20 @@ def _sequences(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
+def _tracked_settings(res_dir: Path, sequences: list[str]) -> dict[str, Any] | None:
+    """The effective inference settings ``cstrack track`` stored in ``res_dir/timing.json`` for
+    ``sequences`` (:mod:`cstrack.cli.track_cmds`), when every sequence has the same; else ``None``."""
+    path = res_dir / "timing.json"
+    try:
+        timing = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        return None
+    found = [timing.get(s, {}).get("settings") if isinstance(timing.get(s), dict) else None for s in sequences]
+    if not found or any(f is None or f != found[0] for f in found):
+        return None
+    return dict(found[0])
+
+
 def _load_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
@@ -118,6 +132,10 @@ def register(app: typer.Typer) -> None:
 
         res_dir = results_dir(results_root)
         source = "external" if import_tracker else "cstrack"
+        tracked = _tracked_settings(res_dir, result.sequences) if source == "cstrack" else None
+        if tracked is not None:  # what `cstrack track` ran with (timing.json), unless --config says otherwise
+            run_config = {"inference": tracked, **run_config}
+            variant = variant or tracked.get("variant")
         tracker = import_tracker or variant or "cstrack"
         ds = dataset or p.benchmark
         rid = run_id or "-".join([
@@ -128,7 +146,7 @@ def register(app: typer.Typer) -> None:
         info = RunInfo(
             run_id=rid, dataset=ds, tracker=tracker, source=source, label=label or import_tracker, tag=tag,
             split=split, variant=variant, detection_mode=detection_mode, eval_preset=p.name, config=run_config,
-            weights_sha256=sha256_file(weights) if weights is not None else None,
+            weights_sha256=sha256_file(weights) if weights is not None else (tracked or {}).get("weights_sha256"),
             results_uri=str(res_dir.resolve()),
         )
         root = catalog_root or DEFAULT_ROOT

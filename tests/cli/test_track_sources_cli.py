@@ -170,3 +170,19 @@ def test_a_missing_camera_prints_one_line_in_a_real_process(tmp_path: Path) -> N
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["error: 97: camera 97: no such camera or it is busy"], proc.stderr
+
+
+def test_eval_into_the_catalog_records_the_settings_track_ran_with(syn: Path, tmp_path: Path,
+                                                                   fake_model: list) -> None:
+    import catalog
+
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["track", str(syn), "--out", str(out), "--conf", "0.4", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "--gt-root", str(syn.parent), "--results-root", str(out), "--preset", "plain",
+                              "--catalog", str(tmp_path / "cat")])
+    assert res.exit_code == 0, res.output
+    run = catalog.load("runs", root=tmp_path / "cat").iloc[0]
+    settings = json.loads(run.config_json)["inference"]
+    assert settings["input_size"] == [512, 384] and settings["conf_thres"] == 0.4 and settings["path"] == "onnx"
+    assert run.variant == "cstrack-n" and run.weights_sha256 == settings["weights_sha256"]
