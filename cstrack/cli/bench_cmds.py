@@ -23,6 +23,10 @@ def register(app: typer.Typer) -> None:
         ),
         size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32); default: the "
                                         "checkpoint's"),
+        conf: float | None = typer.Option(None, "--conf", min=0.0, max=1.0, help="detection score threshold; "
+                                          "default: the checkpoint's"),
+        nms: float | None = typer.Option(None, "--nms", min=0.0, max=1.0, help="NMS IoU threshold; default: the "
+                                         "checkpoint's"),
         images: Path = typer.Option(..., "--images", help="folder of frames (cycled when fewer than --frames)"),
         frames: int = typer.Option(50, "--frames", min=1, help="timed frames"),
         path: str = typer.Option("auto", "--path", help="auto (the fastest proven identical to eager), eager, fast, "
@@ -44,13 +48,14 @@ def register(app: typer.Typer) -> None:
         from cstrack.model.detector import resolve_path
 
         variant, weights_arg = resolve_model(variant, weights)
-        settings = effective_settings(weights_arg, size, None, None, None)
+        settings = effective_settings(weights_arg, size, conf, nms, None)
         path = resolve_path(path)
         size = "{}x{}".format(*settings.input_size)
         typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {settings.describe()}", err=True)
         res = bench_speed(
             variant, weights_arg, settings.input_size, images, frames, path,
             threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets, forward_iters=forward_iters,
+            post=settings.postprocess_config(),
         )
         res["settings"] = {"variant": variant, "weights": None if weights_arg is None else str(weights_arg),
                            "path": path, **settings.to_dict()}

@@ -178,13 +178,15 @@ def bench_speed(
     fake_dets: int = 0,
     forward_iters: int = 0,
     seed: int = 0,
+    post: Any = None,
 ) -> dict[str, Any]:
     """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`), then, with
     ``forward_iters > 0``, the forward alone on the first frame (``"forward"``: median / best ms
     and the fps of the median; ``None`` otherwise).
 
     ``threads`` sets ``torch.set_num_threads`` (which the ONNX Runtime paths follow); ``seed``
-    fixes the random initialisation when no weights are given.
+    fixes the random initialisation when no weights are given; ``post`` is the detector's
+    :class:`~cstrack.model.postprocess.PostprocessConfig` (thresholds; default: spec §11).
     """
     from cstrack.model.detector import build_detector
 
@@ -195,7 +197,7 @@ def bench_speed(
     files = list_images(images)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    detector = build_detector(variant, weights, input_size, path=path)
+    detector = build_detector(variant, weights, input_size, path=path, post=post)
     build_s = time.perf_counter() - t0
     result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets)
     fwd: dict[str, float] | None = None

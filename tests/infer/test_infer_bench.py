@@ -44,8 +44,9 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
 
 def test_bench_speed_text_output_and_bad_folder(tmp_path: Path, head8: Path) -> None:
     res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
-                                   str(head8 / "img1"), "--frames", "2", "--prefetch", "0"])
+                                   str(head8 / "img1"), "--frames", "2", "--prefetch", "0", "--conf", "0.3"])
     assert res.exit_code == 0, res.output
+    assert "input 256x160, conf 0.3, nms 0.6" in res.stderr  # the checkpoint's settings, overridden
     assert "fps" in res.stdout and "path=onnx" in res.stdout and "post-processing + tracker" in res.stdout  # auto
     res = CliRunner().invoke(app, ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images",
                                    str(tmp_path), "--frames", "2"])
