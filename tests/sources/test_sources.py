@@ -143,7 +143,7 @@ def test_slow_consumer_drops_the_oldest_frames_and_a_dead_stream_ends_in_an_erro
         with pytest.raises(DatasetError, match=r"stream lost after 60 frames; 1 reconnect attempt\(s\) failed"):
             for f in src.frames():
                 got.append(f.number)
-                time.sleep(0.03)
+                time.sleep(0.05)
         src.close()
     assert src.stats.captured == 60 and src.stats.dropped > 20
     assert len(got) + src.stats.dropped == 60  # every captured frame was either tracked or counted as dropped
