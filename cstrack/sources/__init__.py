@@ -51,6 +51,9 @@ def classify(spec: str) -> str:
     if p.is_dir():
         return "mot" if (p / "seqinfo.ini").is_file() else "images"
     if p.is_file():
+        if p.suffix.lower() in IMAGE_EXTENSIONS:  # most often a glob the shell expanded
+            raise ConfigError(f"{spec}: an image file; give its folder, or quote a glob ('frames/*.jpg') so that "
+                              "the shell does not expand it")
         return "video"
     if _GLOB_CHARS.search(spec):
         return "glob"

@@ -52,6 +52,8 @@ def test_classify_and_names(syn: Path, syn_video: Path) -> None:
     assert source_name("rtsp://cam.local:554/live/main") == "cam.local-554-live-main"
     with pytest.raises(ConfigError, match=r"ftp://x/y: unsupported URL scheme 'ftp'"):
         classify("ftp://x/y")
+    with pytest.raises(ConfigError, match=r"000001\.png: an image file; give its folder, or quote a glob"):
+        classify(str(syn / "img1" / "000001.png"))
     with pytest.raises(DatasetError, match=r"nope\.mp4: source not found"):
         classify(str(syn.parent / "nope.mp4"))
 
