@@ -275,6 +275,8 @@ def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int,
                 continue
             src = make_source(spec, kind, queue_size=queue, reconnects=reconnects)
             src.open()
+            if src.live:  # reachable; it connects again when its turn comes (frames buffered meanwhile are stale)
+                src.close()
             opened.append(src)
     except BaseException:
         for src in opened:
