@@ -80,6 +80,7 @@ class LiveSource(FrameSource):
         self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        self._closing.clear()  # a source closed after validation is opened again here
         if self._cap is None:
             self.open()
         stop = stop or threading.Event()

@@ -134,9 +134,10 @@ def test_public_mode_needs_mot_folders(syn: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigint_stops_a_live_run_cleanly_with_everything_written(syn: Path, tmp_path: Path) -> None:
-    """A real process on an endless MJPEG stream: Ctrl-C ends it with exit 0 and every output in place."""
+    """A real process on an endless MJPEG stream (one connection to check it, one to track it): Ctrl-C ends
+    it with exit 0 and every output in place."""
     out = tmp_path / "out"
-    with MjpegServer(jpeg_bytes(images_of(syn)), plan=[100000], interval=0.02) as server:
+    with MjpegServer(jpeg_bytes(images_of(syn)), plan=[100000, 100000], interval=0.02) as server:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "cstrack", "track", server.url, "--variant", "cstrack-n", "--weights", "random",
@@ -153,6 +154,7 @@ def test_sigint_stops_a_live_run_cleanly_with_everything_written(syn: Path, tmp_
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
+    assert server.connections == 2  # checked before the model was built, then tracked on a fresh connection
     assert "(stopped: interrupted)" in stdout
     name = source_name(server.url)
     n = json.loads((out / "timing.json").read_text())[name]["frames"]
