@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from cstrack.model import CSTrackModel
-from cstrack.model.detector import load_model
+from cstrack.model import CSTrackModel, build_model
+from cstrack.model.weights import load_coco_yolov5n
 
 N_SIZE = (576, 320)  # cstrack-n at its real-time size (spec-free choice of issue 8)
 
@@ -38,4 +38,4 @@ def coco_n() -> CSTrackModel:
     """cstrack-n with the shipped COCO trunk + head (REN and SAAN seeded random): real pedestrian
     boxes on PETS09 frames."""
     torch.manual_seed(0)
-    return load_model("cstrack-n", "coco").eval()
+    return load_coco_yolov5n(build_model("cstrack-n")).eval()  # REN kept (``--weights coco`` switches it off)
