@@ -15,6 +15,32 @@ from flows.params import ClusterSpec
 from tasks.runtime import usable_cores
 
 ADDRESS_ENV = "CSTRACK_DASK_ADDRESS"
+# The reason distributed gives a client's futures when its scheduler connection breaks.
+LOST_REASON = "scheduler-connection-lost"
+
+
+class SchedulerLostError(RuntimeError):
+    """The run's Dask scheduler could not be reached, or went away during the run."""
+
+
+def scheduler_unreachable(address: str, exc: BaseException) -> SchedulerLostError:
+    return SchedulerLostError(
+        f"Dask scheduler {address} unreachable ({type(exc).__name__}: {exc}); start it "
+        f"(`python -m flows.services up`) or point cluster.dask_address / ${ADDRESS_ENV} at a running one"
+    )
+
+
+def scheduler_lost(address: str, finished: int, total: int) -> SchedulerLostError:
+    return SchedulerLostError(
+        f"Dask scheduler {address} lost mid-run: its connection broke with {total - finished} of {total} "
+        f"sequence(s) unfinished; the {finished} finished are cached and a re-run after "
+        f"`python -m flows.services up` skips them (nothing of this run was catalogued)"
+    )
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """A future cancelled because the client lost its scheduler (not a task's own failure)."""
+    return getattr(exc, "reason", None) == LOST_REASON
 
 
 def resolve_address(spec: ClusterSpec) -> str | None:

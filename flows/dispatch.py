@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect.cache_policies import CachePolicy
 
+from flows.cluster import is_connection_loss, scheduler_lost, scheduler_unreachable
 from flows.inference import job_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
@@ -70,8 +71,9 @@ def _outcome(seq: dict[str, Any], future: Any) -> dict[str, Any]:
     """``{"seq", "status": tracked|cached|failed, "record", "error"}`` of a finished future."""
     try:
         state = future.wrapped_future.result()  # the task engine's final Prefect state
-    except Exception as exc:  # the Dask side gave up (e.g. KilledWorker after repeated worker loss)
-        return {"seq": seq, "status": "failed", "record": None, "error": error_text(exc)}
+    except Exception as exc:  # the Dask side gave up (KilledWorker after repeated worker loss, a lost scheduler)
+        return {"seq": seq, "status": "failed", "record": None, "error": error_text(exc),
+                "scheduler_lost": is_connection_loss(exc)}
     if not state.is_completed():
         exc = state.result(raise_on_failure=False)
         error = error_text(exc) if isinstance(exc, BaseException) else f"{state.name}: {state.message}"
@@ -109,6 +111,9 @@ def _gather(runner: Any, pairs: list[tuple[dict[str, Any], Any]], logger: Any, d
                 logger.info("[%d/%d] %s %s on %s: %d frames, %.1f fps", k, total, seq_label(seq), o["status"],
                             rec.get("worker"), rec.get("frames", 0), rec.get("fps", 0.0))
             out.append(o)
+    lost = sum(bool(o.get("scheduler_lost")) for o in out)
+    if lost:
+        raise scheduler_lost(str(runner.address), len(out) - lost + done_before, total)
     return out
 
 
@@ -118,8 +123,11 @@ def run_sequences(runner: Any, params: TrackAllParams, seqs: list[dict[str, Any]
     re-tracked when their result file is gone or differs."""
     jobs = {d.name: job_for(params, d) for d in params.datasets}
     total = len(seqs)
-    outcomes = _gather(runner, _submit(runner, tracking_task(results_root, params.retries), seqs, run_dir, jobs),
-                       logger, 0, total)
+    try:  # the runner connects to its scheduler at the first submission
+        pairs = _submit(runner, tracking_task(results_root, params.retries), seqs, run_dir, jobs)
+    except OSError as exc:
+        raise scheduler_unreachable(str(runner.address), exc) from exc
+    outcomes = _gather(runner, pairs, logger, 0, total)
     stale = []
     for o in outcomes:
         if o["status"] == "cached":

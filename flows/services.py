@@ -163,3 +163,9 @@ def temporary_prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[d
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+if __name__ == "__main__":  # python -m flows.services up|down|status (flows/stack.py)
+    from flows.stack import main
+
+    sys.exit(main())
