@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 
+from cstrack.data.images import read_image
 from cstrack.errors import DatasetError
 from cstrack.sources.base import Frame, FrameSource, quiet_opencv, sane_fps
 
@@ -92,17 +93,14 @@ class ImageFilesSource(FrameSource):
         if not self.files:
             raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)})", self.spec)
         self.total = len(self.files)
-        if cv2.imread(str(self.files[0]), cv2.IMREAD_COLOR) is None:
-            raise DatasetError("image missing or unreadable", self.files[0])
+        read_image(self.files[0])  # a truncated / corrupt first image fails here, naming it
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         step = 1.0 / self.fps if self.fps else 0.0
         for n, path in enumerate(self.files, start=1):
             if stop is not None and stop.is_set():
                 return
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError("image missing or unreadable", path)
+            img = read_image(path)  # truncated or corrupt JPEG/PNG: an error naming the file
             yield Frame(n, (n - 1) * step, img)
 
     def kind(self) -> str:

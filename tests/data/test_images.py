@@ -121,3 +121,23 @@ def test_prefetch_hands_the_error_over_after_the_good_frames(tmp_path: Path) -> 
             seen.append(fr.number)
     assert seen == [1, 2, 3]
     shutil.rmtree(seq_dir)
+
+
+def test_image_folder_source_names_a_truncated_frame(tmp_path: Path) -> None:
+    """The image-folder source of ``cstrack track`` (cstrack.sources) decodes through read_image."""
+    from cstrack.sources import make_source
+
+    folder = tmp_path / "frames"
+    shutil.copytree(PETS_FRAME.parent, folder)
+    _cut(PETS_FRAME, folder / "000004.jpg", 0.3)
+    source = make_source(str(folder))
+    source.open()
+    seen = []
+    with pytest.raises(CorruptImageError, match=r"frames/000004\.jpg: truncated JPEG data"):
+        for frame in source.frames():
+            seen.append(frame.number)
+    source.close()
+    assert seen == [1, 2, 3]
+    _cut(PETS_FRAME, folder / "000001.jpg", 0.5)
+    with pytest.raises(CorruptImageError, match=r"frames/000001\.jpg: truncated"):
+        make_source(str(folder)).open()  # refused before any work starts
