@@ -166,9 +166,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="output folder for <name>.txt and timing.json"),
         detections: str = typer.Option(
             "private", "--detections",
-            help="private (model boxes), public (det/det.txt boxes) or gt (counted ground-truth boxes); "
-            "public and gt need MOT folders",
+            help="private (model boxes), public (det/det.txt boxes), gt (counted ground-truth boxes) or cached "
+            "(the network's outputs cached under --results, computed first when missing); public, gt and cached "
+            "need MOT folders",
         ),
+        results: Path = typer.Option(Path("results"), "--results", help="--detections cached: results root "
+                                     "holding detcache/"),
         variant: str | None = typer.Option(
             None, "--variant", help="model variant (default: the checkpoint's); public/gt use a model only when "
             "--variant or --weights is given",
@@ -212,6 +215,13 @@ def register(app: typer.Typer) -> None:
         from cstrack.runner import DETECTION_MODES
         from cstrack.sources import classify, make_source, source_name
 
+        if detections == "cached":
+            from cstrack.cli.cached_track import track_cached_sources
+
+            check_output_dir(out, "--out")
+            track_cached_sources(sources, out, results, weights, variant, size, conf, nms, model_path, preset_name,
+                                 progress)
+            return
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
         check_output_dir(out, "--out")

@@ -11,13 +11,12 @@ files written.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size, print_json
+from cstrack.cli.common import guarded, print_json
 
 
 def dask_mapper(workers: int) -> tuple[Any, Any]:
@@ -36,45 +35,6 @@ def dask_mapper(workers: int) -> tuple[Any, Any]:
         cluster.close()
 
     return mapper, close
-
-
-def ensure_caches(seq_dirs: list[Path], results: Path, weights: str, variant: str | None, size: str | None,
-                  model_path: str, floor: float, progress: bool) -> list[tuple[str, str]]:
-    """``(sequence folder, cache file)`` per sequence, running the network where no cache exists."""
-    from tqdm import tqdm
-
-    from cstrack.cli.track_cmds import resolve_model
-    from cstrack.data.mot import Sequence
-    from cstrack.detcache import CacheSpec, ensure_cache, weights_sha256
-    from cstrack.model.inference_settings import settings_for_weights
-
-    seqs = [Sequence.open(p) for p in seq_dirs]  # validate every folder first
-    var, weights_arg = resolve_model(variant, weights)
-    if weights_arg is None:
-        from cstrack.errors import ConfigError
-
-        raise ConfigError("--weights: tuning needs trained weights (a checkpoint or 'coco'), not random init")
-    settings = settings_for_weights(weights_arg)
-    input_size = parse_size(size) if size else settings.input_size
-    spec = CacheSpec(weights_sha256(weights_arg), var, input_size, model_path, floor, settings.nms_thres)
-    detector: Any = None
-
-    def make() -> Any:
-        nonlocal detector
-        if detector is None:
-            from cstrack.model.detector import build_detector
-            from cstrack.model.postprocess import PostprocessConfig
-
-            detector = build_detector(var, weights_arg, input_size, path=model_path,
-                                      post=PostprocessConfig(conf_thres=floor, nms_thres=settings.nms_thres))
-        return detector
-
-    out = []
-    for seq in seqs:
-        with tqdm(total=seq.info.seq_length, desc=f"cache {seq.root.name}", unit="frame", disable=not progress,
-                  file=sys.stderr, leave=False) as bar:
-            out.append((str(seq.root), str(ensure_cache(seq.root, results, spec, make, bar.update))))
-    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -103,6 +63,7 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars while caching"),
     ) -> None:
         """Tune tracker parameters on SOURCE sequences; validate the best once on --val (or the val half)."""
+        from cstrack.cli.cached_track import ensure_caches
         from cstrack.tune.pipeline import build_jobs, check_names, run, study_dir
         from cstrack.tune.study import StudyConfig
 
