@@ -19,6 +19,7 @@ from cstrack.cli import (
     eval_cmds,
     export_cmds,
     model_cmds,
+    submit_cmds,
     track_cmds,
     train_cmds,
     tune_cmds,
@@ -45,7 +46,7 @@ def _root(
 
 
 for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
-                tune_cmds):
+                tune_cmds, submit_cmds):
     _module.register(app)
 
 
