@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cstrack.paths import shared_data, shared_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_inference_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ONNX exports made by tests (``--path auto`` is onnx) go to a per-session folder, never the
+    user's ``~/.cache/cstrack``; processes the tests start inherit it.  A folder set by the caller wins."""
+    if os.environ.get("CSTRACK_CACHE"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CSTRACK_CACHE", str(tmp_path_factory.mktemp("cstrack-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
