@@ -1,8 +1,11 @@
-"""``nightly``: prepare the data -> track-all over the benchmark list -> compare with the previous
-nightly run in the catalog (metric and fps deltas as a markdown artifact).
+"""``nightly``: prepare the data -> track-all over the benchmark list -> CPU calibration -> compare
+with the previous nightly run in the catalog (metric and fps deltas as a markdown artifact).
 
-The flow fails when a sequence failed or a drop exceeds a ``fail`` threshold, and logs a warning
-(flagged in the artifact) beyond a ``warn`` threshold.
+Each metric's delta is the mean of the per-sequence deltas with a paired bootstrap interval
+(:mod:`catalog.stats`: seeded, 10,000 resamples); fps is compared after dividing by the GEMM
+calibration measured in this run (and the previous run's own).  The flow fails when a sequence
+failed or a drop exceeds a ``fail`` threshold **with an interval that excludes zero**, and logs a
+warning (flagged in the artifact) for the ``warn`` threshold under the same rule.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from prefect.logging import get_run_logger
 from flows.params import NightlyParams, PrepareDataParams
 from flows.prepare_data import prepare_data
 from flows.track_all import SequencesFailedError, track_all
-from tasks.compare import FAIL, OK, WARN, compare_with_previous
+from tasks.compare import FAIL, OK, WARN, calibrate_cpu, compare_with_previous
 from tasks.publish import artifact_key, md_table, publish_markdown
 
 NIGHTLY_TAG = "nightly"
@@ -33,11 +36,30 @@ def comparison_markdown(cmp: dict[str, Any], thresholds: dict[str, Any], summary
              f"this run: {summary.get('tracked', 0)} tracked, {summary.get('cached', 0)} cached"]
     lines.append(md_table(["catalog run", "previous nightly run"],
                           [[k, v or "(none: first nightly of this set)"] for k, v in sorted(cmp["pairs"].items())]))
+    stats = cmp.get("summary", [])
+    if stats:
+        lines.append("## Deltas with 95 % paired bootstrap intervals over sequences\n"
+                     "A regression is called only when the interval excludes zero and the drop exceeds the threshold. "
+                     "Metric deltas are absolute (fractions); fps is the relative change after dividing by each "
+                     "run's CPU calibration (GEMM GFLOP/s).")
+        lines.append(md_table(["status", "metric", "sequences", "mean delta", "95 % interval", "note"],
+                              [[r["status"].upper() if r["status"] != OK else "ok", r["metric"], r["n"],
+                                f"{r['delta']:+.4f}", f"[{r['low']:+.4f}, {r['high']:+.4f}]", r["note"]]
+                               for r in stats]))
+    seqs = cmp.get("sequences", [])
+    if seqs:
+        metrics = list(thresholds["metrics"])
+        lines.append("## Per-sequence deltas")
+        lines.append(md_table(["dataset", "sequence", *[f"{m} delta" for m in metrics], "fps change"],
+                              [[r["dataset"], r["sequence"], *[f"{r[f'{m}_delta']:+.4f}" for m in metrics],
+                                "-" if r.get("fps_rel") is None or r.get("fps_rel") != r.get("fps_rel")
+                                else f"{r['fps_rel']:+.1%}"] for r in seqs]))
     rows = sorted(cmp["rows"], key=lambda r: (order[r["status"]], r["dataset"], r["sequence"] != "COMBINED",
                                               r["sequence"], r["metric"]))
     if rows:
+        lines.append("## Raw values (flags: fixed thresholds alone, for reference)")
         lines.append(md_table(
-            ["status", "dataset", "split", "sequence", "metric", "previous", "current", "delta"],
+            ["flag", "dataset", "split", "sequence", "metric", "previous", "current", "delta"],
             [[r["status"].upper() if r["status"] != OK else "ok", r["dataset"], r["split"], r["sequence"], r["metric"],
               r["previous"], r["current"], r["delta"]] for r in rows]))
     else:
@@ -59,17 +81,21 @@ def nightly(params: NightlyParams) -> dict[str, Any]:
     except SequencesFailedError as exc:
         summary, failure = exc.summary, exc
     thresholds = params.thresholds.model_dump()
+    gflops = calibrate_cpu(summary["catalog"], summary["catalog_runs"])
+    logger.info("CPU calibration: %.1f GFLOP/s (fixed GEMM)", gflops)
     cmp = compare_with_previous(summary["catalog"], summary["catalog_runs"], thresholds, NIGHTLY_TAG)
     publish_markdown(artifact_key("nightly-comparison", track.run_name), comparison_markdown(cmp, thresholds, summary),
                      "nightly: metric and fps deltas against the previous nightly run")
-    bad = [r for r in cmp["rows"] if r["status"] != OK]
+    bad = [r for r in cmp["summary"] if r["status"] != OK]
     for r in bad:
-        logger.warning("%s %s/%s %s %s: %.4g -> %.4g", r["status"].upper(), r["dataset"], r["split"], r["sequence"],
-                       r["metric"], r["previous"], r["current"])
+        logger.warning("%s %s: mean delta %+.4g, 95%% interval [%+.4g, %+.4g] over %d sequences", r["status"].upper(),
+                       r["metric"], r["delta"], r["low"], r["high"], r["n"])
     if failure is not None:
         raise failure
     if cmp["worst"] == FAIL:
-        fails = [f"{r['dataset']}/{r['sequence']} {r['metric']} {r['previous']:.4g} -> {r['current']:.4g}"
+        fails = [f"{r['metric']} {r['delta']:+.4g} [{r['low']:+.4g}, {r['high']:+.4g}]"
                  for r in bad if r["status"] == FAIL]
-        raise NightlyRegressionError("regression beyond the fail thresholds:\n  " + "\n  ".join(fails))
-    return {"summary": summary, "comparison": {k: cmp[k] for k in ("pairs", "worst")}, "deltas": len(cmp["rows"])}
+        raise NightlyRegressionError("regression beyond the fail thresholds (interval excludes 0):\n  "
+                                     + "\n  ".join(fails))
+    return {"summary": summary, "comparison": {k: cmp[k] for k in ("pairs", "worst", "summary")},
+            "deltas": len(cmp["rows"]), "cpu_gflops": gflops}

@@ -70,14 +70,56 @@ def compare_runs(
     return rows
 
 
+def load_gflops(catalog_root: str, run_ids: Sequence[str]) -> dict[str, float]:
+    """``{run_id: GFLOP/s}`` from the ``cpu_calibration`` table (runs without one are left out)."""
+    from catalog import store
+
+    if not run_ids:
+        return {}
+    cal = store.load("cpu_calibration", filters={"run_id": list(run_ids)}, root=catalog_root)
+    return {str(r): float(g) for r, g in zip(cal["run_id"], cal["gflops"], strict=True)}
+
+
+@task(name="calibrate-cpu")
+def calibrate_cpu(catalog_root: str, run_ids: list[str]) -> float:
+    """Measure the fixed GEMM (:func:`cstrack.calibrate.gemm_gflops`) now and record it for ``run_ids``."""
+    import socket
+
+    from catalog import store
+    from cstrack.calibrate import GEMM_N, gemm_gflops
+
+    g = gemm_gflops()
+    threads = _blas_threads()
+    rows = [{"run_id": r, "gflops": g, "gemm_n": GEMM_N, "threads": threads, "host": socket.gethostname(),
+             "measured_at": store.utc_now()} for r in run_ids]
+    if rows:
+        store.write("cpu_calibration", rows, catalog_root)
+    return g
+
+
+def _blas_threads() -> int | None:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return max((int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"), default=None)
+    except ImportError:
+        return None
+
+
 @task(name="compare-nightly")
 def compare_with_previous(catalog_root: str, run_ids: list[str], thresholds: dict[str, Any],
                           tag: str = "nightly") -> dict[str, Any]:
     """Load the catalog and compare ``run_ids`` with their previous ``tag`` runs.
 
-    Returns ``{"pairs": {run: previous or None}, "rows": [...], "worst": ok|warn|fail}``.
+    Returns ``{"pairs": {run: previous or None}, "rows": [...], "summary": [...], "sequences": [...],
+    "worst": ok|warn|fail}``: ``rows`` are the raw per-sequence deltas with fixed-threshold flags,
+    ``summary`` each metric's mean delta with its paired bootstrap interval (:mod:`catalog.stats`),
+    ``sequences`` the per-sequence delta table; ``worst`` comes from ``summary`` (a regression is
+    called only when the interval excludes zero and the drop exceeds the threshold).
     """
     from catalog import store
+    from catalog.stats import sequence_deltas, summarise
+    from catalog.stats import worst as worst_of
 
     runs = store.load("runs", root=catalog_root)
     pairs = previous_runs(runs, run_ids, tag)
@@ -85,5 +127,14 @@ def compare_with_previous(catalog_root: str, run_ids: list[str], thresholds: dic
     ids = sorted({*found, *found.values()})
     metrics = store.load("sequence_metrics", filters={"run_id": ids}, root=catalog_root) if ids else None
     rows = compare_runs(metrics, found, thresholds, runs) if ids else []
-    worst = FAIL if any(r["status"] == FAIL for r in rows) else WARN if any(r["status"] == WARN for r in rows) else OK
-    return {"pairs": pairs, "rows": rows, "worst": worst}
+    summary: list[dict[str, Any]] = []
+    seq_rows: list[dict[str, Any]] = []
+    if ids:
+        timed = {k: v for k, v in found.items() if "fps_modes" not in thresholds
+                 or runs.set_index("run_id").loc[k].get("detection_mode") in thresholds["fps_modes"]}
+        deltas = sequence_deltas(metrics, found, list(thresholds["metrics"]), runs, load_gflops(catalog_root, ids))
+        if not deltas.empty:
+            deltas.loc[~deltas["run_id"].isin(list(timed)), [c for c in ("fps_rel",) if c in deltas]] = None
+        summary = summarise(deltas, thresholds)
+        seq_rows = deltas.to_dict("records")
+    return {"pairs": pairs, "rows": rows, "summary": summary, "sequences": seq_rows, "worst": worst_of(summary)}
