@@ -147,6 +147,9 @@ def read_original(path: str | Path) -> OriginalCheckpoint:
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
     if not zipfile.is_zipfile(p):
+        with open(p, "rb") as fh:
+            if fh.read(1) != b"\x80":  # neither torch's zip format nor a pickle stream (issue 20)
+                raise WeightsError(f"{p}: not a PyTorch checkpoint (neither torch's zip format nor a pickle stream)")
         raise WeightsError(
             f"{p}: a legacy (non-zip) torch file, whose pickle cannot be inspected before it runs; re-save it "
             f"as a zip checkpoint where you trust it (torch>=1.6: torch.save(torch.load(f)['model'].state_dict(), "

@@ -323,6 +323,17 @@ EXPORT = [
     Case("model-info-bogus", lambda e: ["model-info", "bogus"], "unknown variant 'bogus'"),
 ]
 
+WEIGHTS_GROUP = [
+    Case("weights-import-missing", lambda e: ["weights", "import", str(e.root / "orig.pt"), "--out", str(e.root / "o.pt")],
+         "orig.pt: weights file not found"),
+    Case("weights-import-random-bytes", lambda e: ["weights", "import", str(e.file("orig.pt", bytes(range(256)) * 4)),
+                                                   "--out", str(e.root / "o.pt")], "orig.pt: not a PyTorch checkpoint"),
+    Case("weights-import-bad-arch", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.root / "o.pt"),
+                                               "--arch", str(e.file("a.json", "{not json"))], "--arch "),
+    Case("weights-export-original-missing", lambda e: ["weights", "export-original", str(e.root / "none.pt"),
+                                                       "--out", str(e.root / "x.pt")], "none.pt: weights file not found"),
+]
+
 FLOWS = [
     Case("flows-params-missing", lambda e: ["track-all", str(e.root / "p.yaml")], "p.yaml: parameter file not found"),
     Case("flows-params-bad-yaml", lambda e: ["track-all", str(e.file("p.yaml", "a: [1\n"))], "p.yaml:2: not valid YAML"),
@@ -334,7 +345,7 @@ FLOWS = [
     Case("flows-unknown-flow", lambda e: ["bogus"], "invalid choice: 'bogus'"),
 ]
 
-CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *FLOWS]
+CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *WEIGHTS_GROUP, *FLOWS]
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -373,7 +384,7 @@ def _run(case: Case, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tup
 def test_the_table_covers_every_command_group() -> None:
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
     groups = {c.id.split("-")[0] for c in CASES}
-    assert {"track", "eval", "report", "data", "export", "flows"} <= groups
+    assert {"track", "eval", "report", "data", "export", "weights", "flows"} <= groups
     assert any("weights" in c.id or "checkpoint" in c.id or "record" in c.id for c in CASES)
 
 
