@@ -52,6 +52,7 @@ def job_for(params: TrackAllParams, selection: DatasetSelection) -> dict[str, An
         "settings": settings.to_dict(),
         "torch_threads": params.cluster.torch_threads,
         "prefetch": params.cluster.prefetch,
+        "results_root": str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
     }
 
 

@@ -20,7 +20,7 @@ from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 
-DetectionModeName = Literal["private", "public", "gt"]
+DetectionModeName = Literal["private", "public", "gt", "cached"]  # cached: replay cstrack.detcache
 ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -221,13 +221,13 @@ class TrackAllParams(_Model):
 
     def needs_model(self) -> bool:
         """True when some selection runs the detector (private mode, or appearance embeddings)."""
-        return any(self.mode_of(d) == "private" or self.appearance_of(d) for d in self.datasets)
+        return any(self.mode_of(d) in ("private", "cached") or self.appearance_of(d) for d in self.datasets)
 
     def mode_of(self, d: DatasetSelection) -> str:
         return d.mode or self.mode
 
     def appearance_of(self, d: DatasetSelection) -> bool:
-        if self.mode_of(d) == "private":
+        if self.mode_of(d) in ("private", "cached"):
             return True
         return self.appearance if d.appearance is None else d.appearance
 

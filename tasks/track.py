@@ -86,6 +86,24 @@ def _track_video(seq: dict[str, Any], out_dir: str, job: dict[str, Any], detecto
     return run
 
 
+def _track_cached(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> Any:
+    """Cached mode: the sequence's network outputs from ``<results_root>/detcache`` (computed first
+    when missing, at the cache's score floor) replayed through the tracker at the job's threshold."""
+    from cstrack.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache, track_cached, weights_sha256
+    from cstrack.errors import ConfigError
+    from cstrack.tracker import preset
+
+    m = job["model"]
+    if m["weights"] is None:
+        raise ConfigError("mode cached: needs trained weights (a checkpoint or 'coco'), not random init")
+    w, h = m["input_size"]
+    spec = CacheSpec(weights_sha256(m["weights"]), m["variant"], (int(w), int(h)), m["path"], DEFAULT_SCORE_FLOOR,
+                     float(m["nms_thres"]))
+    cache = ensure_cache(seq["seq_dir"], job["results_root"], spec,
+                         lambda: detector_for({**m, "conf_thres": DEFAULT_SCORE_FLOOR}))
+    return track_cached(seq["seq_dir"], out_dir, cache, preset(job["tracker_preset"]), float(m["conf_thres"]))
+
+
 class _Progress:
     """The runner's per-frame callback: logs every 10 % and remembers when the first frame was done."""
 
@@ -132,11 +150,14 @@ def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) 
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     threads = set_torch_threads(job.get("torch_threads"))
-    detector = detector_for(job["model"]) if job["uses_model"] else None
+    cached = job["mode"] == "cached"
+    detector = detector_for(job["model"]) if job["uses_model"] and not cached else None
     setup_s = time.perf_counter() - t0
     progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
     depth = int(job.get("prefetch", DEFAULT_PREFETCH))
-    if seq.get("kind") == "video":
+    if cached:
+        run = _track_cached(seq, out_dir, job)
+    elif seq.get("kind") == "video":
         run = _track_video(seq, out_dir, job, detector, progress, depth)
     else:
         run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
