@@ -24,6 +24,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,31 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@contextlib.contextmanager
+def temporary_postgres(timeout_s: float = 60.0) -> Iterator[PostgresCluster]:
+    """A throw-away cluster on a free loopback port, removed on exit (tests, benchmarks).
+
+    It lives in a new folder under the system temporary directory, not under the caller's: a
+    private parent (pytest's ``/tmp/pytest-of-root`` is 0700) would lock the unprivileged user out.
+    """
+    import tempfile
+
+    from flows.services import free_loopback_port
+
+    root = Path(tempfile.mkdtemp(prefix="cstrack-pg-"))
+    os.chmod(root, 0o755)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        pg = PostgresCluster.at(root, free_loopback_port())
+        proc = pg.start()
+        pg.wait_ready(lambda: proc is not None and proc.poll() is None, timeout_s)
+        pg.ensure_database()
+        yield pg
+    finally:
+        if proc is not None:
+            stop_postmaster(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)

@@ -117,12 +117,28 @@ def free_loopback_port() -> int:
 
 
 @contextlib.contextmanager
-def temporary_prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[dict[str, str]]:
+def temporary_prefect_server(home: Path, timeout_s: float = 180.0, backend: str = "sqlite") -> Iterator[dict[str, str]]:
     """Run :data:`PREFECT_SERVER` on a free loopback port with its database under ``home``; yield
     the client settings (``PREFECT_API_URL``, ``PREFECT_HOME``, ...) and stop it (its whole process
     group) on exit.  For the demo and benchmarks: one server for the flow and every Dask worker
     (pipeline_notes.md: without ``PREFECT_API_URL`` each process starts a temporary server of its own).
+
+    ``backend``: ``sqlite`` (the demo's default: a file under ``home``) or ``postgres`` (a throw-away
+    cluster of :func:`flows.postgres.temporary_postgres`, stopped after the server).
     """
+    if backend not in ("sqlite", "postgres"):
+        raise ValueError(f"backend: 'sqlite' or 'postgres', got {backend!r}")
+    with contextlib.ExitStack() as stack:
+        if backend == "postgres":
+            from flows.postgres import temporary_postgres
+
+            url = stack.enter_context(temporary_postgres()).url()
+        else:
+            url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+        yield from _temporary_prefect_server(home, timeout_s, url)
+
+
+def _temporary_prefect_server(home: Path, timeout_s: float, db_url: str) -> Iterator[dict[str, str]]:
     home.mkdir(parents=True, exist_ok=True)
     port = free_loopback_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -132,8 +148,9 @@ def temporary_prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[d
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    env = {**clean, **settings, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-           "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+    # retryable database errors ("database is locked" on SQLite) logged: the benchmark counts them
+    env = {**clean, **settings, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false",
+           "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", "PREFECT_API_LOG_RETRYABLE_ERRORS": "true"}
     argv = PREFECT_SERVER.render(host="127.0.0.1", port=port)
     argv[0] = str(Path(sys.executable).parent / argv[0])
     with open(home / "server.log", "ab") as log:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ import httpx
 import psutil
 import pytest
 
+from flows.postgres import PostgresCluster, stop_postmaster
 from flows.services import DASK_SCHEDULER, DASK_WORKER, PREFECT_SERVER, PREFECT_WORKER, ServiceCommand
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,6 +119,7 @@ class Services:
     root: Path
     env: dict[str, str]
     started: list[Service] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)  # run after every service stopped
 
     def start(self, command: ServiceCommand, *, log_name: str | None = None, cwd: Path | None = None,
               env: dict[str, str] | None = None, **values: object) -> Service:
@@ -140,6 +144,9 @@ class Services:
             except Exception as exc:  # keep stopping the others
                 errors.append(f"{svc.name}: {exc!r}")
         self.started.clear()
+        for fn in reversed(self.cleanups):
+            fn()
+        self.cleanups.clear()
         if errors:
             raise RuntimeError("could not stop: " + "; ".join(errors))
 
@@ -173,6 +180,17 @@ class PrefectStack:
     services: Services
     server: Service
     root: Path
+    postgres: PostgresCluster | None = None
+
+    def restart_postgres(self) -> None:
+        """Fast shutdown of the PostgreSQL cluster, then the same cluster started again (same port)."""
+        assert self.postgres is not None, "this server runs on SQLite"
+        old = next(s for s in self.services.started if s.name == "postgres")
+        stop_postmaster(old.pid)
+        old.proc.wait(timeout=30)
+        new = Service("postgres", old.argv, old.log, self.postgres.start())
+        self.services.started[self.services.started.index(old)] = new
+        wait_until("PostgreSQL accepting connections again", self.postgres.ready, SERVER_START_S, new)
 
     def cli(self, *args: str, timeout_s: float = 300.0, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -201,14 +219,33 @@ class PrefectStack:
         return worker
 
 
-def start_prefect_server(services: Services, root: Path) -> PrefectStack:
+def start_postgres(services: Services) -> PostgresCluster:
+    """A PostgreSQL cluster of its own (flows.postgres) on a free port, registered as a service: it
+    is stopped after the services started later (the Prefect server), and its folder removed."""
+    pg_root = Path(tempfile.mkdtemp(prefix="cstrack-pg-"))  # not under pytest's private 0700 folder
+    os.chmod(pg_root, 0o755)
+    services.cleanups.append(lambda: shutil.rmtree(pg_root, ignore_errors=True))
+    pg = PostgresCluster.at(pg_root, free_port())
+    proc = pg.start()
+    svc = Service("postgres", pg.argv(), pg.log, proc)
+    services.started.append(svc)
+    wait_until("PostgreSQL accepting connections", pg.ready, SERVER_START_S, svc)
+    pg.ensure_database()
+    return pg
+
+
+def start_prefect_server(services: Services, root: Path, backend: str = "postgres") -> PrefectStack:
+    """The Prefect server on PostgreSQL (what a team deploys) or on SQLite (the demo's default)."""
     port = free_port()
     home = root / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://{LOOPBACK}:{port}/api"
+    sqlite = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    pg = start_postgres(services) if backend == "postgres" else None
+    db_url = pg.url() if pg is not None else sqlite
     server_env = clean_env(
         PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_API_DATABASE_CONNECTION_URL=db_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_UI_ENABLED="false",
         PREFECT_SERVER_LOGGING_LEVEL="WARNING",
@@ -232,7 +269,7 @@ def start_prefect_server(services: Services, root: Path) -> PrefectStack:
         DASK_TEMPORARY_DIRECTORY=str(root / "dask-tmp"),
     )
     services.env = client_env
-    return PrefectStack(api_url, client_env, services, server, root)
+    return PrefectStack(api_url, client_env, services, server, root, pg)
 
 
 @dataclass

@@ -372,6 +372,12 @@ def test_nightly_compares_with_the_previous_nightly_and_fails_on_a_regression(
                                                                         "flow_run_id": {"any_": [first]}}})
     assert len(art) == 1 and "first nightly of this set" in art[0]["data"]
 
+    # PostgreSQL restarted between the nights: the server keeps its history (the first night's run
+    # and artifact), and the comparison below still finds the previous run
+    deployed.restart_postgres()
+    assert wait_until("the API after the database restart",
+                      lambda: deployed.api("GET", f"/flow_runs/{first}")["state"]["type"] == "COMPLETED", 60.0)
+
     # the next night runs the SOTS-compatible preset: new tracks are reported one frame later, so
     # MOTA drops (fps is not compared: gt-mode runs have no model to time)
     rc, text, second = run_named_deployment(deployed, "nightly/nightly", params("original"), tmp_path / "n2.log")

@@ -1,0 +1,182 @@
+"""``python -m flows.services up|status|down`` with the real services (flows/stack.py): PostgreSQL,
+the Prefect server on it, the deployments, a Dask scheduler + worker and a process worker; a track-all
+deployment run on that stack; a Dask scheduler that died is named by the run and brought back by
+``up``; ``down`` stops exactly what ``up`` started.  Tests run in file order on one stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from cstrack.data.synthetic import SynthConfig, generate
+from flows.stack import Stack
+from tests.flows.harness import BIN, REPO, wait_until
+
+pytestmark = pytest.mark.slow
+
+SYNTH = SynthConfig(sequences=2, length=20, width=320, height=240, objects=3, seed=3)
+
+
+def services(state: Path, *args: str, timeout_s: float = 420.0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "CSTRACK_DASK"))}
+    return subprocess.run([str(BIN / "python"), "-m", "flows.services", "--state", str(state), *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    # under the system temp dir, searchable by the unprivileged user PostgreSQL runs as when we are root
+    root = Path(tempfile.mkdtemp(prefix="cstrack-stack-"))
+    os.chmod(root, 0o755)
+    try:
+        yield root / "state"
+    finally:
+        services(root / "state", "down", timeout_s=120)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def up(state: Path) -> dict[str, Any]:
+    out = services(state, "up", "--prefect-port", "0", "--dask-port", "0", "--dask-http-port", "0", "--pg-port", "0",
+                   "--workers", "1", "--no-ui", "--env", "PREFECT_WORKER_QUERY_SECONDS=1",
+                   # a run whose scheduler is gone fails after 5 s instead of the default 30 s
+                   "--env", "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    print(out.stdout)
+    return {"stdout": out.stdout, "pids": pids(state), "env": env_of(state)}
+
+
+def pids(state: Path) -> dict[str, int]:
+    return {r.name: r.pid for r in Stack(state).records()}
+
+
+def env_of(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "CSTRACK_DASK"))}
+    for line in (state / "env.sh").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
+def api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
+    r = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30.0)
+    r.raise_for_status()
+    return r.json()
+
+
+def deployment_run(env: dict[str, str], params: dict[str, Any], log: Path) -> tuple[str, dict[str, Any]]:
+    """``prefect deployment run track-all/nightly``; waits for the run's terminal state via the API."""
+    out = subprocess.run([str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params",
+                          json.dumps({"params": params})], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    log.write_text(out.stdout + out.stderr)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    run_id = out.stdout.split("UUID: ")[1].split()[0]
+    terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+    def done() -> dict[str, Any] | None:
+        state = api(env, "GET", f"/flow_runs/{run_id}")["state"]
+        return state if state["type"] in terminal else None
+
+    return run_id, wait_until(f"flow run {run_id} to end", done, 420.0, interval_s=1.0)
+
+
+def test_up_starts_every_service_healthy_on_postgres(up: dict[str, Any], state: Path) -> None:
+    assert set(up["pids"]) == {"postgres", "prefect-server", "dask-scheduler", "dask-worker-w1", "prefect-worker"}
+    for name in up["pids"]:
+        assert f"{name} healthy" in up["stdout"]
+    status = services(state, "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    rows = json.loads(status.stdout)["services"]
+    assert all(r["running"] for r in rows) and {r["name"] for r in rows} == set(up["pids"])
+    # the server stores its state in our PostgreSQL: the deployments are rows there
+    cfg = Stack(state).config()
+    assert cfg is not None
+    pg = Stack(state).postgres(cfg)
+    q = subprocess.run([str(pg.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(cfg.pg_port), "-U", "prefect", "-d",
+                        "prefect", "-tAc", "SELECT name FROM deployment ORDER BY name"],
+                       env={**os.environ, "PGPASSWORD": pg.password()}, capture_output=True, text=True, check=True)
+    assert {"nightly", "gpu"} <= set(q.stdout.split())
+    # every listening socket of the stack is on the loopback interface
+    for pid in up["pids"].values():
+        for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    assert c.laddr.ip == "127.0.0.1", (p.cmdline(), c.laddr)
+
+
+def test_up_twice_starts_nothing_new(up: dict[str, Any], state: Path) -> None:
+    again = services(state, "up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "starting" not in again.stdout and "deploy present" in again.stdout
+    assert pids(state) == up["pids"]
+    # a different setting for a running stack is refused in one line, naming the option
+    bad = services(state, "up", "--workers", "3")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --workers:") and "Traceback" not in bad.stderr
+
+
+def test_a_track_all_run_on_the_stack_then_a_lost_scheduler_is_named_and_up_brings_it_back(
+    up: dict[str, Any], state: Path, tmp_path: Path
+) -> None:
+    env = up["env"]
+    data, results = tmp_path / "data", tmp_path / "results"
+    generate(data / "synth" / "images" / "train", SYNTH)
+    params = {"data_root": str(data), "results_root": str(results), "run_name": "stack",
+              "datasets": [{"name": "synth", "mode": "gt"}]}  # no dask_address: CSTRACK_DASK_ADDRESS of the stack
+    first, st = deployment_run(env, params, tmp_path / "run1.log")
+    assert st["type"] == "COMPLETED", st
+
+    # the scheduler dies: the next run fails naming it; `up` restarts it and its worker
+    os.killpg(up["pids"]["dask-scheduler"], signal.SIGKILL)
+    failed, st = deployment_run(env, params, tmp_path / "run2.log")
+    assert st["type"] == "FAILED"
+    assert "Dask scheduler" in st["message"] and env["CSTRACK_DASK_ADDRESS"] in st["message"], st["message"]
+    back = services(state, "up")
+    assert back.returncode == 0, back.stdout + back.stderr
+    now = pids(state)
+    assert now["dask-scheduler"] != up["pids"]["dask-scheduler"] and now["dask-worker-w1"] != up["pids"][
+        "dask-worker-w1"]
+    assert {k: now[k] for k in ("postgres", "prefect-server", "prefect-worker")} == {
+        k: up["pids"][k] for k in ("postgres", "prefect-server", "prefect-worker")}
+    # the re-run takes the sequences from the content cache of the first run
+    again, st = deployment_run(env, params, tmp_path / "run3.log")
+    assert st["type"] == "COMPLETED", st
+    arts = api(env, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [again]}}})
+    assert any("0 tracked, 2 cached, 0 failed" in a["data"] for a in arts)
+    # the history of all three runs is in the database
+    assert {r["id"] for r in api(env, "POST", "/flow_runs/filter", {})} >= {first, failed, again}
+
+
+def test_down_stops_exactly_what_up_started(up: dict[str, Any], state: Path) -> None:
+    before = pids(state)
+    family = []
+    for pid in before.values():
+        p = psutil.Process(pid)
+        family += [p, *p.children(recursive=True)]
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not ours to stop
+    try:
+        out = services(state, "down", timeout_s=180)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"stopped {len(before)} process(es)" in out.stdout
+        for p in family:
+            assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, p
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+    status = services(state, "status")
+    assert status.returncode == 3 and " running " not in status.stdout
+    assert Stack(state).records() == []
+    # the PostgreSQL data stays for the next `up`
+    assert (state / "postgres" / "data" / "PG_VERSION").is_file()
