@@ -31,6 +31,7 @@ FLOWS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("flows.evaluate", "evaluate", "EvaluateParams"),
     "report": ("flows.report", "report", "ReportParams"),
     "nightly": ("flows.nightly", "nightly", "NightlyParams"),
+    "tune": ("flows.tune", "tune", "TuneParams"),
 }
 
 

@@ -365,3 +365,34 @@ class DemoParams(_Model):
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         return ModelSpec._size(v)  # type: ignore[operator]
+
+
+class TuneParams(_Model):
+    """Parameters of the ``tune`` flow (:mod:`flows.tune`, same meaning as ``cstrack tune``)."""
+
+    sequences: list[str] = Field(min_length=1, description="MOTChallenge sequence folders to tune on")
+    val: list[str] = Field(default_factory=list, description="validation sequence folders; [] = the half protocol")
+    study: str = Field(description="study name; running it again continues it")
+    trials: int = Field(ge=1, description="completed trials the study should have in total")
+    weights: str = Field(default=DEMO_WEIGHTS, description="checkpoint (with its record) or 'coco'")
+    variant: str = Field(default="cstrack-n")
+    input_size: tuple[int, int] | None = Field(default=None, description="(width, height); null = the checkpoint's")
+    path: ModelPathName = Field(default="eager", description="inference path of the cached outputs")
+    objective: Literal["HOTA", "MOTA", "IDF1", "DetA", "AssA"] = Field(default="HOTA")
+    tracker_preset: str = Field(default="default", description="preset whose declared search space is searched")
+    eval_preset: str | None = Field(default=None, description="evaluation preset; null = by sequence name")
+    seed: int = Field(default=0, description="TPE sampler seed")
+    batch: int = Field(default=4, ge=1, description="trials proposed together and scored in parallel")
+    results_root: str = Field(default="results")
+    catalog_root: str | None = Field(default=None, description="catalog root; null = results_root")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+
+    @field_validator("study")
+    @classmethod
+    def _study(cls, v: str) -> str:
+        return _check_name(v, "study name")
+
+    @field_validator("input_size")
+    @classmethod
+    def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        return None if v is None else ModelSpec._size(v)  # type: ignore[operator]
