@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv kernels test test-fast lint demo deploy bench clean
+.PHONY: venv kernels test test-fast lint demo deploy services-up services-down bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ deploy: $(STAMP)
 	$(BIN)/prefect work-pool inspect cpu-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create cpu-pool --type process
 	$(BIN)/prefect work-pool inspect gpu-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create gpu-pool --type process
 	$(BIN)/prefect --no-prompt deploy --all --prefect-file flows/prefect.yaml
+
+# The whole stack on 127.0.0.1 (PostgreSQL, Prefect server + deployments, Dask, process worker) with its
+# state in .services/ (flows/stack.py); `down` stops exactly what `up` started.
+services-up: kernels
+	$(BIN)/python -m flows.services up
+
+services-down:
+	$(BIN)/python -m flows.services down
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
