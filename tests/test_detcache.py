@@ -46,7 +46,7 @@ def cached(head8: Path, tmp_path_factory: pytest.TempPathFactory, spec: CacheSpe
     return ensure_cache(head8, root, spec, lambda: _detector(spec.score_floor))
 
 
-@pytest.mark.parametrize("conf", [0.5, 0.3])
+@pytest.mark.parametrize("conf", [0.3])  # 0.4 and 0.45: tests/cli, tests/flows
 def test_replay_equals_a_live_run(head8: Path, tmp_path: Path, cached: Path, conf: float) -> None:
     from cstrack.runner import read_frames, track_sequence
 
