@@ -23,7 +23,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def prefect_stack(services: Services) -> PrefectStack:
-    """A Prefect server on a free loopback port with a temporary PREFECT_HOME and result storage."""
+    """A Prefect server on PostgreSQL (a cluster of its own) on a free loopback port, with a temporary
+    PREFECT_HOME and result storage."""
     return start_prefect_server(services, services.root)
 
 

@@ -1,4 +1,5 @@
-"""End to end with real services: `prefect server start`, a process worker on cpu-pool, `dask scheduler`
+"""End to end with real services: `prefect server start` on a PostgreSQL cluster of the test's own
+(asyncpg; restarted between the two nightly runs), a process worker on cpu-pool, `dask scheduler`
 and two `dask worker`s on loopback, `make deploy`, then
 `prefect deployment run 'track-all/nightly' --watch` over PETS09-S2L1 (converted here from the shipped
 video), the MOT17-mini frames and synthetic sequences.
