@@ -92,8 +92,22 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out/track_all_scaling.json"))
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    per = {b: bench_backend(b, args) for b in backends}
     from cstrack.fsutil import atomic_write_json
+
+    if len(backends) == 1:
+        per = {backends[0]: bench_backend(backends[0], args)}
+    else:  # one process per backend: Prefect reads its API URL once per process
+        import json
+        import subprocess
+
+        per = {}
+        for b in backends:
+            part = args.out.with_name(f"{args.out.stem}.{b}.json")
+            argv = [sys.executable, __file__, "--backend", b, "--sequences", str(args.sequences), "--frames",
+                    str(args.frames), "--size", args.size, "--repeats", str(args.repeats), "--out", str(part),
+                    *(["--no-cold"] if args.no_cold else []), *(["--no-prefetch"] if args.no_prefetch else [])]
+            subprocess.run(argv, check=True)
+            per[b] = json.loads(part.read_text())
 
     out = per[backends[0]] if len(backends) == 1 else {
         "benchmark": "track_all_scaling", "backends": per,
