@@ -126,6 +126,60 @@ def test_up_twice_starts_nothing_new(up: dict[str, Any], state: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("error: --workers:") and "Traceback" not in bad.stderr
 
 
+def catalog_sequences(results: Path) -> list[tuple[str, str]]:
+    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog."""
+    import catalog
+
+    runs = catalog.load("runs", root=results)
+    metrics = catalog.load("sequence_metrics", root=results)
+    metrics = metrics[metrics["sequence"] != "COMBINED"].merge(runs[["run_id", "dataset"]], on="run_id")
+    return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))
+
+
+def test_prefect_server_killed_mid_run_and_restarted_by_up(up: dict[str, Any], state: Path, tmp_path: Path) -> None:
+    env = up["env"]
+    data, results = tmp_path / "data", tmp_path / "results"
+    generate(data / "synth" / "images" / "train", SynthConfig(sequences=2, length=40, width=320, height=240,
+                                                              objects=3, seed=4))
+    # the real model (private detections): a few seconds per sequence, long enough to kill the server in
+    params = {"data_root": str(data), "results_root": str(results), "run_name": "srv",
+              "model": {"variant": "cstrack-n", "weights": "coco", "input_size": [320, 256]},
+              "cluster": {"torch_threads": 1}, "datasets": [{"name": "synth", "mode": "private"}]}
+    worker_log = Path(Stack(state).record("dask-worker-w1").log)  # type: ignore[union-attr]
+    offset = worker_log.stat().st_size
+    out = subprocess.run([str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params",
+                          json.dumps({"params": params})], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    run_id = out.stdout.split("UUID: ")[1].split()[0]
+
+    def progress() -> bool:
+        with open(worker_log, "rb") as fh:
+            fh.seek(offset)
+            return b": 8/40 frames" in fh.read()
+
+    wait_until("tracking progress in the Dask worker log", progress, 300.0, interval_s=0.2)
+    server = Stack(state).record("prefect-server")
+    assert server is not None
+    os.killpg(server.pid, signal.SIGKILL)
+    back = services(state, "up")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "starting prefect-server" in back.stdout and "deploy present" in back.stdout
+    terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+    def ended() -> dict[str, Any] | None:
+        st = api(env, "GET", f"/flow_runs/{run_id}")["state"]
+        return st if st["type"] in terminal else None
+
+    st = wait_until(f"flow run {run_id} to end after the server restart", ended, 300.0, interval_s=1.0)
+    print(f"run across the server restart ended {st['type']}: {st.get('message')}")
+    if st["type"] != "COMPLETED":
+        _, st = deployment_run(env, params, tmp_path / "rerun.log")
+        assert st["type"] == "COMPLETED", st
+    assert catalog_sequences(results) == [("synth", "SYNTH-01"), ("synth", "SYNTH-02")]  # each exactly once
+    up["pids"].update(pids(state))  # what the later tests compare with
+
+
 def test_a_track_all_run_on_the_stack_then_a_lost_scheduler_is_named_and_up_brings_it_back(
     up: dict[str, Any], state: Path, tmp_path: Path
 ) -> None:
