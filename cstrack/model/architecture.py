@@ -91,9 +91,9 @@ def resolve_rows(rows: Sequence[Sequence[Any]], scale: Scale, in_channels: int =
             resolved = ()
         else:
             raise ConfigError(f"architecture row {i}: unknown module {name!r}")
-        spec = LayerSpec(name, inputs, resolved)
-        specs.append(spec)
-        channels = output_channels(specs, in_channels)
+        specs.append(LayerSpec(name, inputs, resolved))
+        channels.append(sum(cin) if name == "Concat" else cin[0] if name == "Upsample" else resolved[1])
+    output_channels(specs, in_channels)  # validates every row once
     return tuple(specs)
 
 
