@@ -17,8 +17,8 @@ seconds); ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (for debuggin
 
 This module is a leaf: the kernels live beside the reference functions they compute (the Kalman
 steps in :mod:`cstrack.tracker.kalman`, costs and assignment in :mod:`cstrack.tracker.matching`,
-bookkeeping in :mod:`cstrack.tracker.track`, post-processing in
-:mod:`cstrack.model.postprocess_kernels`), and :mod:`cstrack.precompile` fills the cache.
+bookkeeping in :mod:`cstrack.tracker.track`, score filter, NMS and embedding gather in
+:mod:`cstrack.model.postprocess`), and :mod:`cstrack.precompile` fills the cache.
 """
 
 from __future__ import annotations

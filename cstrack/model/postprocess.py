@@ -4,21 +4,25 @@ embedding gather at box centres on the 1/8 map.
 The functions here are the definition, written with NumPy array operations: a frame leaves a
 few dozen candidate boxes, and on such tiny arrays each torch op costs several microseconds of
 dispatch (and, on the intra-op pool, a wake-up and a barrier).  :func:`postprocess_image` runs host
-arrays through compiled loops that compute the same thing (:mod:`cstrack.model.postprocess_kernels`,
-tested against these), because even NumPy's per-call cost made post-processing a visible share of
-a real-time frame.  Predictions on an accelerator stay there: the rows above the objectness
-threshold are picked on the device, and only those and the gathered embeddings travel to the host.
+arrays through the compiled loops at the end of this module (see :mod:`cstrack.jit`), which compute
+the same thing and are tested against these (tests/model/test_postprocess.py), because even NumPy's
+per-call cost made post-processing a visible share of a real-time frame.  The kernels read the
+thresholds from one :class:`NmsSettings` record.  Predictions on an accelerator stay there: the rows
+above the objectness threshold are picked on the device, and only those and the gathered embeddings
+travel to the host.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from cstrack import boxes
+from cstrack.jit import kernel, unit_norm_in_place
 
 # Spec §9.4: DIoU penalty exponent, iteration cap and maximum number of kept boxes.
 DIOU_BETA = 0.7
@@ -153,19 +157,158 @@ def postprocess_image(
     float32 ``(xyxy [K, 4] network px, scores [K], embeddings [K, D] L2-normalised)``, by
     descending score.
 
-    Host arrays (NumPy, CPU tensors) go through the compiled kernels of
-    :mod:`cstrack.model.postprocess_kernels`; device tensors through
-    :func:`postprocess_image_reference`.  Both give the same boxes and scores.
+    Host arrays (NumPy, CPU tensors) go through the compiled kernels :func:`select_boxes` and
+    :func:`gather_normalised`; device tensors through :func:`postprocess_image_reference`.  Both
+    give the same boxes and scores.
     """
     p, e = _host_f32(pred), _host_f32(emb_map)
     if p is None or e is None:
         return postprocess_image_reference(pred, emb_map, cfg)
-    from cstrack.model import postprocess_kernels as k
+    xyxy, score = select_boxes(p, nms_settings(cfg))
+    return xyxy, score, gather_normalised(e, xyxy, EMB_STRIDE)
 
-    xyxy, score = k.select_boxes(
-        p, np.float32(cfg.conf_thres), np.float32(cfg.nms_thres), np.float32(DIOU_BETA), NMS_MAX_ITER, cfg.max_det
-    )
-    return xyxy, score, k.gather_normalised(e, xyxy, EMB_STRIDE)
+
+# ---------------------------------------------------------------------------------------------
+# Compiled post-processing on host arrays (tests/model/test_postprocess.py compares it with the
+# functions above).  Same arithmetic as the NumPy reference, in float32 and in the same order, so
+# boxes, scores and the kept set are identical; embeddings agree to rounding (NumPy sums the
+# squares pairwise, the loop sequentially).
+
+
+class NmsSettings(NamedTuple):
+    """What :func:`select_boxes` reads of a :class:`PostprocessConfig`, in the kernel's types: the
+    thresholds as float32 (the scores and DIoU values they are compared with are float32)."""
+
+    conf_thres: np.float32  # objectness and obj * cls must exceed it
+    nms_thres: np.float32  # a box survives while no kept higher-scoring box has DIoU above it
+    beta: np.float32  # DIoU penalty exponent (DIOU_BETA)
+    max_iter: int  # fixed-point rounds at most (NMS_MAX_ITER)
+    max_det: int  # boxes kept at most
+
+
+@functools.lru_cache(maxsize=16)
+def nms_settings(cfg: PostprocessConfig) -> NmsSettings:
+    """The kernel record of ``cfg`` (cached per config)."""
+    return NmsSettings(np.float32(cfg.conf_thres), np.float32(cfg.nms_thres), np.float32(DIOU_BETA),
+                       NMS_MAX_ITER, int(cfg.max_det))
+
+
+_F0 = np.float32(0.0)
+_HALF_DIV = np.float32(2.0)
+_EPS_IOU = np.float32(1e-9)
+_EPS_DIAG = np.float32(1e-7)
+
+
+@kernel
+def select_boxes(pred: np.ndarray, nms: NmsSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded ``pred [N, 6]`` (cx, cy, w, h, obj, cls; float32, network px) -> ``(xyxy [K, 4],
+    score [K])`` float32 after the score filter and Cluster-DIoU NMS, by descending score.
+
+    :func:`filter_scores` + :func:`cluster_diou_nms`, step for step: rows with ``obj > conf`` and
+    ``obj * cls > conf``; stable sort by score; the upper-triangular DIoU matrix
+    (:func:`diou_matrix`); the Jacobi fixed point ``keep_j = max(0, max_{i<j, keep_i} M_ij) <=
+    nms_thres`` (at most ``max_iter`` rounds, stopping when the suppression matrix stops changing);
+    the first ``max_det`` kept boxes.
+    """
+    conf_thres, nms_thres, beta = nms.conf_thres, nms.nms_thres, nms.beta
+    n = pred.shape[0]
+    rows = np.empty(n, np.int64)
+    neg = np.empty(n, np.float32)
+    k = 0
+    for i in range(n):
+        obj = pred[i, 4]
+        if obj > conf_thres:
+            s = obj * pred[i, 5]
+            if s > conf_thres:
+                rows[k] = i
+                neg[k] = -s
+                k += 1
+    order = np.argsort(neg[:k], kind="mergesort")
+    b = np.empty((k, 4), np.float32)
+    score = np.empty(k, np.float32)
+    for j in range(k):
+        r = rows[order[j]]
+        cx, cy, w, h = pred[r, 0], pred[r, 1], pred[r, 2], pred[r, 3]
+        b[j, 0] = cx - w / _HALF_DIV
+        b[j, 1] = cy - h / _HALF_DIV
+        b[j, 2] = cx + w / _HALF_DIV
+        b[j, 3] = cy + h / _HALF_DIV
+        score[j] = -neg[order[j]]
+    # M[i, j] (i < j): IoU - (rho^2 / c^2)^beta, as diou_matrix
+    m = np.zeros((k, k), np.float32)
+    for i in range(k):
+        ax1, ay1, ax2, ay2 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        area_a = max(ax2 - ax1, _F0) * max(ay2 - ay1, _F0)
+        acx, acy = (ax1 + ax2) / _HALF_DIV, (ay1 + ay2) / _HALF_DIV
+        for j in range(i + 1, k):
+            bx1, by1, bx2, by2 = b[j, 0], b[j, 1], b[j, 2], b[j, 3]
+            area_b = max(bx2 - bx1, _F0) * max(by2 - by1, _F0)
+            inter = max(min(ax2, bx2) - max(ax1, bx1), _F0) * max(min(ay2, by2) - max(ay1, by1), _F0)
+            iou = inter / (area_a + area_b - inter + _EPS_IOU)
+            dx = acx - (bx1 + bx2) / _HALF_DIV
+            dy = acy - (by1 + by2) / _HALF_DIV
+            rho2 = dx * dx + dy * dy
+            cw = max(ax2, bx2) - min(ax1, bx1)
+            ch = max(ay2, by2) - min(ay1, by1)
+            c2 = cw * cw + ch * ch + _EPS_DIAG
+            m[i, j] = iou - (rho2 / c2) ** beta
+    # rows of M with a non-zero entry: only their keep flag changes the suppression matrix
+    live = np.zeros(k, np.bool_)
+    for i in range(k):
+        for j in range(i + 1, k):
+            if m[i, j] != _F0:
+                live[i] = True
+                break
+    keep = np.ones(k, np.bool_)
+    new = np.empty(k, np.bool_)
+    for _ in range(nms.max_iter):
+        changed = False
+        for j in range(k):
+            col = _F0
+            for i in range(j):
+                if keep[i] and m[i, j] > col:
+                    col = m[i, j]
+            new[j] = col <= nms_thres
+        for i in range(k):
+            if new[i] != keep[i] and live[i]:
+                changed = True
+            keep[i] = new[i]
+        if not changed:
+            break
+    # the reported set is the column maxima of the final suppression matrix
+    out = np.empty(k, np.int64)
+    n_out = 0
+    for j in range(k):
+        col = _F0
+        for i in range(j):
+            if keep[i] and m[i, j] > col:
+                col = m[i, j]
+        if col <= nms_thres and n_out < nms.max_det:
+            out[n_out] = j
+            n_out += 1
+    xyxy = np.empty((n_out, 4), np.float32)
+    kept = np.empty(n_out, np.float32)
+    for t in range(n_out):
+        xyxy[t] = b[out[t]]
+        kept[t] = score[out[t]]
+    return xyxy, kept
+
+
+@kernel
+def gather_normalised(emb_map: np.ndarray, xyxy_net: np.ndarray, stride: int) -> np.ndarray:
+    """:func:`gather_embeddings` on host arrays: embeddings ``[K, D]`` of ``emb_map [H/8, W/8, D]``
+    (float32) at the cells under the centres of ``xyxy_net [K, 4]`` (floor(centre / stride),
+    clamped, as :func:`embedding_cells`), each scaled to unit L2 norm."""
+    h, w, d = emb_map.shape
+    k = xyxy_net.shape[0]
+    div = np.float32(2 * stride)
+    out = np.empty((k, d), np.float32)
+    for t in range(k):
+        col = int(min(max(np.floor((xyxy_net[t, 0] + xyxy_net[t, 2]) / div), _F0), np.float32(w - 1)))
+        row = int(min(max(np.floor((xyxy_net[t, 1] + xyxy_net[t, 3]) / div), _F0), np.float32(h - 1)))
+        out[t] = emb_map[row, col]
+        unit_norm_in_place(out[t])
+    return out
 
 
 def warm_up() -> None:
