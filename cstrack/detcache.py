@@ -197,7 +197,8 @@ def compute_cache(seq_dir: str | Path, detector: FrameDetector, spec: CacheSpec,
     t0 = time.perf_counter()
     for fr in prefetched_frames()(seq, detector):
         assert fr.prep is not None
-        dets = detector.postprocess(detector.forward(fr.prep), fr.prep)
+        out = fr.out if fr.out is not None else detector.forward(fr.prep)  # a frame worker may have run it
+        dets = detector.postprocess(out, fr.prep)
         emb = dets.embeddings if dets.embeddings is not None else np.zeros((len(dets), detector.emb_dim), np.float32)
         frames.append(np.full(len(dets), fr.number, np.int32))
         xyxy.append(dets.xyxy)

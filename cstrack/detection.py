@@ -82,3 +82,14 @@ class FrameDetector(Protocol):
     def postprocess(self, out: Any, prep: Prepared) -> Detections: ...
 
     def embed_boxes(self, out: Any, prep: Prepared, xyxy: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ConcurrentForward(Protocol):
+    """A detector that can letterbox and forward several frames at once from different threads
+    (the ONNX Runtime paths: one single-threaded session shared by the runner's frame workers)."""
+
+    def prepare_and_forward(self, frame_bgr: np.ndarray) -> tuple[Prepared, Any, float, float]:
+        """``(prep, out, preprocess_s, forward_s)``: :meth:`FrameDetector.preprocess` then
+        :meth:`FrameDetector.forward`, thread-safe, ``out`` owned by the caller."""
+        ...

@@ -16,7 +16,11 @@ Stages timed per frame (ms): ``decode`` (image read), ``preprocess`` (letterbox 
 ``associate`` (tracker update).  Frames come from a *frame reader* (:func:`read_frames` by
 default), an iterator of :class:`FrameInput` that already carries decode and preprocess times, so
 a prefetching reader (a bounded background thread doing decode + letterbox) can replace it
-without touching the rest of the loop.
+without touching the rest of the loop.  A reader may also hand over the network's outputs
+(:attr:`FrameInput.out`): with a detector that forwards frames concurrently (the ONNX Runtime
+paths), :func:`prefetched_frames` runs decode + letterbox + forward of the next frames in frame
+workers, one frame per worker thread on one core each, while the loop post-processes and tracks in
+order (:func:`forward_ahead`; docs/cpu_speed.md).
 
 Frames are decoded by :func:`cstrack.data.images.read_image`: a missing, truncated or corrupt
 image, or one whose size disagrees with ``seqinfo.ini``, stops the run with an error naming the
@@ -26,8 +30,9 @@ detections (tracks coast on their motion model) and counted in :attr:`SequenceRu
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -37,7 +42,7 @@ import numpy as np
 from cstrack.boxes import tlwh_to_xyxy
 from cstrack.data.images import CorruptImageError, read_image
 from cstrack.data.mot import MotTable, Sequence, counted_gt, write_results
-from cstrack.detection import Detections, FrameDetector, Prepared
+from cstrack.detection import ConcurrentForward, Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.tracker import Tracker, TrackerConfig
 
@@ -50,13 +55,18 @@ STAGES: tuple[str, ...] = ("decode", "preprocess", "forward", "postprocess", "as
 class FrameInput:
     """One frame handed to the loop: ``number`` (1-based MOT frame), the detector input ``prep``
     (``None`` when the mode reads no images) and the seconds spent decoding and preprocessing it.
-    ``bad`` is the reason a skipped frame's image could not be used (``prep`` is then ``None``)."""
+    ``bad`` is the reason a skipped frame's image could not be used (``prep`` is then ``None``).
+    ``out`` is the detector's forward output when a frame worker already ran the network
+    (:func:`forward_ahead`; ``prep.tensor`` is then ``None``, only the letterbox geometry is
+    kept), taking ``forward_s`` seconds."""
 
     number: int
     prep: Prepared | None = None
     decode_s: float = 0.0
     preprocess_s: float = 0.0
     bad: str | None = None
+    out: Any = None
+    forward_s: float = 0.0
 
 
 FrameReader = Callable[[Sequence, FrameDetector | None], Iterator[FrameInput]]
@@ -89,19 +99,75 @@ def read_frames(seq: Sequence, detector: FrameDetector | None, skip_bad: bool = 
 DEFAULT_PREFETCH = 2  # frames decoded ahead of the one in the network (issue 8)
 
 
-def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False) -> FrameReader:
+def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False, workers: int | None = None) -> FrameReader:
     """A frame reader like :func:`read_frames` whose decode + preprocess run ``depth`` frames ahead
     in a bounded background thread (:mod:`cstrack.infer.prefetch`), overlapping the forward of the
     current frame.  Same frames, same order; a read error surfaces at its frame (``skip_bad``: the
     frame comes marked bad instead).  The depth is capped by the detector's ``input_slots``
-    (reused input buffers) when it has them."""
+    (reused input buffers) when it has them.
+
+    With a detector that forwards concurrently (:class:`~cstrack.detection.ConcurrentForward`) and
+    ``depth >= 1``, ``workers`` frame workers (default: ``torch.get_num_threads()``; 1 = off) also
+    run the forward (:func:`forward_ahead`), ``depth`` frames beyond those in the workers."""
 
     def reader(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
         if detector is None:
             return read_frames(seq, detector)
+        n = frame_workers(detector, workers) if depth >= 1 else 1
+        if n > 1:
+            size = (seq.info.im_width, seq.info.im_height)
+            frames = ((k, functools.partial(read_image, seq.image_path(k), expect_size=size))
+                      for k in range(1, seq.info.seq_length + 1))
+            return forward_ahead(frames, detector, n, depth, skip_bad)  # type: ignore[arg-type]
         return prefetch_inputs(read_frames(seq, detector, skip_bad), detector, depth)
 
     return reader
+
+
+def frame_workers(detector: FrameDetector, workers: int | None = None) -> int:
+    """How many frame workers :func:`forward_ahead` would use for ``detector``: 1 (none) unless it
+    forwards concurrently; ``workers`` or, when ``None``, ``torch.get_num_threads()`` (the thread
+    setting every path follows)."""
+    if not isinstance(detector, ConcurrentForward):
+        return 1
+    if workers is None:
+        import torch
+
+        workers = torch.get_num_threads()
+    return max(1, workers)
+
+
+def forward_ahead(
+    frames: Iterable[tuple[int, Callable[[], np.ndarray]]],
+    detector: ConcurrentForward,
+    workers: int,
+    ahead: int = DEFAULT_PREFETCH,
+    skip_bad: bool = False,
+) -> Iterator[FrameInput]:
+    """Frames ``(number, load)`` (``load()`` returns the BGR image, raising
+    :class:`CorruptImageError` for a bad one) decoded, letterboxed and forwarded by ``workers``
+    threads, one frame per thread at a time (:meth:`~cstrack.detection.ConcurrentForward.prepare_and_forward`:
+    a single-threaded session each, so ``workers`` frames use ``workers`` cores with no intra-op
+    barrier), at most ``workers + ahead`` frames ahead of the consumer, in order.  Each
+    :class:`FrameInput` carries ``out`` and the letterbox geometry; a read error surfaces at its
+    frame (``skip_bad``: the frame comes marked bad).  Stage times are each worker's own, so
+    several overlap in the wall time."""
+    from cstrack.infer.prefetch import ordered_map
+
+    def job(frame: tuple[int, Callable[[], np.ndarray]]) -> FrameInput:
+        number, load = frame
+        t0 = time.perf_counter()
+        try:
+            img = load()
+        except CorruptImageError as exc:
+            if not skip_bad:
+                raise
+            return FrameInput(number, None, time.perf_counter() - t0, bad=str(exc))
+        t1 = time.perf_counter()
+        prep, out, preprocess_s, forward_s = detector.prepare_and_forward(img)
+        return FrameInput(number, Prepared(None, prep.meta), t1 - t0, preprocess_s, out=out, forward_s=forward_s)
+
+    return ordered_map(job, frames, workers, ahead)
 
 
 def prefetch_inputs(source: Iterator[FrameInput], detector: FrameDetector, depth: int) -> Iterator[FrameInput]:
@@ -251,9 +317,13 @@ def _detect(
     if detector is not None:
         if fr.prep is None:
             raise ConfigError("the frame reader gave no preprocessed input but a detector is in use")
-        t0 = time.perf_counter()
-        out = detector.forward(fr.prep)
-        totals["forward"] += time.perf_counter() - t0
+        if fr.out is not None:  # a frame worker ran the network
+            out = fr.out
+            totals["forward"] += fr.forward_s
+        else:
+            t0 = time.perf_counter()
+            out = detector.forward(fr.prep)
+            totals["forward"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     if boxes is None:
         assert detector is not None and fr.prep is not None

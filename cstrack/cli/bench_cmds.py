@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
         warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
         prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="frame workers running decode + letterbox + "
+                                           "forward of whole frames (ONNX Runtime paths; default: --threads; 1: off)"),
         fake_dets: int = typer.Option(
             0, "--fake-dets", min=0, help="synthetic detections added per frame so the tracker works (random weights)"
         ),
@@ -55,14 +57,15 @@ def register(app: typer.Typer) -> None:
         res = bench_speed(
             variant, weights_arg, settings.input_size, images, frames, path,
             threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets, forward_iters=forward_iters,
-            post=settings.postprocess_config(),
+            post=settings.postprocess_config(), workers=workers,
         )
         res["settings"] = {"variant": variant, "weights": None if weights_arg is None else str(weights_arg),
                            "path": path, **settings.to_dict()}
         if as_json:
             print_json(res)
             return
-        typer.echo(f"{variant} {size} path={path} threads={res['threads']} prefetch={prefetch}: "
+        typer.echo(f"{variant} {size} path={path} threads={res['threads']} prefetch={prefetch} "
+                   f"workers={res['workers']}: "
                    f"{res['fps']:.2f} fps ({res['ms_per_frame']:.1f} ms/frame)")
         typer.echo("  " + "  ".join(f"{s} {res['ms'][s]:.2f}" for s in STAGES) + " ms")
         typer.echo(f"  post-processing + tracker: {100 * res['post_track_share']:.1f}% of the frame time")

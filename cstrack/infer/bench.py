@@ -3,7 +3,9 @@
 
 The loop is the runner's (:mod:`cstrack.runner`): frames are decoded and letterboxed by the
 detector in a bounded prefetch thread (unless ``prefetch=0``), then forwarded, post-processed and
-handed to a :class:`~cstrack.tracker.Tracker`.  ``fps`` is frames over the wall time of the timed
+handed to a :class:`~cstrack.tracker.Tracker`; with a detector that forwards concurrently (the ONNX
+Runtime paths) the runner's frame workers decode, letterbox and forward (``workers``, default the
+thread count: :func:`cstrack.runner.forward_ahead`), as ``cstrack track`` does on a sequence.  ``fps`` is frames over the wall time of the timed
 loop (decode to tracks); the per-stage milliseconds are means over the timed frames (read and
 preprocess run in the prefetch thread, overlapped with the others, so the stages need not add up
 to the frame time).
@@ -15,6 +17,7 @@ embeddings, as in the spec §14 anchor) to the model's own before tracking.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ import torch
 from cstrack.data.images import read_image
 from cstrack.detection import Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.runner import FrameInput, prefetch_inputs
+from cstrack.runner import FrameInput, forward_ahead, frame_workers, prefetch_inputs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 STAGES = ("read", "preprocess", "forward", "postprocess", "track")
@@ -97,11 +100,14 @@ def run_pipeline(
     prefetch_depth: int = DEFAULT_PREFETCH,
     fake_dets: int = 0,
     frame_rate: float = 30.0,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Time ``frames`` frames (after ``warmup`` untimed ones) of the full pipeline.
 
-    Returns ``{"frames", "fps", "ms_per_frame", "ms": {stage: mean ms}, "post_track_share",
-    "detections_per_frame", "tracks_per_frame"}``.
+    ``workers``: frame workers (:func:`cstrack.runner.frame_workers`: default the thread count for
+    a detector that forwards concurrently, 1 = the prefetch thread only; none when
+    ``prefetch_depth`` is 0).  Returns ``{"frames", "fps", "ms_per_frame", "ms": {stage: mean ms},
+    "post_track_share", "detections_per_frame", "tracks_per_frame", "workers"}``.
     """
     from cstrack.tracker import Tracker
 
@@ -112,8 +118,13 @@ def run_pipeline(
     first = read_image(files[0])
     fake = FakeDetections(fake_dets, detector.emb_dim, (first.shape[1], first.shape[0]))
     tracker = Tracker(frame_rate=frame_rate)
-    source: Iterator[FrameInput] = read_cycled(files, warmup + frames, detector)
-    source = prefetch_inputs(source, detector, prefetch_depth)
+    n_workers = frame_workers(detector, workers) if prefetch_depth >= 1 else 1
+    source: Iterator[FrameInput]
+    if n_workers > 1:
+        jobs = ((i + 1, functools.partial(read_image, files[i % len(files)])) for i in range(warmup + frames))
+        source = forward_ahead(jobs, detector, n_workers, prefetch_depth)  # type: ignore[arg-type]
+    else:
+        source = prefetch_inputs(read_cycled(files, warmup + frames, detector), detector, prefetch_depth)
     totals = dict.fromkeys(STAGES, 0.0)
     n_dets = n_tracks = 0
     start = time.perf_counter()
@@ -123,8 +134,9 @@ def run_pipeline(
             start = time.perf_counter()
         assert fr.prep is not None
         t0 = time.perf_counter()
-        out = detector.forward(fr.prep)
+        out = fr.out if fr.out is not None else detector.forward(fr.prep)
         t1 = time.perf_counter()
+        forward_s = fr.forward_s if fr.out is not None else t1 - t0
         dets = detector.postprocess(out, fr.prep)
         t2 = time.perf_counter()
         dets = _merge(dets, fake.boxes(fr.number))
@@ -132,7 +144,7 @@ def run_pipeline(
         tracks = tracker.update_arrays(dets)
         t4 = time.perf_counter()
         if timed:
-            for stage, sec in zip(STAGES, (fr.decode_s, fr.preprocess_s, t1 - t0, t2 - t1, t4 - t3), strict=True):
+            for stage, sec in zip(STAGES, (fr.decode_s, fr.preprocess_s, forward_s, t2 - t1, t4 - t3), strict=True):
                 totals[stage] += sec
             n_dets += len(dets)
             n_tracks += len(tracks)
@@ -147,6 +159,7 @@ def run_pipeline(
         "post_track_share": (ms["postprocess"] + ms["track"]) / ms_frame,
         "detections_per_frame": n_dets / frames,
         "tracks_per_frame": n_tracks / frames,
+        "workers": n_workers,
     }
 
 
@@ -179,6 +192,7 @@ def bench_speed(
     forward_iters: int = 0,
     seed: int = 0,
     post: Any = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`), then, with
     ``forward_iters > 0``, the forward alone on the first frame (``"forward"``: median / best ms
@@ -186,7 +200,8 @@ def bench_speed(
 
     ``threads`` sets ``torch.set_num_threads`` (which the ONNX Runtime paths follow); ``seed``
     fixes the random initialisation when no weights are given; ``post`` is the detector's
-    :class:`~cstrack.model.postprocess.PostprocessConfig` (thresholds; default: spec §11).
+    :class:`~cstrack.model.postprocess.PostprocessConfig` (thresholds; default: spec §11);
+    ``workers`` the frame workers (:func:`run_pipeline`).
     """
     from cstrack.model.detector import build_detector
 
@@ -199,7 +214,8 @@ def bench_speed(
     t0 = time.perf_counter()
     detector = build_detector(variant, weights, input_size, path=path, post=post)
     build_s = time.perf_counter() - t0
-    result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets)
+    result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets,
+                          workers=workers)
     fwd: dict[str, float] | None = None
     if forward_iters > 0:
         fwd = forward_only(detector, files[0], forward_iters)

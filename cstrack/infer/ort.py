@@ -5,11 +5,18 @@ folding, Conv + activation fusion, the NCHWc blocked-layout transformer), sequen
 ``intra_op_num_threads`` equal to torch's thread setting, so ``torch.set_num_threads`` (or the
 ``--threads`` of the benchmarks) governs every path alike.  Inputs and outputs are bound to
 preallocated buffers (``IOBinding``), so a frame allocates nothing on either side.
+
+Offline sequences may instead run several frames at once (:meth:`OrtDetector.prepare_and_forward`,
+called from the runner's frame workers): one single-threaded session shared by ``threads`` worker
+threads, each letterboxing and forwarding its own frame, so the cores never wait at an intra-op
+barrier and decoding and letterboxing run on both cores too (docs/cpu_speed.md, issue 16).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +97,9 @@ class OrtDetector:
         ]
         self._binding = self.session.io_binding()
         self._count = 0
+        self._solo: Any = None  # the single-threaded session of the frame workers, made on first use
+        self._solo_lock = threading.Lock()
+        self._local = threading.local()  # each frame worker's own letterbox canvas + input
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -114,6 +124,29 @@ class OrtDetector:
             b.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
         self.session.run_with_iobinding(b)
         return outs["emb"], outs["pred"]
+
+    def prepare_and_forward(self, frame_bgr: np.ndarray) -> tuple[Prepared, tuple[np.ndarray, np.ndarray], float, float]:
+        """:meth:`preprocess` + :meth:`forward` of one frame, safe to call from several threads at
+        once (the runner's frame workers): a single-threaded session (each call computes in its own
+        thread), the thread's own input buffers, freshly allocated outputs that the caller owns.
+
+        Returns ``(prep, (emb [1, H/8, W/8, D], pred [1, N, 6]), preprocess_s, forward_s)``; the
+        same graph as :meth:`forward` (tests/infer/test_auto_path.py: the same tracks as eager).
+        ``prep.tensor`` is reused by the thread's next call.
+        """
+        import onnxruntime as ort
+
+        with self._solo_lock:
+            if self._solo is None:
+                self._solo = ort.InferenceSession(str(self.onnx_path), session_options(1), providers=["CPUExecutionProvider"])
+        ring = getattr(self._local, "ring", None)
+        if ring is None:
+            ring = self._local.ring = InputRing(self.input_size, "nchw", slots=2)
+        t0 = time.perf_counter()
+        _, arr, meta = ring.fill(frame_bgr)
+        t1 = time.perf_counter()
+        emb, pred = self._solo.run(list(OUTPUT_NAMES), {INPUT_NAME: arr})
+        return Prepared(arr, meta), (emb, pred), t1 - t0, time.perf_counter() - t1
 
     def postprocess(self, out: tuple[np.ndarray, np.ndarray], prep: Prepared) -> Detections:
         return postprocess_outputs(out[0], out[1], prep.meta, self.post)

@@ -6,6 +6,9 @@ frames ahead in a background thread overlaps them with the network forward of th
 Items come out in the source's order; an exception raised by the source (e.g. an unreadable
 image, :class:`~cstrack.errors.DatasetError` naming the file) is re-raised in the consumer when
 it reaches that position, after the items produced before it.
+
+:func:`ordered_map` goes one step further for offline sequences: ``workers`` threads each compute
+a whole item (read, letterbox and forward of one frame), results handed over in order.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from cstrack.errors import ConfigError
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 _ITEM, _END, _ERROR = 0, 1, 2
 _POLL_S = 0.05  # how often a blocked producer checks for close()
@@ -120,3 +126,26 @@ def prefetch(source: Iterable[T], depth: int = 2) -> Iterator[T]:
     """
     with Prefetcher(source, depth) as items:
         yield from items
+
+
+def ordered_map(fn: Callable[[S], T], items: Iterable[S], workers: int, ahead: int = 2) -> Iterator[T]:
+    """``fn(item)`` for each of ``items``, computed in ``workers`` threads, yielded in the items'
+    order.  At most ``workers + ahead`` calls are submitted and not yet consumed (each holds its
+    result until then).  An exception raised by ``fn`` is re-raised when its item is reached, after
+    the results before it.  A generator: leaving it early cancels the calls not yet started and
+    waits for the running ones.  The threads run at normal priority (they do the main work).
+    """
+    if workers < 1 or ahead < 0:
+        raise ConfigError(f"ordered_map: workers must be >= 1 and ahead >= 0, got {workers}, {ahead}")
+    pending: deque[Future[T]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="frame-worker") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= workers + ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

@@ -16,14 +16,15 @@ from cstrack.infer.bench import STAGES, FakeDetections, list_images
 KEYS = {
     "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
     "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
-    "forward", "settings",
+    "forward", "settings", "workers",
 }
 
 
 @pytest.mark.parametrize("path", ["eager", "fast", "onnx"])
 def test_bench_speed_json(path: str, head8: Path) -> None:
     args = ["bench-speed", "--variant", "cstrack-n", "--size", "256x160", "--images", str(head8 / "img1"),
-            "--frames", "10", "--path", path, "--threads", "1", "--fake-dets", "5", "--forward-iters", "3", "--json"]
+            "--frames", "10", "--path", path, "--threads", "1", "--fake-dets", "5", "--forward-iters", "3", "--json",
+            "--workers", "2"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout[res.stdout.index("{"):])
@@ -33,6 +34,7 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
     assert rec["settings"]["input_size"] == [256, 160] and rec["settings"]["frame_rate"] == 7.0
     assert rec["settings"]["weights"].endswith("cstrack-n_pets09.pt")
     assert rec["frames"] == 10 and rec["threads"] == 1 and rec["prefetch"] == 2  # 10 frames from 8 images: cycled
+    assert rec["workers"] == (2 if path == "onnx" else 1)  # frame workers: the ONNX Runtime paths only
     assert set(rec["ms"]) == set(STAGES) and all(v > 0 for v in rec["ms"].values())
     assert rec["fps"] == pytest.approx(1000.0 / rec["ms_per_frame"])
     assert 0 < rec["post_track_share"] < 1
