@@ -11,7 +11,15 @@ from prefect import flow
 from prefect.cache_policies import CachePolicy
 from prefect.logging import get_run_logger
 
-from flows.params import DEMO_WEIGHTS, DemoParams, PrepareDataParams, TrackAllParams
+from flows.params import (
+    DEMO_WEIGHTS,
+    ClusterSpec,
+    DatasetSelection,
+    DemoParams,
+    ModelSpec,
+    PrepareDataParams,
+    TrackAllParams,
+)
 from flows.prepare_data import prepare_data
 from flows.track_all import CACHE_DIR, track_all
 from tasks.render import render_cache_key, render_video
@@ -30,11 +38,11 @@ def demo_weights(weights: str | None) -> str:
 def track_params(params: DemoParams) -> TrackAllParams:
     return TrackAllParams(
         data_root=params.data_root, results_root=params.results_root, run_name="demo", tag="demo",
-        model={"variant": "cstrack-n", "weights": demo_weights(params.weights), "input_size": params.input_size},
-        cluster={"local_workers": params.local_workers},
-        datasets=[{"name": "pets09-s2l1"}, {"name": "mot17-mini"},
+        model=ModelSpec(variant="cstrack-n", weights=demo_weights(params.weights), input_size=params.input_size),
+        cluster=ClusterSpec(local_workers=params.local_workers),
+        datasets=[DatasetSelection(name="pets09-s2l1"), DatasetSelection(name="mot17-mini"),
                   # sprites are not COCO people: track them on their gt boxes (association only)
-                  {"name": "synth-mini", "mode": "gt"}],
+                  DatasetSelection(name="synth-mini", mode="gt")],
     )
 
 

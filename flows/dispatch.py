@@ -3,28 +3,33 @@ in completion order; cached records are checked before use and re-tracked when s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import CachePolicy
+from prefect.logging.loggers import LoggingAdapter
+from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
 
+from cstrack.errors import ConfigError
 from flows.cluster import is_connection_loss, scheduler_lost, scheduler_unreachable
 from flows.inference import job_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
+from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
 from tasks.results import check_cached_result
 from tasks.track import track_sequence_task
 
 CACHE_DIR = ".cache"  # under results_root: cache keys (metadata) and the small persisted records
 
+Logger = logging.Logger | LoggingAdapter
+TrackFuture = PrefectDaskFuture[TrackRecord]
+
 
 def abs_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
-
-
-def seq_label(seq: dict[str, Any]) -> str:
-    return f"{seq['dataset']}/{seq['split']}/{seq['name']}"
 
 
 def error_text(exc: BaseException) -> str:
@@ -40,20 +45,20 @@ def resolve_weights(weights: str | None) -> str | None:
     return str(abs_path(weights))
 
 
-def job_for(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
+def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
     """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection:
     the checkpoint's inference settings with the run's overrides, resolved (:mod:`flows.inference`)."""
-    model, tracker_preset, settings = job_model(params, resolve_weights(params.model.weights))
-    return {
-        "mode": params.mode_of(selection),
-        "uses_model": params.appearance_of(selection),
-        "model": model,
-        "tracker_preset": tracker_preset,
-        "settings": settings.to_dict(),
-        "torch_threads": params.cluster.torch_threads,
-        "prefetch": params.cluster.prefetch,
-        "results_root": str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
-    }
+    model, settings = job_model(params, resolve_weights(params.model.weights))
+    return TrackJob(
+        mode=params.mode_of(selection),
+        uses_model=params.appearance_of(selection),
+        model=model,
+        tracker_preset=settings.tracker_preset,
+        settings=settings,
+        torch_threads=params.cluster.torch_threads,
+        prefetch=params.cluster.prefetch,
+        results_root=str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
+    )
 
 
 def tracking_task(results_root: Path, retries: int, refresh: bool = False) -> Any:
@@ -68,32 +73,44 @@ def tracking_task(results_root: Path, retries: int, refresh: bool = False) -> An
     )
 
 
-def _outcome(seq: dict[str, Any], future: Any) -> dict[str, Any]:
-    """``{"seq", "status": tracked|cached|failed, "record", "error"}`` of a finished future."""
+def cached_record(value: object) -> TrackRecord:
+    """The task's result as a record: a :class:`TrackRecord`, or the plain JSON object a cache
+    record written before the typed records holds (the same fields as ``<SEQ>.timing.json``)."""
+    if isinstance(value, TrackRecord):
+        return value
+    if isinstance(value, Mapping):
+        return TrackRecord.from_json(value)
+    raise ConfigError(f"tracking record: expected a TrackRecord, got {type(value).__name__}")
+
+
+def _outcome(seq: SequenceRef, future: TrackFuture) -> SequenceOutcome:
+    """The outcome of a finished future: tracked, cached or failed (with the error)."""
     try:
         state = future.wrapped_future.result()  # the task engine's final Prefect state
     except Exception as exc:  # the Dask side gave up (KilledWorker after repeated worker loss, a lost scheduler)
-        return {"seq": seq, "status": "failed", "record": None, "error": error_text(exc),
-                "scheduler_lost": is_connection_loss(exc)}
+        return SequenceOutcome(seq, "failed", error=error_text(exc), scheduler_lost=is_connection_loss(exc))
     if not state.is_completed():
-        exc = state.result(raise_on_failure=False)
-        error = error_text(exc) if isinstance(exc, BaseException) else f"{state.name}: {state.message}"
-        return {"seq": seq, "status": "failed", "record": None, "error": error}
-    status = "cached" if state.name == "Cached" else "tracked"
-    return {"seq": seq, "status": status, "record": state.result(), "error": None}
+        err = state.result(raise_on_failure=False)
+        error = error_text(err) if isinstance(err, BaseException) else f"{state.name}: {state.message}"
+        return SequenceOutcome(seq, "failed", error=error)
+    try:
+        record = cached_record(state.result())
+    except ConfigError as exc:  # a cache record of another shape: tracked again (run_sequences)
+        return SequenceOutcome(seq, "failed", error=f"cached record unusable ({exc})", stale=True)
+    return SequenceOutcome(seq, "cached" if state.name == "Cached" else "tracked", record)
 
 
-def _submit(runner: Any, task: Any, seqs: Iterable[dict[str, Any]], run_dir: Path,
-            jobs: dict[str, dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path,
+            jobs: Mapping[str, TrackJob]) -> list[tuple[SequenceRef, TrackFuture]]:
     return [
-        (s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s["dataset"] / s["split"]),
-                                            "job": jobs[s["dataset"]]}))
+        (s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s.dataset / s.split),
+                                            "job": jobs[s.dataset]}))
         for s in seqs
     ]
 
 
-def _gather(runner: Any, pairs: list[tuple[dict[str, Any], Any]], logger: Any, done_before: int,
-            total: int) -> list[dict[str, Any]]:
+def _gather(runner: DaskTaskRunner, pairs: list[tuple[SequenceRef, TrackFuture]], logger: Logger, done_before: int,
+            total: int) -> list[SequenceOutcome]:
     """Wait for every future, logging each as it finishes (completion order)."""
     from distributed import as_completed
 
@@ -105,21 +122,22 @@ def _gather(runner: Any, pairs: list[tuple[dict[str, Any], Any]], logger: Any, d
             seq, fut = by_key[dask_future.key]
             o = _outcome(seq, fut)
             k += 1
-            rec = o["record"] or {}
-            if o["status"] == "failed":
-                logger.error("[%d/%d] %s FAILED: %s", k, total, seq_label(seq), o["error"])
+            if o.stale:
+                logger.warning("[%d/%d] %s: %s: tracking again", k, total, seq.label, o.error)
+            elif o.record is None:
+                logger.error("[%d/%d] %s FAILED: %s", k, total, seq.label, o.error)
             else:
-                logger.info("[%d/%d] %s %s on %s: %d frames, %.1f fps", k, total, seq_label(seq), o["status"],
-                            rec.get("worker"), rec.get("frames", 0), rec.get("fps", 0.0))
+                logger.info("[%d/%d] %s %s on %s: %d frames, %.1f fps", k, total, seq.label, o.status,
+                            o.record.worker, o.record.frames, o.record.fps)
             out.append(o)
-    lost = sum(bool(o.get("scheduler_lost")) for o in out)
+    lost = sum(o.scheduler_lost for o in out)
     if lost:
         raise scheduler_lost(str(runner.address), len(out) - lost + done_before, total)
     return out
 
 
-def run_sequences(runner: Any, params: TrackAllParams, seqs: list[dict[str, Any]], run_dir: Path,
-                  results_root: Path, logger: Any) -> list[dict[str, Any]]:
+def run_sequences(runner: DaskTaskRunner, params: TrackAllParams, seqs: list[SequenceRef], run_dir: Path,
+                  results_root: Path, logger: Logger) -> list[SequenceOutcome]:
     """Track every sequence; cached records are checked (and their result put in place) and
     re-tracked when their result file is gone or differs."""
     jobs = {d.name: job_for(params, d) for d in params.datasets}
@@ -129,18 +147,17 @@ def run_sequences(runner: Any, params: TrackAllParams, seqs: list[dict[str, Any]
     except OSError as exc:
         raise scheduler_unreachable(str(runner.address), exc) from exc
     outcomes = _gather(runner, pairs, logger, 0, total)
-    stale = []
+    stale = [o for o in outcomes if o.stale]
     for o in outcomes:
-        if o["status"] == "cached":
-            out_dir = run_dir / o["seq"]["dataset"] / o["seq"]["split"]
-            problem = check_cached_result(o["record"], str(out_dir))
+        if o.status == "cached" and o.record is not None:
+            problem = check_cached_result(o.record, str(run_dir / o.seq.dataset / o.seq.split))
             if problem:
-                logger.warning("%s: cached record unusable (%s): tracking again", seq_label(o["seq"]), problem)
+                logger.warning("%s: cached record unusable (%s): tracking again", o.seq.label, problem)
                 stale.append(o)
     if stale:
         redo = _gather(runner, _submit(runner, tracking_task(results_root, params.retries, refresh=True),
-                               [o["seq"] for o in stale], run_dir, jobs), logger, total - len(stale), total)
+                               [o.seq for o in stale], run_dir, jobs), logger, total - len(stale), total)
         keep = [o for o in outcomes if o not in stale]
         outcomes = keep + redo
-    order = {seq_label(s): i for i, s in enumerate(seqs)}
-    return sorted(outcomes, key=lambda o: order[seq_label(o["seq"])])
+    order = {s.label: i for i, s in enumerate(seqs)}
+    return sorted(outcomes, key=lambda o: order[o.seq.label])

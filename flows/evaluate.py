@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow
 
+from catalog.ingest import RunInfo
 from flows.params import EvaluateParams
 from tasks.catalog import catalog_run_id, evaluate_task
 from tasks.publish import artifact_key, metrics_markdown, publish_markdown
@@ -30,12 +31,12 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
     run = None
     if params.catalog_root is not None:
         content = {"results": results_content(results), "preset": params.preset, "sequences": params.sequences}
-        run = {
-            "run_id": catalog_run_id(params.tracker_name, params.dataset, params.split, content),
-            "dataset": params.dataset, "tracker": params.tracker_name, "source": params.source,
-            "split": params.split, "eval_preset": params.preset, "results_uri": str(results),
-            "config": {"preset": params.preset},
-        }
+        run = RunInfo(
+            run_id=catalog_run_id(params.tracker_name, params.dataset, params.split, content),
+            dataset=params.dataset, tracker=params.tracker_name, source=params.source,
+            split=params.split, eval_preset=params.preset, results_uri=str(results),
+            config={"preset": params.preset},
+        )
     catalog_root = None if params.catalog_root is None else str(Path(params.catalog_root).expanduser().resolve())
     label = f"{params.tracker_name} on {params.dataset}" + (f"/{params.split}" if params.split else "")
     res = evaluate_task(gt_root, str(results), params.sequences, params.preset, label, catalog_root, run,

@@ -7,11 +7,10 @@ values the detector really ran with (:mod:`cstrack.model.inference_settings`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from cstrack.model.detector import resolve_path
 from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
 from flows.params import TrackAllParams
+from tasks.records import JobModel
 
 
 def run_settings(params: TrackAllParams, weights: str | None) -> InferenceSettings:
@@ -24,12 +23,11 @@ def run_settings(params: TrackAllParams, weights: str | None) -> InferenceSettin
     )
 
 
-def job_model(params: TrackAllParams, weights: str | None) -> tuple[dict[str, Any], str, InferenceSettings]:
-    """``(job["model"], tracker preset, settings)`` for :func:`flows.dispatch.job_for`."""
+def job_model(params: TrackAllParams, weights: str | None) -> tuple[JobModel, InferenceSettings]:
+    """``(job.model, settings)`` for :func:`flows.dispatch.job_for` (the tracker preset is
+    ``settings.tracker_preset``)."""
     s = run_settings(params, weights)
-    model = {
-        "variant": params.model.variant, "weights": weights, "input_size": list(s.input_size),
-        "path": resolve_path(params.model.path), "conf_thres": s.conf_thres, "nms_thres": s.nms_thres,
-        "frame_rate": s.frame_rate,
-    }
-    return model, s.tracker_preset, s
+    model = JobModel(variant=params.model.variant, weights=weights, input_size=s.input_size,
+                     path=resolve_path(params.model.path), conf_thres=s.conf_thres, nms_thres=s.nms_thres,
+                     frame_rate=s.frame_rate)
+    return model, s

@@ -19,14 +19,25 @@ from catalog.schemas import TABLES as CATALOG_TABLES
 from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
+from tasks.records import TrackMode
 
-DetectionModeName = Literal["private", "public", "gt", "cached"]  # cached: replay cstrack.detcache
+DetectionModeName = TrackMode  # the one list: tasks.records (cached: replay cstrack.detcache)
 ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
 # report and the cache records.
 RESERVED_RUN_NAMES = frozenset({*CATALOG_TABLES, "tables", "cache", ".cache"})
+
+
+def _check_size(v: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A network input ``(width, height)``: positive multiples of 32 (``None`` passes)."""
+    if v is None:
+        return v
+    w, h = v
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise ValueError(f"width and height must be positive multiples of 32, got {w}x{h}")
+    return v
 
 
 class _Model(BaseModel):
@@ -135,12 +146,7 @@ class ModelSpec(_Model):
     @field_validator("input_size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is None:
-            return v
-        w, h = v
-        if w <= 0 or h <= 0 or w % 32 or h % 32:
-            raise ValueError(f"width and height must be positive multiples of 32, got {w}x{h}")
-        return v
+        return _check_size(v)
 
 
 class ClusterSpec(_Model):
@@ -223,7 +229,7 @@ class TrackAllParams(_Model):
         """True when some selection runs the detector (private mode, or appearance embeddings)."""
         return any(self.mode_of(d) in ("private", "cached") or self.appearance_of(d) for d in self.datasets)
 
-    def mode_of(self, d: DatasetSelection) -> str:
+    def mode_of(self, d: DatasetSelection) -> DetectionModeName:
         return d.mode or self.mode
 
     def appearance_of(self, d: DatasetSelection) -> bool:
@@ -364,7 +370,7 @@ class DemoParams(_Model):
     @field_validator("input_size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        return ModelSpec._size(v)  # type: ignore[operator]
+        return _check_size(v)
 
 
 class TuneParams(_Model):
@@ -395,4 +401,4 @@ class TuneParams(_Model):
     @field_validator("input_size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        return None if v is None else ModelSpec._size(v)  # type: ignore[operator]
+        return _check_size(v)

@@ -3,106 +3,113 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from catalog.ingest import RunInfo
 from cstrack.tracker import preset
 from flows.dispatch import abs_path, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
 from tasks.catalog import catalog_run_id, evaluate_task, record_tracking_task
 from tasks.publish import md_table, metrics_markdown, tracking_markdown
+from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
+
+
+def _config(params: TrackAllParams, selection: DatasetSelection, job: TrackJob) -> dict[str, Any]:
+    w = params.model.weights
+    m = job.model
+    return {
+        "model": {"variant": m.variant, "input_size": list(m.input_size), "path": m.path,
+                  "conf_thres": m.conf_thres, "nms_thres": m.nms_thres,
+                  "weights": w if w in (None, "coco") else Path(w).name},
+        "inference": None if job.settings is None else job.settings.to_dict(),
+        "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
+        "tracker": {"preset": job.tracker_preset, **dataclasses.asdict(preset(job.tracker_preset))},
+    }
 
 
 def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[str, Any]:
     """What the catalog records as the run's config (its hash labels the run in the reports): the
     effective values the run used (checkpoint settings with the run's overrides) and, under
     ``inference``, the settings block itself."""
-    w = params.model.weights
-    job = job_for(params, selection)
-    m = job["model"]
-    return {
-        "model": {"variant": m["variant"], "input_size": list(m["input_size"]), "path": m["path"],
-                  "conf_thres": m["conf_thres"], "nms_thres": m["nms_thres"],
-                  "weights": w if w in (None, "coco") else Path(w).name},
-        "inference": job["settings"],
-        "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
-        "tracker": {"preset": job["tracker_preset"], **dataclasses.asdict(preset(job["tracker_preset"]))},
-    }
+    return _config(params, selection, job_for(params, selection))
 
 
-def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[dict[str, Any]],
-              results_dir: Path, flow_run_id: str | None) -> dict[str, Any]:
-    """The catalog ``RunInfo`` fields of one (dataset, split) group of tracked sequences."""
-    config = catalog_config(params, selection)
+def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[TrackRecord],
+             results_dir: Path, flow_run_id: str | None) -> RunInfo:
+    """The catalog run of one (dataset, split) group of tracked sequences; its id is derived from
+    the records' content (a fully cached re-run replaces the run, :func:`tasks.catalog.catalog_run_id`)."""
     job = job_for(params, selection)
-    weights = weights_fingerprint(job["model"]["weights"]) if job["uses_model"] else None
-    content = {"records": sorted((r["sequence"], r["result_sha256"], r["started"], r["worker"]) for r in records),
+    config = _config(params, selection, job)
+    weights = weights_fingerprint(job.model.weights) if job.uses_model else None
+    content = {"records": sorted((r.sequence, r.result_sha256, r.started, r.worker) for r in records),
                "config": config, "preset": selection.preset}
     tracker = params.model.variant
-    return {
-        "run_id": catalog_run_id(tracker, selection.name, split, content),
-        "dataset": selection.name, "tracker": tracker, "source": "cstrack",
-        "label": params.label or tracker, "tag": params.tag, "split": split, "variant": params.model.variant,
-        "detection_mode": params.mode_of(selection), "eval_preset": selection.preset, "config": config,
-        "weights_sha256": weights.split(":", 1)[-1] if weights else None, "flow_run_id": flow_run_id,
-        "results_uri": str(results_dir), "started_at": min(r["started"] for r in records),
-        "ended_at": max(r["finished"] for r in records),
-    }
+    return RunInfo(
+        run_id=catalog_run_id(tracker, selection.name, split, content),
+        dataset=selection.name, tracker=tracker, source="cstrack", label=params.label or tracker, tag=params.tag,
+        split=split, variant=params.model.variant, detection_mode=params.mode_of(selection),
+        eval_preset=selection.preset, config=config,
+        weights_sha256=weights.split(":", 1)[-1] if weights else None, flow_run_id=flow_run_id,
+        results_uri=str(results_dir), started_at=dt.datetime.fromisoformat(min(r.started for r in records)),
+        ended_at=dt.datetime.fromisoformat(max(r.finished for r in records)),
+    )
 
 
-def evaluate_outcomes(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path,
+def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple[str, str],
+                                                                       list[tuple[SequenceRef, TrackRecord]]]]:
+    """The tracked (or cached) sequences with (or without) ground truth, by (dataset, split)."""
+    groups: dict[tuple[str, str], list[tuple[SequenceRef, TrackRecord]]] = {}
+    for o in outcomes:
+        if o.record is not None and o.seq.has_gt == has_gt:
+            groups.setdefault((o.seq.dataset, o.seq.split), []).append((o.seq, o.record))
+    return sorted(groups.items())
+
+
+def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path, flow_run_id: str | None,
+               has_gt: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per (dataset, split), one catalog run: evaluated (``has_gt``) or with its counts only."""
+    selections = {d.name: d for d in params.datasets}
+    catalog_root = str(abs_path(params.catalog))
+    done: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for (dataset, split), group in _by_split(outcomes, has_gt):
+        label = f"{dataset}/{split}"
+        results_dir = run_dir / dataset / split
+        selection = selections[dataset]
+        run = run_info(params, selection, split, [r for _, r in group], results_dir, flow_run_id)
+        step: Literal["evaluation", "catalogue"]
+        if has_gt:
+            step = "evaluation"
+            state = evaluate_task(group[0][0].gt_root, str(results_dir), sorted(s.name for s, _ in group),
+                                  selection.preset, label, catalog_root, run, return_state=True)
+        else:
+            step = "catalogue"
+            rates = {s.name: r.frame_rate or s.fps for s, r in group}
+            state = record_tracking_task(str(results_dir), sorted(rates), label, catalog_root,
+                                         dataclasses.replace(run, eval_preset=None), rates, return_state=True)
+        res = state.result(raise_on_failure=False)
+        if isinstance(res, BaseException):
+            errors.append(f"{step} {label}: {error_text(res)}")
+        else:
+            done.append({**res, "dataset": dataset, "split": split})
+    return done, errors
+
+
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
                       flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
     them in the catalog as one run."""
-    selections = {d.name: d for d in params.datasets}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for o in outcomes:
-        if o["status"] != "failed" and o["seq"]["has_gt"]:
-            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o)
-    catalog_root = str(abs_path(params.catalog))
-    evals, errors = [], []
-    for (dataset, split), group in sorted(groups.items()):
-        label = f"{dataset}/{split}"
-        results_dir = run_dir / dataset / split
-        run = run_info(params, selections[dataset], split, [o["record"] for o in group], results_dir, flow_run_id)
-        state = evaluate_task(
-            group[0]["seq"]["gt_root"], str(results_dir), sorted(o["seq"]["name"] for o in group),
-            selections[dataset].preset, label, catalog_root, run, return_state=True,
-        )
-        res = state.result(raise_on_failure=False)
-        if isinstance(res, BaseException):
-            errors.append(f"evaluation {label}: {error_text(res)}")
-        else:
-            evals.append({**res, "dataset": dataset, "split": split})
-    return evals, errors
+    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True)
 
 
-def record_unevaluated(params: TrackAllParams, outcomes: list[dict[str, Any]], run_dir: Path,
+def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
                        flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): catalogue the tracked sequences without ground truth (counts, track
     lengths, fps: ``sequence_stats``) as one run."""
-    selections = {d.name: d for d in params.datasets}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for o in outcomes:
-        if o["status"] != "failed" and not o["seq"]["has_gt"]:
-            groups.setdefault((o["seq"]["dataset"], o["seq"]["split"]), []).append(o)
-    catalog_root = str(abs_path(params.catalog))
-    stats, errors = [], []
-    for (dataset, split), group in sorted(groups.items()):
-        label = f"{dataset}/{split}"
-        results_dir = run_dir / dataset / split
-        run = run_info(params, selections[dataset], split, [o["record"] for o in group], results_dir, flow_run_id)
-        run["eval_preset"] = None
-        rates = {o["seq"]["name"]: o["record"].get("frame_rate") or o["seq"].get("fps") for o in group}
-        state = record_tracking_task(str(results_dir), sorted(rates), label, catalog_root, run, rates,
-                                     return_state=True)
-        res = state.result(raise_on_failure=False)
-        if isinstance(res, BaseException):
-            errors.append(f"catalogue {label}: {error_text(res)}")
-        else:
-            stats.append({**res, "dataset": dataset, "split": split})
-    return stats, errors
+    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=False)
 
 
 def stats_markdown(stats: list[dict[str, Any]]) -> str:
@@ -117,7 +124,7 @@ def stats_markdown(stats: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
-def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list[dict[str, Any]],
+def run_markdown(params: TrackAllParams, summary: dict[str, Any], outcomes: list[SequenceOutcome],
                  evals: list[dict[str, Any]], report_md: str) -> str:
     head = (f"# track-all `{params.run_name}` ({params.tag})\n\n"
             f"{summary['sequences']} sequences: {summary['tracked']} tracked, {summary['cached']} cached, "

@@ -16,8 +16,9 @@ from tasks.report import build_report_task
 def report(params: ReportParams) -> dict[str, Any]:
     root = Path(params.catalog_root).expanduser().resolve()
     out_dir = Path(params.out_dir).expanduser().resolve() if params.out_dir else root / "tables"
-    res = build_report_task(str(root), str(out_dir))
-    print(res["report_md"])
+    built = build_report_task(str(root), str(out_dir))
+    print(built.report_md)
+    res: dict[str, Any] = {"files": list(built.files), "report_md": built.report_md}
     if params.publish:
-        res["artifact"] = publish_markdown(artifact_key("report"), res["report_md"], f"report of the catalog {root}")
+        res["artifact"] = publish_markdown(artifact_key("report"), built.report_md, f"report of the catalog {root}")
     return res

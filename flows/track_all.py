@@ -18,7 +18,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.cluster import describe, task_runner_for
-from flows.dispatch import CACHE_DIR, abs_path, run_sequences, seq_label
+from flows.dispatch import CACHE_DIR, abs_path, run_sequences
 from flows.params import TrackAllParams
 from flows.recording import evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
@@ -46,20 +46,20 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     logger = get_run_logger()
     data_root, results_root = abs_path(params.data_root), abs_path(params.results_root)
     run_dir = results_root / params.run_name
-    seqs = select_sequences(str(data_root), [d.model_dump() for d in params.datasets])
-    logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s["frames"] for s in seqs),
+    seqs = select_sequences(str(data_root), params.datasets)
+    logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s.frames for s in seqs),
                 data_root, run_dir)
     logger.info("running on %s", describe(params.cluster))
     with task_runner_for(params.cluster) as runner:
         outcomes = run_sequences(runner, params, seqs, run_dir, results_root, logger)
 
-    failed = [f"{seq_label(o['seq'])}: {o['error']}" for o in outcomes if o["status"] == "failed"]
+    failed = [f"{o.seq.label}: {o.error}" for o in outcomes if o.status == "failed"]
     flow_run_id = str(flow_run.id) if flow_run.id else None
     evals, eval_errors = evaluate_outcomes(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
     stats, stats_errors = record_unevaluated(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
     eval_errors += stats_errors
-    firsts = [o["record"]["first_frame_unix"] for o in outcomes
-              if o["status"] == "tracked" and o["record"].get("first_frame_unix")]
+    firsts = [o.record.first_frame_unix for o in outcomes
+              if o.status == "tracked" and o.record is not None and o.record.first_frame_unix]
     summary: dict[str, Any] = {
         "flow_run_id": flow_run_id,
         "run_name": params.run_name,
@@ -68,20 +68,20 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "catalog": str(abs_path(params.catalog)),
         "catalog_runs": [e["run_id"] for e in [*evals, *stats] if e.get("run_id")],
         "sequences": len(outcomes),
-        "tracked": sum(o["status"] == "tracked" for o in outcomes),
-        "cached": sum(o["status"] == "cached" for o in outcomes),
+        "tracked": sum(o.status == "tracked" for o in outcomes),
+        "cached": sum(o.status == "cached" for o in outcomes),
         "failed": failed + eval_errors,
         "first_frame_s": (min(firsts) - flow_start) if firsts else None,
-        "workers": sorted({str(o["record"]["worker"]) for o in outcomes if o["record"]}),
+        "workers": sorted({o.record.worker for o in outcomes if o.record is not None}),
         "metrics": [{"label": e["label"], "run_id": e.get("run_id"), "table": e["table"]} for e in evals],
         "unevaluated": stats,
-        "per_sequence": [{"sequence": seq_label(o["seq"]), "status": o["status"],
-                          "worker": (o["record"] or {}).get("worker"), "frames": (o["record"] or {}).get("frames"),
-                          "fps": (o["record"] or {}).get("fps")} for o in outcomes],
+        "per_sequence": [{"sequence": o.seq.label, "status": o.status,
+                          "worker": o.record and o.record.worker, "frames": o.record and o.record.frames,
+                          "fps": o.record and o.record.fps} for o in outcomes],
     }
-    report = build_report_task(summary["catalog"], str(results_root / "tables")) if evals else {"report_md": ""}
+    report_md = build_report_task(summary["catalog"], str(results_root / "tables")).report_md if evals else ""
     summary["tables"] = str(results_root / "tables")
-    md = run_markdown(params, summary, outcomes, evals, str(report["report_md"]))
+    md = run_markdown(params, summary, outcomes, evals, report_md)
     summary["artifact"] = publish_markdown(artifact_key("track-all", params.run_name), md,
                                            f"track-all {params.run_name}: tracking, metrics and regenerated tables")
     summary["wall_s"] = time.time() - flow_start

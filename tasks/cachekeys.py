@@ -20,6 +20,7 @@ from typing import Any
 
 from cstrack.data.mot import Sequence
 from cstrack.fsutil import sha256_file, stable_hash
+from tasks.records import SequenceRef, TrackJob
 
 KEY_VERSION = 1  # bump when the meaning of a key changes
 
@@ -103,30 +104,34 @@ def code_parts(uses_model: bool, model_path: str, video: bool = False) -> tuple[
     return parts
 
 
-def track_key(seq_dir: str | Path, job: Mapping[str, Any], video: str | Path | None = None) -> str | None:
+def track_key(seq_dir: str | Path, job: TrackJob, video: str | Path | None = None) -> str | None:
     """The cache key of tracking ``seq_dir`` (or the ``video`` file, whose bytes are hashed) with
-    ``job`` (see :mod:`tasks.track`), or ``None`` when the result is not reproducible (random weights)."""
-    uses_model = bool(job["uses_model"])
-    weights = weights_fingerprint(job["model"]["weights"]) if uses_model else "none"
+    ``job`` (see :mod:`tasks.track`), or ``None`` when the result is not reproducible (random weights).
+
+    Only plain values are hashed (the model's :meth:`~tasks.records.JobModel.key_fields`, names and
+    digests), never a record object: the key of a job is the one it had as a dictionary."""
+    uses_model = job.uses_model
+    weights = weights_fingerprint(job.model.weights) if uses_model else "none"
     if weights is None:
         return None
-    model = {k: v for k, v in job["model"].items() if k != "weights"} if uses_model else None
+    model = job.model.key_fields() if uses_model else None
     inputs = (_file_digest(Path(video)) if video is not None
-              else sequence_fingerprint(seq_dir, job["mode"], reads_images=uses_model))
+              else sequence_fingerprint(seq_dir, job.mode, reads_images=uses_model))
     return stable_hash(
         {
             "v": KEY_VERSION,
             "inputs": inputs,
             "weights": weights,
             "model": model,
-            "mode": job["mode"],
-            "tracker": tracker_fingerprint(job["tracker_preset"]),
-            "code": code_fingerprint(parts=code_parts(uses_model, job["model"]["path"], video is not None)),
+            "mode": job.mode,
+            "tracker": tracker_fingerprint(job.tracker_preset),
+            "code": code_fingerprint(parts=code_parts(uses_model, job.model.path, video is not None)),
         }
     )
 
 
 def track_cache_key(context: Any, parameters: Mapping[str, Any]) -> str | None:
-    """``cache_key_fn`` of the tracking task: :func:`track_key` of its ``seq`` and ``job``."""
-    seq = parameters["seq"]
-    return track_key(seq["seq_dir"], parameters["job"], seq.get("video"))
+    """``cache_key_fn`` of the tracking task: :func:`track_key` of its ``seq``
+    (:class:`~tasks.records.SequenceRef`) and ``job`` (:class:`~tasks.records.TrackJob`)."""
+    seq: SequenceRef = parameters["seq"]
+    return track_key(seq.seq_dir, parameters["job"], seq.video)

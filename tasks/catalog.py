@@ -14,13 +14,13 @@ timing records, even with identical boxes) is a new run in the history.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
 
+from catalog.ingest import RunInfo
 from cstrack.fsutil import stable_hash
 
 _RUN_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -34,14 +34,6 @@ def catalog_run_id(tracker: str, dataset: str, split: str | None, content: Any) 
     return f"{stem[:150]}-{stable_hash(content)[:12]}"
 
 
-def _utc(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.fromisoformat(str(value))
-
-
 def evaluate_into_catalog(
     gt_root: str,
     results_dir: str,
@@ -49,11 +41,11 @@ def evaluate_into_catalog(
     preset: str,
     label: str,
     catalog_root: str | None = None,
-    run: Mapping[str, Any] | None = None,
+    run: RunInfo | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``results_dir`` against ``gt_root``; with ``catalog_root`` and ``run`` (the fields
-    of :class:`catalog.ingest.RunInfo`) also write the run into the catalog.
+    """Evaluate ``results_dir`` against ``gt_root``; with ``catalog_root`` and ``run`` also write
+    the run into the catalog.
 
     Returns ``{"label", "preset", "rows", "table", "missing", "run_id", "counts"}`` (numbers only).
     """
@@ -67,11 +59,10 @@ def evaluate_into_catalog(
         "run_id": None, "counts": {},
     }
     if catalog_root is not None and run is not None:
-        from catalog.ingest import RunInfo, ingest_evaluation
+        from catalog.ingest import ingest_evaluation
 
-        info = RunInfo(**{**run, "started_at": _utc(run.get("started_at")), "ended_at": _utc(run.get("ended_at"))})
-        out["counts"] = ingest_evaluation(catalog_root, info, result, prepared=prepared, results_dir=results_dir)
-        out["run_id"] = info.run_id
+        out["counts"] = ingest_evaluation(catalog_root, run, result, prepared=prepared, results_dir=results_dir)
+        out["run_id"] = run.run_id
     return out
 
 
@@ -83,7 +74,7 @@ def evaluate_task(
     preset: str,
     label: str,
     catalog_root: str | None = None,
-    run: dict[str, Any] | None = None,
+    run: RunInfo | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate_into_catalog` as a task (see there)."""
@@ -96,15 +87,14 @@ def record_tracking_task(
     sequences: list[str],
     label: str,
     catalog_root: str,
-    run: dict[str, Any],
+    run: RunInfo,
     frame_rates: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """Catalogue tracked sequences that have no ground truth (:func:`catalog.ingest.ingest_tracking`):
     returns ``{"label", "run_id", "counts", "rows"}`` (``rows``: the ``sequence_stats`` rows)."""
-    from catalog.ingest import RunInfo, ingest_tracking, read_timings, stats_rows
+    from catalog.ingest import ingest_tracking, read_timings, stats_rows
 
-    info = RunInfo(**{**run, "started_at": _utc(run.get("started_at")), "ended_at": _utc(run.get("ended_at"))})
     timings = read_timings(results_dir)
-    counts = ingest_tracking(catalog_root, info, results_dir, sequences, timings=timings, frame_rates=frame_rates)
-    rows = stats_rows(info.run_id, results_dir, sequences, timings, frame_rates)
-    return {"label": label, "run_id": info.run_id, "counts": counts, "rows": rows}
+    counts = ingest_tracking(catalog_root, run, results_dir, sequences, timings=timings, frame_rates=frame_rates)
+    rows = stats_rows(run.run_id, results_dir, sequences, timings, frame_rates)
+    return {"label": label, "run_id": run.run_id, "counts": counts, "rows": rows}

@@ -8,14 +8,16 @@ split may also hold video files ``<SEQ>.mp4`` (a team's own camera clips, with o
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prefect import task
 
 from cstrack.data.convert import IMAGES_DIR
 from cstrack.data.mot import read_seqinfo
 from cstrack.errors import ConfigError
+from tasks.records import SequenceRef
 
 # Files of a dataset split tracked as video sequences (whatever OpenCV's FFmpeg decodes; these
 # are the usual containers of camera clips).
@@ -37,44 +39,56 @@ def prepare_dataset(name: str, data_root: str, registry: str | None = None) -> d
             "lists": {k: str(v) for k, v in res.lists.items()}}
 
 
-def video_sequence(split_dir: Path, video: Path) -> dict[str, Any]:
+class DatasetQuery(Protocol):
+    """Which sequences of one prepared dataset to select (:class:`flows.params.DatasetSelection`
+    is one): ``splits``/``sequences`` ``None`` or empty = all; ``sequences`` are shell patterns."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def splits(self) -> Sequence[str] | None: ...
+    @property
+    def sequences(self) -> Sequence[str] | None: ...
+
+
+def video_sequence(dataset: str, split_dir: Path, video: Path) -> SequenceRef:
     """The selection record of the video file ``split_dir/<SEQ>.<ext>`` (frames, size and frame
     rate from the container).  Its ground truth, if any, is ``split_dir/<SEQ>/gt/gt.txt`` beside a
     ``seqinfo.ini`` (the MOTChallenge layout the evaluation reads, without ``img1/``)."""
-    from cstrack.sources import make_source
+    from cstrack.sources import VideoFileSource, source_name
 
-    src = make_source(str(video), "video")
+    src = VideoFileSource(str(video), source_name(str(video), "video"), path=video)
     src.open()  # a file OpenCV cannot open fails here, naming it, before any tracking starts
     try:
         cap_size = src.size()
     finally:
         src.close()
     gt_dir = split_dir / video.stem
-    return {
-        "kind": "video", "video": str(video.resolve()), "seq_dir": str(gt_dir.resolve()),
-        "frames": src.total or 0, "width": cap_size[0], "height": cap_size[1], "fps": src.fps,
-        "has_gt": (gt_dir / "gt" / "gt.txt").is_file() and (gt_dir / "seqinfo.ini").is_file(),
-    }
+    return SequenceRef(
+        dataset=dataset, split=split_dir.name, name=video.stem, seq_dir=str(gt_dir.resolve()),
+        gt_root=str(split_dir.resolve()), kind="video", video=str(video.resolve()), frames=src.total or 0,
+        width=cap_size[0], height=cap_size[1], fps=src.fps,
+        has_gt=(gt_dir / "gt" / "gt.txt").is_file() and (gt_dir / "seqinfo.ini").is_file(),
+    )
 
 
-def find_selection(data_root: str | Path, selection: dict[str, Any]) -> list[dict[str, Any]]:
+def find_selection(data_root: str | Path, selection: DatasetQuery) -> list[SequenceRef]:
     """The sequences of one dataset selection (see :class:`flows.params.DatasetSelection`).
 
     A sequence is a MOTChallenge folder ``<split>/<SEQ>/`` (``seqinfo.ini`` + images) or a video
     file ``<split>/<SEQ>.<ext>`` (:data:`VIDEO_EXTENSIONS`, see :func:`video_sequence`; a folder
-    of the same name then only holds its ground truth).  Returns ``{"dataset", "split", "name",
-    "seq_dir", "gt_root", "frames", "width", "height", "has_gt", "kind"}`` per sequence (videos
-    also ``"video"`` and ``"fps"``), sorted by split and name.  A selection that matches nothing
+    of the same name then only holds its ground truth).  Returns one :class:`SequenceRef` per
+    sequence, sorted by split and name.  A selection that matches nothing
     raises :class:`ConfigError` naming it (a typo must not silently track nothing).
     """
-    name = selection["name"]
+    name = selection.name
     images = Path(data_root) / name / IMAGES_DIR
     if not images.is_dir():
         raise ConfigError(f"datasets.{name}: not prepared under {Path(data_root).resolve()} (no {images.name}/ folder); "
                           f"run the prepare-data flow first")
-    splits = selection.get("splits") or sorted(p.name for p in images.iterdir() if p.is_dir())
-    patterns = selection.get("sequences") or ["*"]
-    out: list[dict[str, Any]] = []
+    splits = list(selection.splits or sorted(p.name for p in images.iterdir() if p.is_dir()))
+    patterns = list(selection.sequences or ["*"])
+    out: list[SequenceRef] = []
     for split in splits:
         split_dir = images / split
         if not split_dir.is_dir():
@@ -84,24 +98,24 @@ def find_selection(data_root: str | Path, selection: dict[str, Any]) -> list[dic
         for seq_name in sorted({*videos, *folders}):
             if not any(fnmatch.fnmatchcase(seq_name, pat) for pat in patterns):
                 continue
-            base = {"dataset": name, "split": split, "name": seq_name, "gt_root": str(split_dir.resolve())}
             if seq_name in videos:
-                out.append({**base, **video_sequence(split_dir, videos[seq_name])})
+                out.append(video_sequence(name, split_dir, videos[seq_name]))
                 continue
             seq_dir = folders[seq_name]
             info = read_seqinfo(seq_dir)
-            out.append({
-                **base, "kind": "images", "seq_dir": str(seq_dir.resolve()), "frames": info.seq_length,
-                "width": info.im_width, "height": info.im_height, "has_gt": (seq_dir / "gt" / "gt.txt").is_file(),
-            })
+            out.append(SequenceRef(
+                dataset=name, split=split, name=seq_name, seq_dir=str(seq_dir.resolve()),
+                gt_root=str(split_dir.resolve()), kind="images", frames=info.seq_length, width=info.im_width,
+                height=info.im_height, has_gt=(seq_dir / "gt" / "gt.txt").is_file(),
+            ))
     if not out:
         raise ConfigError(f"datasets.{name}: no sequence matches splits={splits} sequences={patterns} in {images}")
     return out
 
 
 @task(name="select-sequences")
-def select_sequences(data_root: str, selections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def select_sequences(data_root: str, selections: Sequence[DatasetQuery]) -> list[SequenceRef]:
     """Every selected sequence, longest first (ties by dataset, split, name), so that the longest
     tasks start first and the shards finish together."""
     seqs = [s for sel in selections for s in find_selection(data_root, sel)]
-    return sorted(seqs, key=lambda s: (-s["frames"], s["dataset"], s["split"], s["name"]))
+    return sorted(seqs, key=lambda s: (-s.frames, s.dataset, s.split, s.name))

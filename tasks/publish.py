@@ -8,6 +8,8 @@ from typing import Any
 
 from prefect import task
 
+from tasks.records import SequenceOutcome
+
 
 def artifact_key(*parts: str) -> str:
     """A valid artifact key (lower-case letters, digits and dashes) from ``parts``."""
@@ -27,14 +29,14 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int =
     return "\n".join(lines)
 
 
-def tracking_markdown(outcomes: Sequence[dict[str, Any]]) -> str:
+def tracking_markdown(outcomes: Sequence[SequenceOutcome]) -> str:
     """One line per sequence: status, worker, frames, fps, stage times."""
     rows = []
     for o in outcomes:
-        rec = o.get("record") or {}
-        ms = rec.get("ms") or {}
-        rows.append([f"{o['seq']['dataset']}/{o['seq']['split']}/{o['seq']['name']}", o["status"], rec.get("worker"),
-                     rec.get("frames"), rec.get("fps"), ms.get("forward"), ms.get("associate"), o.get("error")])
+        rec = o.record
+        ms = rec.ms if rec is not None else {}
+        rows.append([o.seq.label, o.status, rec and rec.worker, rec and rec.frames, rec and rec.fps,
+                     ms.get("forward"), ms.get("associate"), o.error])
     return md_table(["sequence", "status", "worker", "frames", "fps", "forward ms", "associate ms", "error"], rows, 1)
 
 

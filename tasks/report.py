@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from prefect import task
 
+from tasks.records import BuiltReport
+
 
 @task(name="build-report")
-def build_report_task(catalog_root: str, out_dir: str) -> dict[str, object]:
+def build_report_task(catalog_root: str, out_dir: str) -> BuiltReport:
     """Write the report files into ``out_dir``; returns their paths and the Markdown of ``report.md``."""
     from pathlib import Path
 
@@ -14,5 +16,5 @@ def build_report_task(catalog_root: str, out_dir: str) -> dict[str, object]:
 
     files = build_report(catalog_root, out_dir)
     report_md = Path(out_dir) / "report.md"
-    return {"files": [str(f) for f in files], "report_md": report_md.read_text(encoding="utf-8")
-            if report_md.is_file() else ""}
+    return BuiltReport(tuple(str(f) for f in files),
+                       report_md.read_text(encoding="utf-8") if report_md.is_file() else "")

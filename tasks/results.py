@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 from cstrack.fsutil import atomic_path, atomic_write_json, sha256_file
+from tasks.records import TrackRecord
 from tasks.track import timing_path
 
 
-def check_cached_result(record: dict[str, Any], out_dir: str) -> str | None:
+def check_cached_result(record: TrackRecord, out_dir: str) -> str | None:
     """Make ``out_dir/<SEQ>.txt`` hold the cached result; ``None`` on success, else the problem
     (the caller then tracks the sequence again)."""
-    name = record.get("sequence")
-    want = record.get("result_sha256")
-    if not name or not want:
-        return "record without sequence name or result checksum"
+    name, want = record.sequence, record.result_sha256
     dest = Path(out_dir) / f"{name}.txt"
-    if dest.is_file() and sha256_file(dest) == want:
-        pass
-    else:
-        src = Path(record.get("result_path", ""))
+    if not (dest.is_file() and sha256_file(dest) == want):
+        src = Path(record.result_path)
         if not src.is_file():
             return f"result file {src} is missing"
         if sha256_file(src) != want:
@@ -35,5 +30,5 @@ def check_cached_result(record: dict[str, Any], out_dir: str) -> str | None:
             shutil.copyfile(src, tmp)
     timing = timing_path(out_dir, name)
     if not timing.is_file():
-        atomic_write_json(timing, {**record, "result_path": str(dest)})
+        atomic_write_json(timing, record.with_result(str(dest)).to_json())
     return None

@@ -1,23 +1,20 @@
 """The per-sequence tracking task: one call of :func:`cstrack.runner.track_sequence`.
 
-Arguments are small JSON values (so that they hash, persist and travel to Dask workers cheaply):
+Arguments are small frozen records (:mod:`tasks.records`: they pickle to Dask workers cheaply and
+:mod:`tasks.cachekeys` hashes their values):
 
-- ``seq``: ``{"dataset", "split", "name", "seq_dir", "frames", ...}`` (:func:`tasks.data.select_sequences`);
-  a video sequence also has ``"kind": "video"``, ``"video"`` (the file) and ``"fps"``
+- ``seq``: a :class:`~tasks.records.SequenceRef` (:func:`tasks.data.select_sequences`)
 - ``out_dir``: absolute folder of ``<SEQ>.txt`` (the same path on every worker: a shared volume)
-- ``job``: ``{"mode", "uses_model", "model": {"variant", "weights", "input_size", "path",
-  "conf_thres", "nms_thres", "frame_rate"}, "tracker_preset", "settings", "torch_threads",
-  "prefetch"}`` (the effective inference settings, :mod:`flows.inference`; ``prefetch``: frames
-  read ahead in a thread, 0 = sequential; it does not change the result, so it is not part of the
-  cache key)
+- ``job``: a :class:`~tasks.records.TrackJob` (the effective inference settings, :mod:`flows.inference`)
 
 The result file is written atomically by the runner; the timing record beside it
-(``<SEQ>.timing.json``) atomically here.  The returned record is small (no arrays) and is what the
-cache persists (:mod:`tasks.cachekeys` keys it by content).
+(``<SEQ>.timing.json``) atomically here.  The returned :class:`~tasks.records.TrackRecord` is small (no
+arrays) and is what the cache persists (:mod:`tasks.cachekeys` keys it by content).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -30,6 +27,7 @@ from prefect.cache_policies import CachePolicy
 from cstrack.errors import CSTrackError
 from cstrack.fsutil import atomic_write_json, sha256_file
 from tasks.cachekeys import track_cache_key, weights_fingerprint
+from tasks.records import JobModel, SequenceRef, TrackJob, TrackRecord
 from tasks.runtime import set_torch_threads, worker_identity
 
 # Model weights that are only partly pretrained ("coco": REN and the embedding head keep their
@@ -57,17 +55,13 @@ def _detector(variant: str, weights: str | None, weights_sha: str | None, input_
                           post=PostprocessConfig(conf_thres=conf_thres, nms_thres=nms_thres))
 
 
-def detector_for(model: dict[str, Any]) -> Any:
-    from cstrack.model.postprocess import PostprocessConfig
-
-    w, h = model["input_size"]
-    sha = weights_fingerprint(model["weights"])
-    return _detector(model["variant"], model["weights"], sha, (int(w), int(h)), model["path"],
-                     float(model["conf_thres"]), float(model.get("nms_thres", PostprocessConfig.nms_thres)))
+def detector_for(model: JobModel) -> Any:
+    """The worker's detector for ``model`` (built once per process and model)."""
+    return _detector(model.variant, model.weights, weights_fingerprint(model.weights), model.input_size, model.path,
+                     float(model.conf_thres), float(model.nms_thres))
 
 
-def _track_video(seq: dict[str, Any], out_dir: str, job: dict[str, Any], detector: Any, progress: Any,
-                 depth: int) -> Any:
+def _track_video(seq: SequenceRef, out_dir: str, job: TrackJob, detector: Any, progress: Any, depth: int) -> Any:
     """Track a video sequence (private mode only); a decode error fails the task after the frames
     before it are written."""
     from cstrack.errors import ConfigError
@@ -75,33 +69,32 @@ def _track_video(seq: dict[str, Any], out_dir: str, job: dict[str, Any], detecto
     from cstrack.sources import make_source
     from cstrack.tracker import preset
 
-    if job["mode"] != "private" or detector is None:
-        raise ConfigError(f"{seq['video']}: a video sequence is tracked in private mode (no det/gt boxes to read)")
-    source = make_source(seq["video"], "video")
-    source.name = seq["name"]
-    run = track_source(source, out_dir, detector, preset(job["tracker_preset"]),
-                       frame_rate=seq.get("fps") or job["model"].get("frame_rate"), prefetch=depth, progress=progress)
+    if job.mode != "private" or detector is None or seq.video is None:
+        raise ConfigError(f"{seq.video}: a video sequence is tracked in private mode (no det/gt boxes to read)")
+    source = make_source(seq.video, "video")
+    source.name = seq.name
+    run = track_source(source, out_dir, detector, preset(job.tracker_preset),
+                       frame_rate=seq.fps or job.model.frame_rate, prefetch=depth, progress=progress)
     if run.error is not None:
         raise run.error
     return run
 
 
-def _track_cached(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> Any:
+def _track_cached(seq: SequenceRef, out_dir: str, job: TrackJob) -> Any:
     """Cached mode: the sequence's network outputs from ``<results_root>/detcache`` (computed first
     when missing, at the cache's score floor) replayed through the tracker at the job's threshold."""
     from cstrack.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache, track_cached, weights_sha256
     from cstrack.errors import ConfigError
     from cstrack.tracker import preset
 
-    m = job["model"]
-    if m["weights"] is None:
+    m = job.model
+    if m.weights is None:
         raise ConfigError("mode cached: needs trained weights (a checkpoint or 'coco'), not random init")
-    w, h = m["input_size"]
-    spec = CacheSpec(weights_sha256(m["weights"]), m["variant"], (int(w), int(h)), m["path"], DEFAULT_SCORE_FLOOR,
-                     float(m["nms_thres"]))
-    cache = ensure_cache(seq["seq_dir"], job["results_root"], spec,
-                         lambda: detector_for({**m, "conf_thres": DEFAULT_SCORE_FLOOR}))
-    return track_cached(seq["seq_dir"], out_dir, cache, preset(job["tracker_preset"]), float(m["conf_thres"]))
+    spec = CacheSpec(weights_sha256(m.weights), m.variant, m.input_size, m.path, DEFAULT_SCORE_FLOOR,
+                     float(m.nms_thres))
+    cache = ensure_cache(seq.seq_dir, job.results_root, spec,
+                         lambda: detector_for(dataclasses.replace(m, conf_thres=DEFAULT_SCORE_FLOOR)))
+    return track_cached(seq.seq_dir, out_dir, cache, preset(job.tracker_preset), float(m.conf_thres))
 
 
 class _Progress:
@@ -133,7 +126,7 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(
     name="track-sequence",
-    task_run_name="track {seq[dataset]}/{seq[name]}",
+    task_run_name="track {seq.dataset}/{seq.name}",
     cache_policy=CachePolicy.from_cache_key_fn(track_cache_key),
     persist_result=True,
     result_serializer="json",
@@ -142,49 +135,49 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=is_transient,
     tags=["cstrack-track"],
 )
-def track_sequence_task(seq: dict[str, Any], out_dir: str, job: dict[str, Any]) -> dict[str, Any]:
+def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackRecord:
     """Track one sequence; return its record (timing, result file + sha256, worker)."""
-    from cstrack.runner import DEFAULT_PREFETCH, prefetched_frames, track_sequence
+    from cstrack.runner import prefetched_frames, track_sequence
     from cstrack.tracker import preset
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
-    threads = set_torch_threads(job.get("torch_threads"))
-    cached = job["mode"] == "cached"
-    detector = detector_for(job["model"]) if job["uses_model"] and not cached else None
+    threads = set_torch_threads(job.torch_threads)
+    mode = job.mode
+    detector = detector_for(job.model) if job.uses_model and mode != "cached" else None
     setup_s = time.perf_counter() - t0
-    progress = _Progress(f"{seq['dataset']}/{seq['name']}", int(seq.get("frames") or 0))
-    depth = int(job.get("prefetch", DEFAULT_PREFETCH))
-    if cached:
+    progress = _Progress(f"{seq.dataset}/{seq.name}", seq.frames)
+    depth = job.prefetch
+    if mode == "cached":
         run = _track_cached(seq, out_dir, job)
-    elif seq.get("kind") == "video":
+    elif seq.kind == "video":
         run = _track_video(seq, out_dir, job, detector, progress, depth)
     else:
-        run = track_sequence(seq["seq_dir"], out_dir, job["mode"], preset(job["tracker_preset"]), detector,
+        run = track_sequence(seq.seq_dir, out_dir, mode, preset(job.tracker_preset), detector,
                              frame_reader=prefetched_frames(depth), progress=progress)
-    record: dict[str, Any] = {
-        "dataset": seq["dataset"],
-        "split": seq["split"],
-        "sequence": run.sequence,
-        "mode": job["mode"],
-        "kind": seq.get("kind", "images"),
-        "frame_rate": getattr(run, "frame_rate", None),
-        "settings": job.get("settings"),
-        "frames": run.frames,
-        "fps": run.fps,
-        "ms": dict(run.ms),
-        "num_tracks": run.num_tracks,
-        "num_boxes": run.num_boxes,
-        "result_path": str(run.result_path),
-        "result_sha256": sha256_file(run.result_path),
-        "torch_threads": threads,
-        "prefetch": depth,
-        "setup_s": setup_s,
-        "first_frame_unix": progress.first_frame_unix,
-        "wall_s": time.perf_counter() - t0,
-        "started": started.isoformat(timespec="milliseconds"),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+    record = TrackRecord(
+        dataset=seq.dataset,
+        split=seq.split,
+        sequence=run.sequence,
+        mode=job.mode,
+        kind=seq.kind,
+        frame_rate=getattr(run, "frame_rate", None),
+        settings=None if job.settings is None else job.settings.to_dict(),
+        frames=run.frames,
+        fps=run.fps,
+        ms=dict(run.ms),
+        num_tracks=run.num_tracks,
+        num_boxes=run.num_boxes,
+        result_path=str(run.result_path),
+        result_sha256=sha256_file(run.result_path),
+        torch_threads=threads,
+        prefetch=depth,
+        setup_s=setup_s,
+        first_frame_unix=progress.first_frame_unix,
+        wall_s=time.perf_counter() - t0,
+        started=started.isoformat(timespec="milliseconds"),
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         **worker_identity(),
-    }
-    atomic_write_json(timing_path(out_dir, run.sequence), record)
+    )
+    atomic_write_json(timing_path(out_dir, run.sequence), record.to_json())
     return record

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from tasks.cachekeys import code_fingerprint, sequence_fingerprint, track_cache_key, track_key
+from tasks.records import JobModel, SequenceRef, TrackJob, TrackMode
 
 
-def _job(mode: str = "private", uses_model: bool = True, weights: str | None = "coco", preset: str = "default",
-         size: tuple[int, int] = (320, 256)) -> dict:
-    return {"mode": mode, "uses_model": uses_model, "tracker_preset": preset, "torch_threads": None,
-            "model": {"variant": "cstrack-n", "weights": weights, "input_size": list(size), "path": "eager",
-                      "conf_thres": 0.5}}
+def _job(mode: TrackMode = "private", uses_model: bool = True, weights: str | None = "coco",
+         preset: str = "default", size: tuple[int, int] = (320, 256)) -> TrackJob:
+    model = JobModel(variant="cstrack-n", weights=weights, input_size=size, path="eager", conf_thres=0.5,
+                     nms_thres=0.6)
+    return TrackJob(mode=mode, uses_model=uses_model, model=model, tracker_preset=preset)
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def test_same_content_elsewhere_gives_the_same_key(seq: Path, tmp_path: Path) ->
     other = tmp_path / "b" / "renamed-parent" / seq.name
     shutil.copytree(seq, other)
     assert track_key(seq, _job()) == track_key(other, _job())
-    assert track_cache_key(None, {"seq": {"seq_dir": str(seq)}, "job": _job()}) == track_key(seq, _job())
+    ref = SequenceRef(dataset="pets", split="train", name=seq.name, seq_dir=str(seq))
+    assert track_cache_key(None, {"seq": ref, "job": _job()}) == track_key(seq, _job())
 
 
 def test_a_changed_image_changes_private_keys_only(seq: Path) -> None:
@@ -105,3 +107,21 @@ def test_the_code_that_counts_depends_on_the_job() -> None:
     assert code_parts(False, "eager") == TRACKING_CODE
     assert code_parts(True, "eager") == TRACKING_CODE + MODEL_CODE
     assert code_parts(True, "onnx") == TRACKING_CODE + MODEL_CODE + INFER_CODE
+
+
+def test_the_key_hashes_plain_values_as_the_dictionary_jobs_did(seq: Path) -> None:
+    """A typed job keys exactly as its dictionary form did (caches written before stay valid):
+    the model's fields but its weights, which count by content."""
+    from cstrack.fsutil import stable_hash
+    from cstrack.model.weights import COCO_YOLOV5N_SHA256
+    from tasks.cachekeys import KEY_VERSION, code_parts, tracker_fingerprint
+
+    job = _job(size=(640, 384))
+    assert job.model.key_fields() == {"variant": "cstrack-n", "input_size": [640, 384], "path": "eager",
+                                      "conf_thres": 0.5, "nms_thres": 0.6, "frame_rate": None}
+    expected = stable_hash({
+        "v": KEY_VERSION, "inputs": sequence_fingerprint(seq, "private", reads_images=True),
+        "weights": f"coco:{COCO_YOLOV5N_SHA256}", "model": job.model.key_fields(), "mode": "private",
+        "tracker": tracker_fingerprint("default"), "code": code_fingerprint(parts=code_parts(True, "eager")),
+    })
+    assert track_key(seq, job) == expected

@@ -131,8 +131,8 @@ def test_job_carries_thread_and_read_ahead_settings() -> None:
 
     p = TrackAllParams(datasets=[{"name": "pets09-s2l1"}], cluster={"torch_threads": 1, "prefetch": 0})
     job = job_for(p, p.datasets[0])
-    assert (job["torch_threads"], job["prefetch"], job["mode"]) == (1, 0, "private")
-    assert job_for(TrackAllParams(datasets=[{"name": "x"}]), DatasetSelection(name="x"))["prefetch"] == 2
+    assert (job.torch_threads, job.prefetch, job.mode) == (1, 0, "private")
+    assert job_for(TrackAllParams(datasets=[{"name": "x"}]), DatasetSelection(name="x")).prefetch == 2
     with pytest.raises(ValidationError) as e:
         ClusterSpec(prefetch=-1)
     assert _error_locs(e.value) == ["prefetch"]

@@ -9,25 +9,26 @@ import pytest
 
 from flows.params import TrackAllParams
 from tasks import track as track_module
+from tasks.records import JobModel, SequenceRef, TrackJob, TrackMode
 from tasks.track import track_sequence_task
 
 WEIGHTS = str(Path(__file__).resolve().parents[2] / "weights" / "cstrack-n_pets09.pt")
 
 
-def _job(mode: str, results: Path) -> dict:
-    model = {"variant": "cstrack-n", "weights": WEIGHTS, "input_size": [320, 256], "path": "eager",
-             "conf_thres": 0.45, "nms_thres": 0.6, "frame_rate": None}
-    return {"mode": mode, "uses_model": True, "model": model, "tracker_preset": "default", "torch_threads": None,
-            "prefetch": 0, "results_root": str(results)}
+def _job(mode: TrackMode, results: Path) -> TrackJob:
+    model = JobModel(variant="cstrack-n", weights=WEIGHTS, input_size=(320, 256), path="eager", conf_thres=0.45,
+                     nms_thres=0.6)
+    return TrackJob(mode=mode, uses_model=True, model=model, tracker_preset="default", prefetch=0,
+                    results_root=str(results))
 
 
 def test_cached_mode_task_equals_private(head8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(track_module._Progress, "__call__", lambda self, n: None)  # logs need a flow run
-    seq = {"dataset": "pets09", "split": "train", "name": head8.name, "seq_dir": str(head8), "frames": 8}
+    seq = SequenceRef(dataset="pets09", split="train", name=head8.name, seq_dir=str(head8), frames=8)
     live = track_sequence_task.fn(seq, str(tmp_path / "live"), _job("private", tmp_path))
     rec = track_sequence_task.fn(seq, str(tmp_path / "cached"), _job("cached", tmp_path))
-    assert rec["mode"] == "cached" and rec["frames"] == 8
-    assert rec["result_sha256"] == live["result_sha256"] and live["num_boxes"] > 10
+    assert rec.mode == "cached" and rec.frames == 8
+    assert rec.result_sha256 == live.result_sha256 and live.num_boxes > 10
     assert len(list((tmp_path / "detcache").glob("*.parquet"))) == 1
 
 
