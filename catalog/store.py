@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import fsspec
 import numpy as np
@@ -49,7 +49,7 @@ DEFAULT_ROOT = "results"
 PART_FILE = "part-0.parquet"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
-Filters = Mapping[str, Any] | Sequence[Any] | pc.Expression | None
+Filters: TypeAlias = Mapping[str, Any] | Sequence[Any] | pc.Expression | None
 
 
 def check_run_id(run_id: str) -> str:
@@ -123,7 +123,7 @@ def _kind_ok(target: pa.DataType, got: pa.DataType) -> bool:
 
 
 def _map_array(values: Any, field: pa.Field, table: str) -> pa.Array:
-    items = []
+    items: list[list[tuple[str, str | None]] | None] = []
     for i, v in enumerate(list(values)):
         if v is None:
             items.append(None)

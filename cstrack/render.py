@@ -121,7 +121,7 @@ def render_tracks(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".mp4", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), rate, size)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*FOURCC), rate, size)
     trails: dict[int, deque[tuple[int, int, int]]] = {}
     try:
         if not writer.isOpened():

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 
@@ -170,7 +170,10 @@ def forward_ahead(
     return ordered_map(job, frames, workers, ahead)
 
 
-def prefetch_inputs(source: Iterator[FrameInput], detector: FrameDetector, depth: int) -> Iterator[FrameInput]:
+Input = TypeVar("Input", bound=FrameInput)  # FrameInput or a subclass carrying more (cstrack.source_runner)
+
+
+def prefetch_inputs(source: Iterator[Input], detector: FrameDetector, depth: int) -> Iterator[Input]:
     """``source`` produced ``depth`` frames ahead in a bounded thread (``depth < 1``: as it is).
     The depth is capped by the detector's ``input_slots`` (its reused input buffers: at most
     ``slots - 2`` frames may wait while one is in the network and one is being prepared)."""

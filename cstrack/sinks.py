@@ -56,10 +56,10 @@ class VideoSink:
 
     def write(self, image: np.ndarray, tlwh: np.ndarray, ids: np.ndarray, frame: int) -> None:
         """Draw ``tlwh [K, 4]`` (frame pixels) with ``ids [K]`` on a copy of ``image`` (BGR) and append it."""
-        if self._writer is None:
+        if self._writer is None or self._size is None:
             self._size = (image.shape[1], image.shape[0])
             self._tmp = _temp_beside(self.path, ".mp4")
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, self._size)
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*FOURCC), self.fps, self._size)
             if not self._writer.isOpened():
                 self.abort()
                 raise DatasetError(f"cannot open a {FOURCC} video writer", self.path)

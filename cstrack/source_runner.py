@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ def track_source(
     )
 
 
-def _result_table(chunks: list[tuple[np.ndarray, ...]], numbers: np.ndarray) -> MotTable:
+def _result_table(chunks: Sequence[tuple[np.ndarray, ...]], numbers: np.ndarray) -> MotTable:
     """The result rows with tracker steps (1-based) mapped to source frame numbers."""
     if not chunks:
         return MotTable.empty()

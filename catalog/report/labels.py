@@ -61,8 +61,7 @@ def setting_label(config: Mapping[str, Any], table: str) -> str:
     head = str(_lookup(config, "emb_head"))
     if table == "I":
         trunk = str(_lookup(config, "trunk"))
-        parts = [{"ren": "REN", "conv": "plain CNN"}.get(ren), "SAAN" if head == "saan" else None]
-        parts = [p for p in parts if p]
+        parts = [p for p in ({"ren": "REN", "conv": "plain CNN"}.get(ren), "SAAN" if head == "saan" else None) if p]
         base = "JDE " + ("yolov5" if trunk.startswith("yolov5") else trunk)
         return f"{base} + {' + '.join(parts)}" if parts else f"{base} (no REN no SAAN)"
     if table == "II":

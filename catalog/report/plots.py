@@ -6,7 +6,7 @@ file carries no ``Software``/time metadata.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def mota_vs_fps(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+def mota_vs_fps(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """One panel per dataset: MOTA (%) against FPS (log scale), markers by source, labelled."""
     pts = [r for r in rows if r.get("MOTA") is not None and r.get("FPS")]
     datasets = sorted({r["Dataset"] for r in pts}) or ["(no rows with FPS)"]

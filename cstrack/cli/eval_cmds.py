@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def _sequences(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
-def _tracked_settings(res_dir: Path, sequences: list[str]) -> dict[str, Any] | None:
+def _tracked_settings(res_dir: Path, sequences: Sequence[str]) -> dict[str, Any] | None:
     """The effective inference settings ``cstrack track`` stored in ``res_dir/timing.json`` for
     ``sequences`` (:mod:`cstrack.cli.track_cmds`), when every sequence has the same; else ``None``."""
     path = res_dir / "timing.json"
@@ -35,9 +36,10 @@ def _tracked_settings(res_dir: Path, sequences: list[str]) -> dict[str, Any] | N
     except (ValueError, UnicodeDecodeError):
         return None
     found = [timing.get(s, {}).get("settings") if isinstance(timing.get(s), dict) else None for s in sequences]
-    if not found or any(f is None or f != found[0] for f in found):
+    first = found[0] if found else None
+    if first is None or any(f != first for f in found):
         return None
-    return dict(found[0])
+    return dict(first)
 
 
 def _load_config(path: Path | None) -> dict[str, Any]:

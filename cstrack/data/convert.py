@@ -268,7 +268,7 @@ def _decode_frames(
             if not ok and n_source is None:  # unknown length: a failed read is the end of the video
                 decoded_to_end = True
                 break
-            what = "could not be decoded" if not ok else f"has shape {img.shape[:2]}, expected {shape}"
+            what = "could not be decoded" if not ok or img is None else f"has shape {img.shape[:2]}, expected {shape}"
             if not skip_bad:
                 raise DatasetError(
                     f"frame {f} (decoded index {f - 1}) {what}; pass --skip-bad-frames to drop bad frames", video

@@ -84,7 +84,7 @@ def download(
     *,
     sha256: str | None = None,
     size: int | None = None,
-    verify: Callable[[Path], None] | None = None,
+    verify: Callable[[Path], object] | None = None,
     retries: int = 4,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
@@ -153,7 +153,7 @@ def download(
 
 
 def _verify(
-    path: Path, sha: str | None, size: int | None, verify: Callable[[Path], None] | None, keep_hint: str
+    path: Path, sha: str | None, size: int | None, verify: Callable[[Path], object] | None, keep_hint: str
 ) -> str:
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:

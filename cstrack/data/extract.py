@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Literal
 
 from cstrack.errors import ExtractionError
 from cstrack.fsutil import make_temp_dir
@@ -32,7 +32,9 @@ ARCHIVE_SUFFIXES = {
     ".tar.xz": "tar.xz",
     ".txz": "tar.xz",
 }
-_TAR_MODES = {"tar": "r:", "tar.gz": "r:gz", "tar.bz2": "r:bz2", "tar.xz": "r:xz"}
+_TAR_MODES: dict[str, Literal["r:", "r:gz", "r:bz2", "r:xz"]] = {
+    "tar": "r:", "tar.gz": "r:gz", "tar.bz2": "r:bz2", "tar.xz": "r:xz",
+}
 _COPY_CHUNK = 1 << 20
 
 

@@ -198,7 +198,7 @@ class MotTable:
 
 
 def _fill(arr: np.ndarray, n: int, value: float, dtype: type) -> np.ndarray:
-    a = np.asarray(arr, dtype=dtype)
+    a: np.ndarray = np.asarray(arr, dtype=dtype)
     if a.size == 0 and n > 0:
         return np.full(n, value, dtype=dtype)
     return a.reshape(n)

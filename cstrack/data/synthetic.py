@@ -93,7 +93,7 @@ class _Sprite:
 
 
 def _hsv_to_bgr(h: float, s: float, v: float) -> tuple[int, int, int]:
-    px = np.uint8([[[int(h) % 180, int(s), int(v)]]])
+    px = np.array([[[int(h) % 180, int(s), int(v)]]], dtype=np.uint8)
     b, g, r = cv2.cvtColor(px, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 
@@ -125,7 +125,7 @@ def _make_sprite(rng: np.random.Generator, k: int, n: int, cfg: SynthConfig) -> 
     cv2.ellipse(torso_mask, centre, axes, 0, 0, 360, 1, -1)
     period = int(rng.integers(3, 9))
     rows = (np.arange(h)[:, None] // period) % 2 == 0
-    colour = np.where(rows[..., None], np.uint8(torso), np.uint8(stripe))
+    colour = np.where(rows[..., None], np.array(torso, dtype=np.uint8), np.array(stripe, dtype=np.uint8))
     sel = torso_mask.astype(bool)
     patch[sel] = np.broadcast_to(colour, (h, w, 3))[sel]
     mask |= torso_mask

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.sources.base import Frame, FrameSource, SourceStats
 from cstrack.sources.files import IMAGE_EXTENSIONS, ImageFilesSource, VideoFileSource, image_files
-from cstrack.sources.live import DEFAULT_QUEUE, DEFAULT_RECONNECTS, LiveSource
+from cstrack.sources.live import DEFAULT_BACKOFF_S, DEFAULT_QUEUE, DEFAULT_RECONNECTS, LiveSource
 
 __all__ = [
     "DEFAULT_QUEUE", "DEFAULT_RECONNECTS", "STREAM_SCHEMES", "Frame", "FrameSource", "ImageFilesSource",
@@ -91,7 +91,7 @@ def make_source(spec: str, kind: str | None = None, *, queue_size: int = DEFAULT
         files = sorted(Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
         return ImageFilesSource(spec, name, files=files)
     if kind in ("camera", "stream"):
-        extra = {} if backoff_s is None else {"backoff_s": backoff_s}
         target: int | str = int(spec) if kind == "camera" else spec
-        return LiveSource(spec, name, target=target, queue_size=queue_size, reconnects=reconnects, **extra)
+        return LiveSource(spec, name, target=target, queue_size=queue_size, reconnects=reconnects,
+                          backoff_s=DEFAULT_BACKOFF_S if backoff_s is None else backoff_s)
     raise ConfigError(f"{spec}: a {kind!r} source is not read through cstrack.sources")

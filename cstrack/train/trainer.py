@@ -24,7 +24,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def initial_model(cfg: TrainConfig) -> CSTrackModel:
         if model.config.pretrained != "coco-yolov5n-v6":
             raise ConfigError(f"init.kind: 'coco' needs a variant with the YOLOv5n v6 trunk (cstrack-n), not {cfg.model.variant!r}")
         load_coco_yolov5n(model)
-    elif init.kind == "checkpoint":
+    elif init.kind == "checkpoint" and init.path:  # InitConfig requires a path with kind 'checkpoint'
         _, state, _ = load_weights_checkpoint(Path(init.path))  # sha256-verified, weights_only
         load_state_strict(model, state, ignore=init.ignore)
     return model
@@ -209,6 +209,9 @@ class Trainer:
         if self.data.make_loader is not None:
             return self.data.make_loader(epoch, self.cfg.batch, self.dist.rank, self.world, self.cfg.data.workers, pin)
         ds = self.data.dataset
+        if not isinstance(ds, Sized):
+            raise ConfigError("data: a dataset without a length needs its own make_loader (the default "
+                              "loader samples indices 0..len-1)")
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
         if self.dist.enabled:
             sampler: Any = DistributedSampler(ds, num_replicas=self.world, rank=self.dist.rank, shuffle=True, seed=self.cfg.seed)

@@ -46,7 +46,7 @@ def plot(result: StudyResult, imp: dict[str, float], path: str | Path) -> Path:
     ax1.set_ylabel(f"{result.objective} (tune windows)")
     ax1.set_title(f"study {result.study}")
     ax1.legend(loc="lower right", fontsize=8)
-    names = sorted(imp, key=imp.get) if imp else []
+    names = sorted(imp, key=lambda n: imp[n]) if imp else []
     ax2.barh(names, [imp[n] for n in names], color="C2")
     ax2.set_xlabel("importance (PED-ANOVA)")
     ax2.set_title("parameter importance" if imp else "parameter importance (needs >= 3 trials)")
