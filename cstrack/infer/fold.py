@@ -15,11 +15,14 @@ The BN modules are replaced by ``nn.Identity`` so the modules' own ``forward`` k
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from cstrack.model.blocks import BottleneckCSP, Conv
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @torch.no_grad()
@@ -28,6 +31,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, channels: slice | None = N
 
     ``conv`` gains a bias when it had none.  ``bn`` must be in inference form (running statistics).
     """
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("fold_conv_bn: a BN without running statistics (track_running_stats=False) cannot be folded")
     sl = channels if channels is not None else slice(0, bn.num_features)
     mean = bn.running_mean[sl]
     var = bn.running_var[sl]
@@ -46,7 +51,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, channels: slice | None = N
         conv.bias.copy_(new_bias)
 
 
-def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
+def fold_batchnorm(model: M, inplace: bool = False) -> M:
     """Return ``model`` (a copy unless ``inplace``) in eval mode with every BN folded away.
 
     The result computes the same function as ``model.eval()`` up to float rounding.  It is for

@@ -51,6 +51,9 @@ class FixedAdaptiveAvgPool2d(nn.Module):
     """Adaptive average pooling of a fixed input size ``in_hw`` to ``out_hw`` as two matrix
     products (``[B, C, H, W] -> [B, C, oh, ow]``)."""
 
+    ph: torch.Tensor  # buffers, registered in __init__
+    pwt: torch.Tensor
+
     def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
         super().__init__()
         self.in_hw = in_hw
@@ -69,6 +72,7 @@ class FixedAdaptiveAvgPool2d(nn.Module):
 
 
 class InferenceREN(nn.Module):
+
     """:class:`~cstrack.model.ren.REN` at a fixed feature size: the same function, with
 
     - the two branch convolutions as one ``C -> 2C`` convolution (one pass over the descriptor, one
@@ -81,6 +85,8 @@ class InferenceREN(nn.Module):
       per task with no separate add.
     """
 
+    eye: torch.Tensor  # buffer, registered in __init__
+
     def __init__(self, ren: REN, in_hw: tuple[int, int]) -> None:
         super().__init__()
         c = ren.c
@@ -88,6 +94,8 @@ class InferenceREN(nn.Module):
         self.c = c
         self.pool = FixedAdaptiveAvgPool2d(in_hw, DESCRIPTOR_HW)
         self.conv = nn.Conv2d(c, 2 * c, 3, 1, 1, bias=True)
+        if self.conv.bias is None or b1.conv.bias is None or b2.conv.bias is None:  # pragma: no cover
+            raise ValueError("REN branch convolutions have a bias (spec §4)")
         with torch.no_grad():
             self.conv.weight.copy_(torch.cat((b1.conv.weight, b2.conv.weight)))
             self.conv.bias.copy_(torch.cat((b1.conv.bias, b2.conv.bias)))

@@ -56,7 +56,8 @@ def export_onnx(
         # statistics uses the input's statistics, which is exactly REN's definition
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net, (x,), buf, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            net, (x,), buf,  # type: ignore[arg-type]  # torch's annotation omits the file objects it writes to
+            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())

@@ -37,7 +37,7 @@ class Conv(nn.Module):
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, act: str = "lrelu") -> None:
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, k // 2 if p is None else p, bias=False)
-        self.bn = batch_norm(c2)
+        self.bn: nn.BatchNorm2d | nn.Identity = batch_norm(c2)  # Identity once folded (cstrack.infer.fold)
         self.act = make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ class BottleneckCSP(nn.Module):
         self.cv2 = nn.Conv2d(c1, c_, 1, 1, bias=False)
         self.cv3 = nn.Conv2d(c_, c_, 1, 1, bias=False)
         self.cv4 = Conv(2 * c_, c2, 1, 1, act=act)
-        self.bn = batch_norm(2 * c_)
+        self.bn: nn.BatchNorm2d | nn.Identity = batch_norm(2 * c_)  # Identity once folded (cstrack.infer.fold)
         self.act = make_act(act)
         self.m = nn.Sequential(*(Bottleneck(c_, c_, shortcut, 1.0, act=act) for _ in range(n)))
 
