@@ -144,7 +144,7 @@ def _parse_size(value: Any, source: str) -> tuple[int, int]:
         if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
             return int(parts[0]), int(parts[1])
     elif isinstance(value, list | tuple) and len(value) == 2:
-        return tuple(value)  # type: ignore[return-value]  # element types checked by __post_init__
+        return tuple(value)  # element types checked by __post_init__
     raise ConfigError(f"{source}: input_size: expected [width, height] or 'WxH', got {value!r}")
 
 
