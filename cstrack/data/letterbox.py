@@ -160,9 +160,9 @@ def area_tables(src_wh: tuple[int, int], dst_wh: tuple[int, int], cn: int = 3) -
     x_weight = np.repeat(weight, cn, axis=1)
     ytab = _area_tab(sh, dh, scale_y)
     y = [np.array([t[k] for t in ytab], dt) for k, dt in ((0, np.int64), (1, np.int64), (2, np.float32))]
-    arrays = [np.ascontiguousarray(a) for a in (x_index, x_weight, *y)]
-    for a in arrays:
-        a.flags.writeable = False
+    arrays = [np.ascontiguousarray(t) for t in (x_index, x_weight, *y)]
+    for table in arrays:
+        table.flags.writeable = False
     return AreaTables(*arrays)
 
 
