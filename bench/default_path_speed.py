@@ -3,7 +3,7 @@
 Usage::
 
     python bench/default_path_speed.py [--weights weights/cstrack-n_cpu.pt] [--size 576x320] \
-        [--threads 2] [--out bench/out/default_path_speed.json]
+        [--threads 2] [--repeats 3] [--out bench/out/default_path_speed.json]
 
 In one run, each measurement in its own process (``bench/cpu_speed.py``'s isolation and
 ``foreign_cpu`` bookkeeping):
@@ -12,9 +12,13 @@ In one run, each measurement in its own process (``bench/cpu_speed.py``'s isolat
 2. the model's GFLOPs per frame at ``--size`` (:func:`cstrack.model.complexity.count_flops` of the
    checkpoint's own config) and its compute limit ``peak / GFLOPs`` in frames per second;
 3. ``cstrack bench-speed`` end to end (decode to tracks, PETS09-S2L1-head8 frames) on the eager
-   path and the default path (``--path auto``): fps and fps / limit;
-4. the ONNX Runtime forward alone at batch 1 and batch B (the same inference graph exported with a
-   batch dimension), per frame: what batching frames of an offline sequence could give.
+   path, the default path (``--path auto``: ONNX Runtime with the frame workers, as ``cstrack
+   track`` runs a sequence folder) and the default path with the frame workers off (``--workers 1``:
+   one prefetch thread, two intra-op threads); each ``--repeats`` times, interleaved, the median
+   reported: fps, fps / limit, CPU milliseconds per frame and per-stage ms;
+4. the ONNX Runtime forward alone: at batch 1 and batch B with ``--threads`` intra-op threads (the
+   graph exported with that batch), and at batch 1 in ``--threads`` single-threaded runs at once
+   (the frame workers' forward), per frame.
 
 Timing on the shared 2-core VM is noisy while other engineers use the CPU: compare the ratios of one
 run, and read ``foreign_cpu`` (share of CPU other processes used during each measurement).
@@ -39,10 +43,24 @@ if str(REPO / "bench") not in sys.path:
 from cpu_speed import run_isolated  # noqa: E402  (the isolated-process runner with foreign-CPU accounting)
 
 TARGET_RATIO = 0.7
+# name -> (--path, extra bench-speed arguments)
+PATHS: dict[str, tuple[str, list[str]]] = {
+    "eager": ("eager", []),
+    "auto": ("auto", []),  # the default path as `cstrack track` runs a sequence folder: frame workers on
+    "auto_workers1": ("auto", ["--workers", "1"]),  # the same without frame workers (the previous default)
+}
+
+
+def _repeat_run(session: Any, x: Any, n: int) -> None:
+    for _ in range(n):
+        session.run(None, {"images": x})
 
 
 def worker_batch(weights: str, size: str, threads: int, batches: list[int], iters: int) -> dict[str, Any]:
-    """Median ms per frame of the ONNX Runtime forward at each batch size."""
+    """Median ms per frame of the ONNX Runtime forward at each batch size (``threads`` intra-op
+    threads), and of ``threads`` concurrent single-threaded runs at batch 1 (``"workers"``)."""
+    import threading
+
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -73,6 +91,22 @@ def worker_batch(weights: str, size: str, threads: int, batches: list[int], iter
             times.append(time.perf_counter() - t0)
         out[str(b)] = {"ms_per_frame_median": 1000 * float(np.median(times)) / b,
                        "ms_per_frame_best": 1000 * min(times) / b}
+        if b != 1:
+            continue
+        solo = ort.InferenceSession(buf.getvalue(), session_options(1), providers=["CPUExecutionProvider"])
+        solo.run(None, {"images": x})
+        rounds = []
+        for _ in range(3):
+            t0, c0 = time.perf_counter(), time.process_time()
+            runs = [threading.Thread(target=_repeat_run, args=(solo, x, iters // 2)) for _ in range(threads)]
+            for t in runs:
+                t.start()
+            for t in runs:
+                t.join()
+            frames = threads * (iters // 2)
+            rounds.append((1000 * (time.perf_counter() - t0) / frames, 1000 * (time.process_time() - c0) / frames))
+        wall, cpu = sorted(rounds)[len(rounds) // 2]
+        out["workers"] = {"ms_per_frame_median": wall, "cpu_ms_per_frame": cpu, "workers": threads}
     return out
 
 
@@ -83,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=3, help="end-to-end runs per path (interleaved; median reported)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "default_path_speed.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -108,26 +143,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"conv peak {conv_peak:.1f} GFLOP/s, {model.config.variant} (ren {model.config.ren}) {gflop:.3f} GFLOP "
           f"at {args.size}: limit {limit:.1f} fps (foreign cpu {foreign:.0%})", flush=True)
 
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PATHS}
+    for _ in range(args.repeats):
+        for name, (path, extra) in PATHS.items():
+            cmd = [sys.executable, "-m", "cstrack", "bench-speed", "--variant", model.config.variant, "--weights",
+                   args.weights, "--size", args.size, "--images", str(images), "--frames", str(args.frames),
+                   "--path", path, "--threads", str(args.threads), "--forward-iters", "20", "--json", *extra]
+            rec, foreign = run_isolated(cmd)
+            rec["foreign_cpu"] = foreign
+            runs[name].append(rec)
+            print(f"{name:12s} ({rec['path']}, {rec['workers']} workers): e2e {rec['fps']:.2f} fps = "
+                  f"{rec['fps'] / limit:.2f} of the limit, {rec['cpu_ms_per_frame']:.1f} CPU ms/frame, "
+                  f"foreign cpu {foreign:.0%}", flush=True)
     paths: dict[str, Any] = {}
-    for path in ("eager", "auto"):
-        cmd = [sys.executable, "-m", "cstrack", "bench-speed", "--variant", model.config.variant, "--weights",
-               args.weights, "--size", args.size, "--images", str(images), "--frames", str(args.frames), "--path", path,
-               "--threads", str(args.threads), "--forward-iters", "20", "--json"]
-        rec, foreign = run_isolated(cmd)
-        row = {"e2e_fps": rec["fps"], "ratio_to_limit": rec["fps"] / limit, "forward_fps": rec["forward"]["fps"],
-               "forward_ratio_to_limit": rec["forward"]["fps"] / limit, "ms": rec["ms"],
-               "post_track_share": rec["post_track_share"], "detections_per_frame": rec["detections_per_frame"],
-               "resolved_path": rec.get("path", path), "foreign_cpu": foreign}
-        paths[path] = row
-        print(f"{path:5s} ({row['resolved_path']}): e2e {row['e2e_fps']:.2f} fps = {row['ratio_to_limit']:.2f} of the limit, "
-              f"forward {row['forward_fps']:.2f} fps, foreign cpu {foreign:.0%}", flush=True)
+    for name, recs in runs.items():
+        rec = sorted(recs, key=lambda r: r["fps"])[len(recs) // 2]  # the median run
+        paths[name] = {
+            "e2e_fps": rec["fps"], "ratio_to_limit": rec["fps"] / limit, "e2e_fps_all": [r["fps"] for r in recs],
+            "cpu_ms_per_frame": rec["cpu_ms_per_frame"],
+            # the fps the cores would give if this frame's CPU work kept all of them busy
+            "cpu_bound_fps": 1000 * args.threads / rec["cpu_ms_per_frame"],
+            "forward_fps": rec["forward"]["fps"], "forward_ratio_to_limit": rec["forward"]["fps"] / limit,
+            "ms": rec["ms"], "workers": rec["workers"], "post_track_share": rec["post_track_share"],
+            "detections_per_frame": rec["detections_per_frame"], "resolved_path": rec["path"],
+            "foreign_cpu": rec["foreign_cpu"], "foreign_cpu_all": [r["foreign_cpu"] for r in recs],
+        }
+        row = paths[name]
+        print(f"median {name:12s}: {row['e2e_fps']:.2f} fps = {row['ratio_to_limit']:.2f} of the limit "
+              f"(CPU-bound {row['cpu_bound_fps']:.1f} fps = {row['cpu_bound_fps'] / limit:.2f}); ms "
+              + " ".join(f"{k} {v:.2f}" for k, v in row["ms"].items()), flush=True)
 
     batch, foreign = run_isolated([sys.executable, str(Path(__file__).resolve()), "--weights", args.weights,
                                    "--size", args.size, "--threads", str(args.threads), "--worker", "1", str(args.batch)])
     for b, row in batch.items():
         row["fps"] = 1000 / row["ms_per_frame_median"]
         row["ratio_to_limit"] = row["fps"] / limit
-        print(f"onnx forward batch {b}: {row['fps']:.1f} fps = {row['ratio_to_limit']:.2f} of the limit", flush=True)
+        what = f"{args.threads} single-threaded runs at once" if b == "workers" else f"batch {b}, {args.threads} threads"
+        print(f"onnx forward {what}: {row['fps']:.1f} fps = {row['ratio_to_limit']:.2f} of the limit", flush=True)
 
     report = {
         "command": " ".join([sys.executable, *sys.argv]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from cstrack.infer.bench import STAGES, FakeDetections, list_images
 KEYS = {
     "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
     "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
-    "forward", "settings", "workers",
+    "forward", "settings", "workers", "cpu_ms_per_frame",
 }
 
 
@@ -37,6 +38,7 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
     assert rec["workers"] == (2 if path == "onnx" else 1)  # frame workers: the ONNX Runtime paths only
     assert set(rec["ms"]) == set(STAGES) and all(v > 0 for v in rec["ms"].values())
     assert rec["fps"] == pytest.approx(1000.0 / rec["ms_per_frame"])
+    assert 0 < rec["cpu_ms_per_frame"] <= 1.05 * (os.cpu_count() or 1) * rec["ms_per_frame"]  # no more than the cores
     assert 0 < rec["post_track_share"] < 1
     assert rec["detections_per_frame"] >= 5  # the fake detections reach the tracker
     assert rec["tracks_per_frame"] > 0
