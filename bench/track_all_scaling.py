@@ -155,7 +155,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     w, h = (int(v) for v in args.size.lower().split("x"))
     load_start = os.getloadavg()
 
-    from flows.services import temporary_prefect_server
+    from flows.services.temporary import temporary_prefect_server
 
     with tempfile.TemporaryDirectory(prefix="track-all-scaling-") as tmp_name:
         tmp = Path(tmp_name)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,28 @@ def stable_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of ``obj`` (sorted keys): a config hash stable across runs."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: bool = False) -> dict[str, Any]:
+    """The mapping a JSON file holds (``yaml_ok``: a JSON or YAML file).  Text that does not parse
+    or holds something else raises ``error(reason)``, reason ``unreadable (<parser's first line>)``
+    or ``expected a mapping, got a <type>``; the caller's ``error`` names the file and its role."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if yaml_ok:
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(str(exc)) from None
+        else:
+            data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise error(f"expected a mapping, got a {type(data).__name__}")
+    return data
 
 
 def plain(obj: Any) -> Any:

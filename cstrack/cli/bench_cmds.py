@@ -8,25 +8,18 @@ from pathlib import Path
 import typer
 
 from cstrack.cli.common import guarded, print_json
+from cstrack.cli.model_options import conf_option, nms_option, size_option, variant_option, weights_option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench-speed")
     @guarded
     def bench_speed_cmd(
-        variant: str | None = typer.Option(
-            None, "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n; default: the checkpoint's"
-        ),
-        weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
-            "checkpoint (a --variant other than its own: random init, fine for timing)"
-        ),
-        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32); default: the "
-                                        "checkpoint's"),
-        conf: float | None = typer.Option(None, "--conf", min=0.0, max=1.0, help="detection score threshold; "
-                                          "default: the checkpoint's"),
-        nms: float | None = typer.Option(None, "--nms", min=0.0, max=1.0, help="NMS IoU threshold; default: the "
-                                         "checkpoint's"),
+        variant: str | None = variant_option(),
+        weights: str | None = weights_option("(a --variant other than its own: random init, fine for timing)"),
+        size: str | None = size_option(),
+        conf: float | None = conf_option(),
+        nms: float | None = nms_option(),
         images: Path = typer.Option(..., "--images", help="folder of frames (cycled when fewer than --frames)"),
         frames: int = typer.Option(50, "--frames", min=1, help="timed frames"),
         path: str = typer.Option("auto", "--path", help="auto (the fastest proven identical to eager), eager, fast, "
@@ -45,7 +38,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     ) -> None:
         """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
-        from cstrack.cli.track_cmds import effective_settings, resolve_model
+        from cstrack.cli.model_options import effective_settings, resolve_model
         from cstrack.infer.bench import STAGES, bench_speed
         from cstrack.model.detector import resolve_path
 

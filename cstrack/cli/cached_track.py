@@ -23,7 +23,7 @@ def ensure_caches(seq_dirs: list[Path], results: Path, weights: str | None, vari
     Model, input size and NMS threshold default to the checkpoint's (as ``cstrack track``)."""
     from tqdm import tqdm
 
-    from cstrack.cli.track_cmds import resolve_model
+    from cstrack.cli.model_options import resolve_model
     from cstrack.data.mot import Sequence
     from cstrack.detcache import CacheSpec, ensure_cache, weights_sha256
     from cstrack.model.detector import resolve_path
@@ -62,7 +62,8 @@ def track_cached_sources(sources: list[str], out: Path, results: Path, weights: 
                          size: str | None, conf: float | None, nms: float | None, model_path: str,
                          preset_name: str | None, progress: bool) -> None:
     """``cstrack track --detections cached``: replay each MOT folder's cache through the tracker."""
-    from cstrack.cli.track_cmds import effective_settings, merge_timing, resolve_model
+    from cstrack.cli.common import merge_timing
+    from cstrack.cli.model_options import effective_settings, resolve_model
     from cstrack.detcache import DEFAULT_SCORE_FLOOR, track_cached
     from cstrack.tracker import preset
 

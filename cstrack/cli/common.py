@@ -140,3 +140,25 @@ def check_output_dir(path: Path, option: str) -> None:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
+    """Merge ``runs`` ({sequence: record}) into the JSON file at ``path`` atomically.
+
+    Entries of other sequences already in the file are kept; an unreadable file is replaced
+    (with a warning on stderr).
+    """
+    from cstrack.fsutil import atomic_write_json
+
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                data = loaded
+            else:
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            print(f"warning: replacing unreadable {path} ({exc})", file=sys.stderr)
+    data.update(runs)
+    return atomic_write_json(path, data)

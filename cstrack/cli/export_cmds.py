@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cstrack.cli.common import check_output_file, guarded
+from cstrack.cli.model_options import size_option, variant_option, weights_option
 from cstrack.errors import ConfigError
 
 FORMATS = ("onnx", "onnx-int8")
@@ -16,15 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     @guarded
     def export(
-        variant: str | None = typer.Option(
-            None, "--variant", help="jde-l, cstrack-l, cstrack-s or cstrack-n; default: the checkpoint's"
-        ),
-        weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
-            "checkpoint"
-        ),
-        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32), fixed in the "
-                                        "file; default: the checkpoint's (1088x608 when it has none)"),
+        variant: str | None = variant_option(),
+        weights: str | None = weights_option(),
+        size: str | None = size_option(", fixed in the file"),
         fmt: str = typer.Option("onnx", "--format", help="onnx (fp32) or onnx-int8 (QDQ static quantisation)"),
         out: Path = typer.Option(..., "--out", help="output .onnx file"),
         calib: Path | None = typer.Option(
@@ -45,7 +40,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
         if calib is not None and fmt != "onnx-int8":
             raise ConfigError("--calib: only used with --format onnx-int8")
-        from cstrack.cli.track_cmds import effective_settings, resolve_model
+        from cstrack.cli.model_options import effective_settings, resolve_model
 
         variant, weights_arg = resolve_model(variant, weights)
         settings = effective_settings(weights_arg, size, None, None, None)

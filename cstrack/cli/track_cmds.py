@@ -18,7 +18,6 @@ Inference settings come from the checkpoint's record (:mod:`cstrack.model.infere
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -28,98 +27,20 @@ from typing import Any
 
 import typer
 
-from cstrack.cli.common import check_output_dir, guarded, parse_size
+from cstrack.cli.common import check_output_dir, guarded, merge_timing
+from cstrack.cli.model_options import (
+    conf_option,
+    describe_settings,
+    effective_settings,
+    nms_option,
+    resolve_model,
+    settings_record,
+    size_option,
+    weights_option,
+)
 from cstrack.errors import ConfigError
 
-DEFAULT_VARIANT = "cstrack-l"  # a --variant without --weights and not the shipped checkpoint's: random init
 DEFAULT_OUT = Path("results/track")
-
-
-def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
-    """Merge ``runs`` ({sequence: record}) into the JSON file at ``path`` atomically.
-
-    Entries of other sequences already in the file are kept; an unreadable file is replaced
-    (with a warning on stderr).
-    """
-    from cstrack.fsutil import atomic_write_json
-
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                data = loaded
-            else:
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            print(f"warning: replacing unreadable {path} ({exc})", file=sys.stderr)
-    data.update(runs)
-    return atomic_write_json(path, data)
-
-
-def resolve_model(variant: str | None, weights: str | None) -> tuple[str, str | Path | None]:
-    """``(variant, weights argument of build_detector)`` from the CLI options.
-
-    No ``--weights``: the shipped CPU checkpoint (:func:`cstrack.paths.shipped_weights`), unless a
-    ``--variant`` other than its own is asked for (then random init, for timing).  ``--weights
-    random``: random init.  ``coco``: the COCO YOLOv5n weights.  A path: that checkpoint, whose
-    variant is taken from its record when ``--variant`` is not given.
-    """
-    from cstrack.model.weights import read_record
-    from cstrack.paths import shipped_weights
-
-    if weights is None:
-        shipped = shipped_weights()
-        record = read_record(shipped) if shipped.is_file() else None
-        shipped_variant = record.get("variant") if record else None
-        if record is not None and variant in (None, shipped_variant):
-            return str(shipped_variant), shipped
-        return variant or DEFAULT_VARIANT, None
-    if weights == "random":
-        return variant or DEFAULT_VARIANT, None
-    if weights == "coco":
-        return variant or "cstrack-n", "coco"
-    path = Path(weights)
-    record = read_record(path) if path.is_file() else None
-    return variant or (record or {}).get("variant") or DEFAULT_VARIANT, path
-
-
-def effective_settings(weights: str | Path | None, size: str | None, conf: float | None, nms: float | None,
-                       preset_name: str | None) -> Any:
-    """The checkpoint's inference settings with the options the user gave."""
-    from cstrack.model.inference_settings import settings_for_weights
-    from cstrack.tracker import preset
-
-    if preset_name is not None:
-        preset(preset_name)  # an unknown name fails naming the option's values
-        if conf is None:  # a tuned preset file carries the detection threshold it was tuned with
-            from cstrack.tracker.presetfile import looks_like_file, read_preset_file
-
-            conf = read_preset_file(preset_name).conf_thres if looks_like_file(preset_name) else None
-    return settings_for_weights(weights).override(
-        input_size=parse_size(size) if size is not None else None, conf_thres=conf, nms_thres=nms,
-        tracker_preset=preset_name,
-    )
-
-
-def settings_record(settings: Any, variant: str | None, weights: str | Path | None, path: str | None) -> dict[str, Any]:
-    """What is stored with results: the effective settings plus the model they apply to."""
-    from cstrack.fsutil import sha256_file
-
-    sha = None
-    if weights is not None and weights != "coco":
-        from cstrack.model.weights import read_record
-
-        sha = (read_record(weights) or {}).get("sha256") or sha256_file(weights)
-    return {"weights": None if weights is None else str(weights), "weights_sha256": sha, "variant": variant,
-            "path": path, **settings.to_dict()}
-
-
-def describe_settings(rec: dict[str, Any], settings: Any) -> str:
-    if rec["variant"] is None:
-        return f"settings: no model, preset {settings.tracker_preset}"
-    w = rec["weights"] or "random init"
-    return f"settings: {rec['variant']} {w}, path {rec['path']}, {settings.describe()}"
 
 
 def output_path(option: Path | None, name: str, suffix: str, several: bool) -> Path | None:
@@ -176,16 +97,10 @@ def register(app: typer.Typer) -> None:
             None, "--variant", help="model variant (default: the checkpoint's); public/gt use a model only when "
             "--variant or --weights is given",
         ),
-        weights: str | None = typer.Option(
-            None, "--weights", help="checkpoint path, 'coco' (cstrack-n) or 'random'; default: the shipped CPU "
-            "checkpoint (weights/cstrack-n_pets09.pt)",
-        ),
-        size: str | None = typer.Option(None, "--size", help="network input WxH (multiples of 32); default: the "
-                                        "checkpoint's (1088x608 when it has none)"),
-        conf: float | None = typer.Option(None, "--conf", min=0.0, max=1.0, help="detection score threshold; "
-                                          "default: the checkpoint's (0.5)"),
-        nms: float | None = typer.Option(None, "--nms", min=0.0, max=1.0, help="NMS IoU threshold; default: the "
-                                         "checkpoint's (0.6)"),
+        weights: str | None = weights_option("(weights/cstrack-n_pets09.pt)"),
+        size: str | None = size_option(),
+        conf: float | None = conf_option(),
+        nms: float | None = nms_option(),
         model_path: str = typer.Option(
             "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
             "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",

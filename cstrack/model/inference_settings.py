@@ -74,7 +74,8 @@ class InferenceSettings:
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v <= 1.0:
                 raise ConfigError(f"InferenceSettings.{name}: must be a number in [0, 1], got {v!r}")
-        from cstrack.tracker.config import PRESET_NAMES, is_preset
+        from cstrack.tracker.config import PRESET_NAMES
+        from cstrack.tracker.presetfile import is_preset
 
         if not isinstance(self.tracker_preset, str) or not is_preset(self.tracker_preset):
             raise ConfigError(f"InferenceSettings.tracker_preset: unknown preset {self.tracker_preset!r}; "

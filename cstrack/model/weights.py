@@ -13,7 +13,6 @@ training provenance.  Loading is strict: missing or unexpected keys fail with th
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import pickle
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from cstrack.errors import WeightsError
-from cstrack.fsutil import atomic_path, atomic_write_json, sha256_file, stable_hash
+from cstrack.fsutil import atomic_path, atomic_write_json, read_mapping, sha256_file, stable_hash
 from cstrack.model.config import ModelConfig
 from cstrack.model.network import CSTrackModel
 
@@ -101,16 +100,11 @@ def safe_torch_load(path: str | Path) -> Any:
 
 
 def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The sha256 record beside the checkpoint ``path`` (None when there is none)."""
     rp = record_path(path)
     if not rp.is_file():
         return None
-    try:
-        record = json.loads(rp.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{rp}: unreadable weights record: {exc}") from None
-    if not isinstance(record, dict):
-        raise WeightsError(f"{rp}: weights record is a JSON {type(record).__name__}, not an object")
-    return record
+    return read_mapping(rp, lambda reason: WeightsError(f"{rp}: weights record: {reason}"))
 
 
 def verify_sha256(path: str | Path, expected: str) -> None:

@@ -3,7 +3,7 @@
 Every threshold of the JDE cascade (spec §10.3) lives here.  All association thresholds are
 *maximum costs*: a pair is matched only if its cost is below the threshold.
 
-Presets (:func:`preset`):
+Presets (:func:`builtin_preset`; :func:`cstrack.tracker.preset` also reads preset files):
 
 - ``default``: the spec's values (§10-§11) with the fixes of §15: the first frame of a confirmed
   track is reported (Q9), no output filter (Q10).
@@ -171,14 +171,9 @@ _PRESETS: dict[str, TrackerConfig] = {
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 
 
-def preset(name: str, **overrides: Any) -> TrackerConfig:
-    """The named preset (see the module docstring), or the preset file ``name`` (a ``.yaml`` /
-    ``.json`` path, :mod:`cstrack.tracker.presetfile`), with optional field ``overrides``."""
-    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
-
-    if looks_like_file(name):
-        cfg = read_preset_file(name).config()
-        return cfg.replace(**overrides) if overrides else cfg
+def builtin_preset(name: str, **overrides: Any) -> TrackerConfig:
+    """The built-in preset ``name`` (see the module docstring) with optional field ``overrides``.
+    :func:`cstrack.tracker.preset` also accepts preset files (:mod:`cstrack.tracker.presetfile`)."""
     try:
         cfg = _PRESETS[name]
     except KeyError:
@@ -187,16 +182,6 @@ def preset(name: str, **overrides: Any) -> TrackerConfig:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-def is_preset(name: str) -> bool:
-    """True for a built-in preset name or a readable, valid preset file."""
-    if name in _PRESETS:
-        return True
-    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
-
-    if not looks_like_file(name):
-        return False
-    try:
-        read_preset_file(name)
-    except ConfigError:
-        return False
-    return True
+def is_builtin(name: str) -> bool:
+    """True for a built-in preset name (:data:`PRESET_NAMES`)."""
+    return name in _PRESETS

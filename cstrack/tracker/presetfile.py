@@ -10,7 +10,7 @@ A preset file (YAML or JSON) names its base preset and the fields it changes::
       conf_thres: 0.35
 
 ``--preset FILE`` accepts such a file wherever a preset name is accepted
-(:func:`cstrack.tracker.preset`).  The ``detection`` block is read by the commands that build a
+(:func:`preset`, exported as :func:`cstrack.tracker.preset`).  The ``detection`` block is read by the commands that build a
 detector (:func:`read_preset_file`); the tracker itself only sees ``tracker``.
 """
 
@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import atomic_write_text
+from cstrack.fsutil import atomic_write_text, read_mapping
+from cstrack.tracker.config import TrackerConfig, builtin_preset, is_builtin
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _KEYS = ("base", "tracker", "detection", "comment")
@@ -45,11 +46,31 @@ class PresetFile:
     tracker: Mapping[str, Any]
     conf_thres: float | None = None
 
-    def config(self) -> Any:
+    def config(self) -> TrackerConfig:
         """The :class:`~cstrack.tracker.TrackerConfig` (validated)."""
-        from cstrack.tracker.config import preset
+        return builtin_preset(self.base, **dict(self.tracker))
 
-        return preset(self.base, **dict(self.tracker))
+
+def preset(name: str, **overrides: Any) -> TrackerConfig:
+    """The built-in preset ``name`` (:func:`cstrack.tracker.config.builtin_preset`) or the preset
+    file ``name`` (a ``.yaml`` / ``.json`` path), with optional field ``overrides``."""
+    if looks_like_file(name):
+        cfg = read_preset_file(name).config()
+        return cfg.replace(**overrides) if overrides else cfg
+    return builtin_preset(name, **overrides)
+
+
+def is_preset(name: str) -> bool:
+    """True for a built-in preset name or a readable, valid preset file."""
+    if is_builtin(name):
+        return True
+    if not looks_like_file(name):
+        return False
+    try:
+        read_preset_file(name)
+    except ConfigError:
+        return False
+    return True
 
 
 def read_preset_file(path: str | Path) -> PresetFile:
@@ -57,12 +78,8 @@ def read_preset_file(path: str | Path) -> PresetFile:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"--preset: no such preset file {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--preset {p}: not YAML/JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--preset {p}: expected a mapping with keys {', '.join(_KEYS)}")
+    data = read_mapping(p, lambda reason: ConfigError(f"--preset {p}: {reason} (keys {', '.join(_KEYS)})"),
+                        yaml_ok=True)
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise ConfigError(f"--preset {p}: unknown key(s) {unknown}; expected some of {', '.join(_KEYS)}")

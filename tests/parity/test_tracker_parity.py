@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from cstrack.detection import Detections
-from cstrack.tracker import Tracker
-from cstrack.tracker.config import preset
+from cstrack.tracker import Tracker, preset
 
 
 def run(parity: Path, preset_name: str) -> np.ndarray:

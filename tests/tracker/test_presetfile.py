@@ -8,8 +8,7 @@ import pytest
 
 from cstrack.errors import ConfigError
 from cstrack.tracker import preset
-from cstrack.tracker.config import is_preset
-from cstrack.tracker.presetfile import read_preset_file, write_preset_file
+from cstrack.tracker.presetfile import is_preset, read_preset_file, write_preset_file
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
