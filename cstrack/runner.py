@@ -114,11 +114,11 @@ def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False, wor
         if detector is None:
             return read_frames(seq, detector)
         n = frame_workers(detector, workers) if depth >= 1 else 1
-        if n > 1:
+        if n > 1 and isinstance(detector, ConcurrentForward):  # n > 1 only for these
             size = (seq.info.im_width, seq.info.im_height)
             frames = ((k, functools.partial(read_image, seq.image_path(k), expect_size=size))
                       for k in range(1, seq.info.seq_length + 1))
-            return forward_ahead(frames, detector, n, depth, skip_bad)  # type: ignore[arg-type]
+            return forward_ahead(frames, detector, n, depth, skip_bad)
         return prefetch_inputs(read_frames(seq, detector, skip_bad), detector, depth)
 
     return reader

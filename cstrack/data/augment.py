@@ -186,14 +186,13 @@ def prepare_training_image(
         raise ConfigError("prepare_training_image: augment=True needs a random generator")
     net, b = resize_to_input(img, boxes, size, resize)
     b = clip_boxes(b, size, cfg.clip_margin)
-    if augment:
-        net, b, keep = random_affine(net, b, cfg, rng)  # type: ignore[arg-type]
+    if augment and rng is not None:  # (augment without rng is refused above)
+        net, b, keep = random_affine(net, b, cfg, rng)
+        if any(cfg.hsv_gains):
+            net = augment_hsv(net, cfg.hsv_gains, rng)
+        if cfg.flip_lr > 0 and rng.random() < cfg.flip_lr:
+            net, b = flip_lr(net, b)
     else:
         keep = np.flatnonzero(box_candidates(b, b, 1.0, cfg))
         b = b[keep]
-    if augment:
-        if any(cfg.hsv_gains):
-            net = augment_hsv(net, cfg.hsv_gains, rng)  # type: ignore[arg-type]
-        if cfg.flip_lr > 0 and rng.random() < cfg.flip_lr:  # type: ignore[union-attr]
-            net, b = flip_lr(net, b)
     return net, b, keep

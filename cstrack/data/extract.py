@@ -14,7 +14,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Literal
@@ -76,13 +76,13 @@ def safe_member_path(archive: str | Path, name: str) -> PurePosixPath:
 
 
 class _Member:
-    def __init__(self, name: str, is_dir: bool, opener: object) -> None:
+    def __init__(self, name: str, is_dir: bool, opener: Callable[[], IO[bytes]]) -> None:
         self.name = name
         self.is_dir = is_dir
         self._opener = opener
 
     def open(self) -> IO[bytes]:
-        return self._opener()  # type: ignore[operator]
+        return self._opener()
 
 
 @contextmanager

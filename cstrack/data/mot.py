@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
         raise DatasetError(f"unreadable ini: {' '.join(str(exc).split())}", p) from None
     if not parser.has_section("Sequence"):
         raise DatasetError("missing [Sequence] section", p)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # typed by the converters of _SEQINFO_KEYS
     for key, raw in parser.items("Sequence"):
         if key not in _SEQINFO_KEYS:
             continue
@@ -89,7 +89,7 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
     for req in ("name", "frame_rate", "seq_length", "im_width", "im_height"):
         if req not in values:
             raise DatasetError(f"missing key {req.replace('_', '')!r}", p)
-    info = SeqInfo(**values)  # type: ignore[arg-type]
+    info = SeqInfo(**values)
     if info.seq_length < 0 or info.frame_rate <= 0 or info.im_width <= 0 or info.im_height <= 0:
         raise DatasetError(f"non-positive value in {info}", p)
     return info
