@@ -11,6 +11,7 @@
 - :class:`TrackRecord`: what the tracking task returns; its JSON (:meth:`TrackRecord.to_json`) is
   ``<SEQ>.timing.json``.
 - :class:`SequenceOutcome`: a sequence's fate in a run (tracked, cached or failed, with its record).
+- :class:`BuiltReport`: the tables regenerated from the catalog (files and ``report.md``).
 
 Frozen dataclasses, validated at construction (a bad value raises :class:`ConfigError` naming the
 field): they pickle to Dask workers, and Prefect's JSON serializer persists a :class:`TrackRecord`
