@@ -120,7 +120,7 @@ def main() -> None:
 
     import torch
 
-    from catalog import store
+    from catalog.train_steps import CatalogSteps, read_steps
     from cstrack.fsutil import atomic_write_json
     from cstrack.paths import shared_data
     from cstrack.train import TrainConfig, Trainer
@@ -148,11 +148,12 @@ def main() -> None:
     def load_average(trainer: Trainer, summary: object) -> dict[str, float]:
         return {"load1": os.getloadavg()[0]}
 
-    trainer = Trainer(cfg, callbacks=[load_average, TrackingEvalCallback(eval_cfg)], progress=sys.stderr.isatty())
+    trainer = Trainer(cfg, callbacks=[load_average, TrackingEvalCallback(eval_cfg)], progress=sys.stderr.isatty(),
+                      steps=CatalogSteps.for_training(cfg))
     result = trainer.fit(resume=args.resume, time_budget_s=args.budget_minutes * 60)
     exported = trainer.export(args.export) if args.export else result.record
 
-    steps = store.load("train_steps", {"run_id": cfg.name}, run_dir / "catalog")
+    steps = read_steps(cfg.steps_dir(), cfg.name)
     final = result.history[-1]["metrics"] if result.history else {}
     eval_seconds = sum(h["metrics"].get("eval_seconds", 0.0) for h in result.history)
     report = {

@@ -9,8 +9,9 @@ from typing import Any
 from prefect import flow
 
 from catalog.ingest import RunInfo
+from catalog.runids import catalog_run_id
 from flows.params import EvaluateParams
-from tasks.catalog import catalog_run_id, evaluate_task
+from tasks.catalog import evaluate_task
 from tasks.publish import artifact_key, metrics_markdown, publish_markdown
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from catalog.ingest import RunInfo
+from catalog.runids import catalog_run_id
 from cstrack.tracker import preset
 from flows.dispatch import abs_path, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
-from tasks.catalog import catalog_run_id, evaluate_task, record_tracking_task
+from tasks.catalog import evaluate_task, record_tracking_task
 from tasks.publish import md_table, metrics_markdown, tracking_markdown
 from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
 

@@ -21,6 +21,7 @@ from tasks.tune import ensure_cache_task, job_dict, score_task
 @flow(name="tune", log_prints=True)
 def tune(params: TuneParams) -> dict[str, Any]:
     """Run (or continue) the study ``params.study``; returns the ``--json`` summary plus files."""
+    from catalog.record import tune_trials_writer
     from cstrack.model.inference_settings import settings_for_weights
     from cstrack.tune.pipeline import build_jobs, check_names, finish, study_dir
     from cstrack.tune.study import StudyConfig, run_study
@@ -50,7 +51,7 @@ def tune(params: TuneParams) -> dict[str, Any]:
             return [f.result() for f in futs]
 
         result = run_study(cfg, tune_job, val_job, sdir, mapper, logger.info)
-    files = finish(result, sdir, abs_path(params.catalog_root) if params.catalog_root else results)
+    files = finish(result, sdir, tune_trials_writer(abs_path(params.catalog_root) if params.catalog_root else results))
     md = Path(files["report"]).read_text(encoding="utf-8")
     publish_markdown(artifact_key("tune", params.study), md,
                      f"tune {params.study}: {len(result.trials)} trials, best vs default on the val windows")

@@ -11,13 +11,14 @@ from prefect import task
 def train_model(config: str, out_dir: str | None = None, device: str = "auto", resume: bool = True) -> dict[str, Any]:
     """Train (resuming from the newest checkpoint of ``out_dir`` when ``resume``); returns the
     exported checkpoint path, its sha256 record and a short summary (no tensors)."""
+    from catalog.train_steps import CatalogSteps
     from cstrack.train import Trainer, load_train_config
 
     overrides: dict[str, Any] = {"device": device}
     if out_dir is not None:
         overrides["out_dir"] = out_dir
     cfg = load_train_config(config, **overrides)
-    result = Trainer(cfg, progress=False).fit(resume=resume)
+    result = Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg)).fit(resume=resume)
     last = result.history[-1] if result.history else {}
     return {
         "weights": None if result.weights is None else str(result.weights),

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,10 +69,6 @@ def _load_config(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
-
-
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     @guarded
@@ -104,9 +99,14 @@ def register(app: typer.Typer) -> None:
         tracks: bool = typer.Option(True, "--tracks/--no-tracks", help="store the result rows"),
     ) -> None:
         """Evaluate SEQ.txt results against the ground truth exactly as the MOTChallenge server."""
-        from cstrack.eval import evaluate_prepared, format_table, get_preset, prepare
+        from catalog import DEFAULT_ROOT
+        from catalog.ingest import RunInfo, results_fingerprint
+        from catalog.record import evaluate_into_catalog
+        from catalog.runids import catalog_run_id
+        from cstrack.eval import format_table, get_preset
         from cstrack.eval.inputs import results_dir
-        from cstrack.fsutil import atomic_write_text
+        from cstrack.eval.result import EvalResult
+        from cstrack.fsutil import atomic_write_text, sha256_file
 
         p = get_preset(preset)
         check_output_file(json_out, "--json")
@@ -115,47 +115,44 @@ def register(app: typer.Typer) -> None:
         if detection_mode is not None and detection_mode not in ("private", "public", "gt"):
             raise ConfigError(f"--detection-mode: expected private, public or gt, got {detection_mode!r}")
         run_config = _load_config(config)
-        prepared = prepare(gt_root, results_root, _sequences(sequences), p, allow_missing=allow_missing)
-        result = evaluate_prepared(prepared, workers)
         title = import_tracker or label or results_root.name
-        typer.echo(f"{p.name} ({p.description})")
-        typer.echo(format_table(result, title=title), nl=False)
-        if result.missing:
-            typer.echo(f"counted as empty (no result file): {', '.join(result.missing)}")
-        if json_out is not None:
-            atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
-            typer.echo(f"wrote {json_out}")
-        if catalog_root is None and import_tracker is None:
-            return
-
-        from catalog import DEFAULT_ROOT
-        from catalog.ingest import RunInfo, ingest_evaluation, results_fingerprint
-        from cstrack.fsutil import sha256_file, stable_hash
-
-        res_dir = results_dir(results_root)
-        source = "external" if import_tracker else "cstrack"
-        tracked = _tracked_settings(res_dir, result.sequences) if source == "cstrack" else None
-        if tracked is not None:  # what `cstrack track` ran with (timing.json), unless --config says otherwise
-            run_config = {"inference": tracked, **run_config}
-            variant = variant or tracked.get("variant")
-        tracker = import_tracker or variant or "cstrack"
-        ds = dataset or p.benchmark
-        rid = run_id or "-".join([
-            _slug(tracker), _slug(ds), *([_slug(split)] if split else []),
-            stable_hash({"results": results_fingerprint(res_dir, result.sequences), "preset": p.name,
-                         "config": run_config, "mode": detection_mode, "source": source, "tracker": tracker})[:12],
-        ])
-        info = RunInfo(
-            run_id=rid, dataset=ds, tracker=tracker, source=source, label=label or import_tracker, tag=tag,
-            split=split, variant=variant, detection_mode=detection_mode, eval_preset=p.name, config=run_config,
-            weights_sha256=sha256_file(weights) if weights is not None else (tracked or {}).get("weights_sha256"),
-            results_uri=str(res_dir.resolve()),
-        )
+        recorded = catalog_root is not None or import_tracker is not None
         root = catalog_root or DEFAULT_ROOT
-        counts = ingest_evaluation(root, info, result, prepared=prepared if events else None,
-                                   results_dir=res_dir if tracks else None)
-        summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-        typer.echo(f"ingested run {rid} into {root} ({summary})")
+
+        def shown_then_run(result: EvalResult) -> RunInfo | None:
+            """Print the table (and write --json) before anything is recorded; the run to record."""
+            typer.echo(f"{p.name} ({p.description})")
+            typer.echo(format_table(result, title=title), nl=False)
+            if result.missing:
+                typer.echo(f"counted as empty (no result file): {', '.join(result.missing)}")
+            if json_out is not None:
+                atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+                typer.echo(f"wrote {json_out}")
+            if not recorded:
+                return None
+            res_dir = results_dir(results_root)
+            source = "external" if import_tracker else "cstrack"
+            tracked = _tracked_settings(res_dir, result.sequences) if source == "cstrack" else None
+            config_json = {"inference": tracked, **run_config} if tracked is not None else run_config
+            var = variant or (tracked.get("variant") if tracked is not None else None)
+            tracker = import_tracker or var or "cstrack"
+            ds = dataset or p.benchmark
+            content = {"results": results_fingerprint(res_dir, result.sequences), "preset": p.name,
+                       "config": config_json, "mode": detection_mode, "source": source, "tracker": tracker}
+            return RunInfo(
+                run_id=run_id or catalog_run_id(tracker, ds, split, content), dataset=ds, tracker=tracker,
+                source=source, label=label or import_tracker, tag=tag, split=split, variant=var,
+                detection_mode=detection_mode, eval_preset=p.name, config=config_json,
+                weights_sha256=sha256_file(weights) if weights is not None else (tracked or {}).get("weights_sha256"),
+                results_uri=str(res_dir.resolve()),
+            )
+
+        out = evaluate_into_catalog(gt_root, results_root, _sequences(sequences), p, title,
+                                    root if recorded else None, shown_then_run, allow_missing, workers=workers,
+                                    events=events, tracks=tracks)
+        if out["run_id"] is not None:
+            summary = ", ".join(f"{k} {v}" for k, v in out["counts"].items())
+            typer.echo(f"ingested run {out['run_id']} into {root} ({summary})")
 
     @app.command("report")
     @guarded

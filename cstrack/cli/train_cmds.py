@@ -17,10 +17,11 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     ) -> None:
         """Train; writes per-epoch checkpoints, train_steps rows and the final EMA weights."""
+        from catalog.train_steps import CatalogSteps
         from cstrack.train import Trainer, load_train_config
 
         cfg = load_train_config(config)
-        result = Trainer(cfg, progress=progress).fit(resume=resume)
+        result = Trainer(cfg, progress=progress, steps=CatalogSteps.for_training(cfg)).fit(resume=resume)
         if result.record is not None:
             last = result.history[-1] if result.history else {}
             print_json({

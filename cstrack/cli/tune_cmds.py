@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars while caching"),
     ) -> None:
         """Tune tracker parameters on SOURCE sequences; validate the best once on --val (or the val half)."""
+        from catalog.record import tune_trials_writer
         from cstrack.cli.cached_track import ensure_caches
         from cstrack.tune.pipeline import build_jobs, check_names, run, study_dir
         from cstrack.tune.study import StudyConfig
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
         log = (lambda m: None) if json_out else (lambda m: typer.echo(m, err=True))
         mapper, close = dask_mapper(workers) if workers > 1 else (None, None)
         try:
-            result = run(cfg, tune_job, val_job, sdir, catalog or results, mapper, log)
+            result = run(cfg, tune_job, val_job, sdir, tune_trials_writer(catalog or results), mapper, log)
         finally:
             if close is not None:
                 close()

@@ -302,6 +302,10 @@ class TrainConfig:
         """Steps accumulated per optimiser step after warm-up: ``round(nominal_batch / total batch)``."""
         return max(1, round(self.nominal_batch / (self.batch * world_size)))
 
+    def steps_dir(self) -> Path:
+        """The catalog root of this run's ``train_steps`` rows: ``steps_root``, else ``<out_dir>/catalog``."""
+        return Path(self.steps_root) if self.steps_root else Path(self.out_dir) / "catalog"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able dict (round-trips through :meth:`from_dict`)."""
         return plain(dataclasses.asdict(self))

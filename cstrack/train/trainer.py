@@ -48,7 +48,7 @@ from cstrack.train.distributed import DistInfo, all_gather_object, barrier, init
 from cstrack.train.ema import ModelEMA
 from cstrack.train.optim import apply_step_values, build_optimizer, group_parameters
 from cstrack.train.schedule import Schedule
-from cstrack.train.steplog import StepLog
+from cstrack.train.steplog import StepLog, StepWriter
 
 LOSS_KEYS = ("total", "box", "obj", "id")
 
@@ -151,7 +151,9 @@ def parameter_digest(module: nn.Module) -> str:
 
 
 class Trainer:
-    """Train ``config``; ``data`` replaces the configured data (tests, synthetic runs).
+    """Train ``config``; ``data`` replaces the configured data (tests, synthetic runs); ``steps``
+    receives the per-step rows (:class:`catalog.train_steps.CatalogSteps.for_training` for the
+    catalog's ``train_steps`` table; None: not kept).
 
     Only rank 0 writes files (checkpoints, step rows, weights) and runs ``callbacks``.
     """
@@ -163,6 +165,7 @@ class Trainer:
         data: TrainData | None = None,
         callbacks: Sequence[EpochCallback] = (),
         progress: bool = True,
+        steps: StepWriter | None = None,
     ) -> None:
         self.cfg = config
         self.config_hash = config.config_hash()
@@ -178,7 +181,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.export_path = Path(config.export_path) if config.export_path else self.out_dir / "weights" / f"{config.name}.pt"
-        self.steps = StepLog(config.steps_root or self.out_dir / "catalog", config.name)
+        self.steps = StepLog(steps) if steps is not None else None  # None: no step rows kept
 
         self.data = data if data is not None else build_train_data(config.data, config.seed)
         self.model = initial_model(config)
@@ -290,7 +293,8 @@ class Trainer:
                         summary.metrics.update(cb(self, summary) or {})
                 self.history.append(asdict(summary))
                 if self.dist.is_main:
-                    self.steps.flush(epoch)
+                    if self.steps is not None:
+                        self.steps.flush(epoch)
                     self._save(epoch + 1)
                 barrier(self.dist)
                 if out_of_time:
@@ -349,10 +353,12 @@ class Trainer:
             for k in LOSS_KEYS:
                 sums[k] += vals_f[k]
             if self.dist.is_main:
-                self.steps.add(
-                    epoch=epoch, step=it, loss_total=vals_f["total"], loss_box=vals_f["box"], loss_obj=vals_f["obj"],
-                    loss_id=vals_f["id"], lr=vals.lr["decay"], images_per_s=ips, time=_dt.datetime.now(_dt.UTC),
-                )
+                if self.steps is not None:
+                    self.steps.add(
+                        epoch=epoch, step=it, loss_total=vals_f["total"], loss_box=vals_f["box"],
+                        loss_obj=vals_f["obj"], loss_id=vals_f["id"], lr=vals.lr["decay"], images_per_s=ips,
+                        time=_dt.datetime.now(_dt.UTC),
+                    )
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{vals_f['total']:.3f}", img_s=f"{ips:.1f}", lr=f"{vals.lr['decay']:.2e}")
         seconds = time.perf_counter() - t_epoch

@@ -8,7 +8,8 @@ Layout under the results root::
     tune/<study>/gt/<window>/...         gt of the tune and val windows, renumbered from 1
     tune/<study>/best_preset.yaml        the best parameters (--preset FILE)
     tune/<study>/report.md, plot.png     the artifact
-    tune_trials/run_id=tune-<study>/     catalog rows (catalog root = results root unless given)
+    tune_trials/run_id=tune-<study>/     catalog rows, written by the caller's TrialWriter
+                                         (catalog.record.tune_trials_writer; catalog root = results root unless given)
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from cstrack.tune.evaluate import EvalJob, Segment, halves, whole, write_window_
 from cstrack.tune.study import StudyConfig, StudyResult, catalog_rows, write_best_preset
 
 TUNE_DIR = "tune"
+
+TrialWriter = Callable[[str, list[dict[str, Any]]], str]
+"""``write(study, rows) -> where``: records a study's ``tune_trials`` rows (:func:`catalog_rows`)
+and says where they went (the catalog's: :func:`catalog.record.tune_trials_writer`)."""
 
 
 def study_dir(results_root: str | Path, study: str) -> Path:
@@ -81,26 +86,24 @@ def build_jobs(
     return tune, val, protocol
 
 
-def finish(result: StudyResult, sdir: str | Path, catalog_root: str | Path | None) -> dict[str, str]:
-    """Write the preset file, the report + plot and the catalog rows; returns the paths."""
-    from catalog import store
+def finish(result: StudyResult, sdir: str | Path, write_trials: TrialWriter | None) -> dict[str, str]:
+    """Write the preset file, the report + plot and (``write_trials``) the catalog rows; returns the paths."""
     from cstrack.tune.report import write_report
 
     d = Path(sdir)
     files = {"preset": str(write_best_preset(result, d / "best_preset.yaml"))}
     files.update(write_report(result, d))
-    if catalog_root is not None:
-        store.write("tune_trials", catalog_rows(result), catalog_root, run_id=f"tune-{result.study}")
-        files["catalog"] = str(catalog_root)
+    if write_trials is not None:
+        files["catalog"] = write_trials(result.study, catalog_rows(result))
     result.files = files
     return files
 
 
-def run(cfg: StudyConfig, tune: EvalJob, val: EvalJob, sdir: str | Path, catalog_root: str | Path | None,
+def run(cfg: StudyConfig, tune: EvalJob, val: EvalJob, sdir: str | Path, write_trials: TrialWriter | None,
         mapper: Callable[..., Any] | None = None, log: Callable[[str], None] | None = None) -> StudyResult:
     """:func:`cstrack.tune.study.run_study` then :func:`finish`."""
     from cstrack.tune.study import run_study
 
     result = run_study(cfg, tune, val, sdir, mapper, log)
-    finish(result, sdir, catalog_root)
+    finish(result, sdir, write_trials)
     return result

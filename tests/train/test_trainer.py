@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from catalog import store
+from catalog.train_steps import CatalogSteps, read_steps
 from cstrack.data.jde import collate
 from cstrack.errors import ConfigError, WeightsError
 from cstrack.model.weights import load_weights
 from cstrack.train import Trainer
 from cstrack.train.config import TrainConfig
-from cstrack.train.steplog import read_steps
 
 
 def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_config: TrainConfig) -> None:
@@ -25,7 +25,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_config: TrainConfig) -> 
                  "input_size": [128, 96], "augment": False},
         "epochs": 1, "nominal_batch": 4, "optim": {"warmup_epochs": 0, "warmup_min_iters": 0, "lr0": 0.002},
     })
-    tr = Trainer(cfg, progress=False)
+    tr = Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg))
     assert tr.iters_per_epoch == 1
     images, targets = collate([tr.data.dataset[i] for i in range(4)])
     tr.net.train()
@@ -50,18 +50,18 @@ def _state(tr: Trainer) -> dict[str, torch.Tensor]:
 
 
 def test_resume_is_exact(tiny_config: TrainConfig, tmp_path: Path) -> None:
-    straight = Trainer(tiny_config, progress=False)
+    straight = Trainer(tiny_config, progress=False, steps=CatalogSteps.for_training(tiny_config))
     res_a = straight.fit()
     assert len(res_a.history) == 2 and straight.iteration == 4
 
     cfg_b = tiny_config.replace(out_dir=str(tmp_path / "run_b"))
-    first = Trainer(cfg_b, progress=False)
+    first = Trainer(cfg_b, progress=False, steps=CatalogSteps.for_training(cfg_b))
     first.fit(until_epoch=1)
     assert first.iteration == 2
     assert (tmp_path / "run_b" / "checkpoints" / "epoch_001.pt").is_file()
     torch.manual_seed(123)  # disturb every global generator: the checkpoint must restore them
     torch.rand(10)
-    second = Trainer(cfg_b, progress=False)
+    second = Trainer(cfg_b, progress=False, steps=CatalogSteps.for_training(cfg_b))
     res_b = second.fit(resume=True)
     assert res_b.resumed_from == 1 and second.iteration == 4
 
@@ -85,7 +85,7 @@ def test_resume_is_exact(tiny_config: TrainConfig, tmp_path: Path) -> None:
 
 def test_export_record_and_summary(tiny_config: TrainConfig) -> None:
     cfg = tiny_config.replace(epochs=1)
-    res = Trainer(cfg, progress=False).fit()
+    res = Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg)).fit()
     rec = res.record
     assert rec is not None and res.weights is not None
     prov = rec["provenance"]
@@ -105,9 +105,9 @@ def test_export_record_and_summary(tiny_config: TrainConfig) -> None:
 
 def test_guarded_runs(tiny_config: TrainConfig) -> None:
     cfg = tiny_config.replace(epochs=1)
-    Trainer(cfg, progress=False).fit()
+    Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg)).fit()
     with pytest.raises(ConfigError, match="--resume"):
-        Trainer(cfg, progress=False).fit()
+        Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg)).fit()
     with pytest.raises(ConfigError, match="config"):  # a different config cannot resume this run
         Trainer(cfg.replace(epochs=2, seed=1), progress=False).fit(resume=True)
     ckpt = Path(cfg.out_dir) / "checkpoints" / "epoch_001.pt"
@@ -115,13 +115,13 @@ def test_guarded_runs(tiny_config: TrainConfig) -> None:
     raw[len(raw) // 2] ^= 0xFF
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match="corrupt"):
-        Trainer(cfg, progress=False).fit(resume=True)
+        Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg)).fit(resume=True)
 
 
 def test_time_budget_stops_after_an_epoch(tiny_config: TrainConfig) -> None:
     cfg = tiny_config.replace(epochs=3)
     seen = []
-    res = Trainer(cfg, progress=False, callbacks=[lambda tr, s: seen.append((s.epoch, s.final))]).fit(time_budget_s=1e-3)
+    res = Trainer(cfg, progress=False, steps=CatalogSteps.for_training(cfg), callbacks=[lambda tr, s: seen.append((s.epoch, s.final))]).fit(time_budget_s=1e-3)
     assert len(res.history) == 1 and seen == [(0, True)]
     assert (Path(cfg.out_dir) / "checkpoints" / "epoch_001.pt").is_file()
     assert res.weights is not None and res.weights.is_file()
