@@ -152,13 +152,24 @@ class TrackJob:
 
 
 @dataclass(frozen=True)
+class WorkerIdentity:
+    """Where a task ran: the Dask worker's name (its address when unnamed; ``local`` outside Dask),
+    its address, the host and the process id (:func:`tasks.runtime.worker_identity`)."""
+
+    worker: str
+    worker_address: str | None
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
 class TrackRecord:
     """What tracking one sequence did: the task's return value, the cache's persisted record and,
     as :meth:`to_json`, ``<SEQ>.timing.json`` beside the result (``catalog.ingest.read_timings``).
 
     ``ms``: mean milliseconds per frame by stage; ``result_sha256``: the result file's bytes;
     ``started``/``finished``: ISO 8601 UTC; ``first_frame_unix``: when the first frame was done;
-    ``worker``..``pid``: :func:`tasks.runtime.worker_identity`.
+    ``worker``..``pid``: the task's :class:`WorkerIdentity`.
     """
 
     dataset: str

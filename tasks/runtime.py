@@ -11,6 +11,8 @@ import os
 import socket
 from typing import Any
 
+from tasks.records import WorkerIdentity
+
 
 def usable_cores() -> int:
     """Cores this process may run on (CPU affinity / cgroup cpuset aware)."""
@@ -29,14 +31,14 @@ def _dask_worker() -> Any | None:
         return None
 
 
-def worker_identity() -> dict[str, Any]:
-    """``{"worker": name or address or 'local', "worker_address", "host", "pid"}`` of this task."""
+def worker_identity() -> WorkerIdentity:
+    """Where this task runs: the Dask worker's name (or address, or ``local``), host and pid."""
     w = _dask_worker()
     name = address = None
     if w is not None:
         address = str(w.address)
         name = str(w.name) if w.name is not None else address
-    return {"worker": name or "local", "worker_address": address, "host": socket.gethostname(), "pid": os.getpid()}
+    return WorkerIdentity(worker=name or "local", worker_address=address, host=socket.gethostname(), pid=os.getpid())
 
 
 def dask_threads_on_host() -> int | None:

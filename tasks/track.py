@@ -177,7 +177,7 @@ def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackR
         wall_s=time.perf_counter() - t0,
         started=started.isoformat(timespec="milliseconds"),
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        **worker_identity(),
+        **dataclasses.asdict(worker_identity()),
     )
     atomic_write_json(timing_path(out_dir, run.sequence), record.to_json())
     return record
