@@ -13,7 +13,7 @@ Measures, on ``--threads`` threads:
 2. for ``cstrack-n`` at 576x320 (shipped COCO weights: real detections), ``cstrack-s`` at 864x480
    and ``cstrack-l`` at 1088x608 (random init, 20 synthetic detections per frame so the tracker
    works as in spec §14), each path through ``cstrack bench-speed --json`` in a fresh process:
-   end-to-end fps (decode to tracks, PETS09-S2L1 frames), ms per stage, forward-only fps, the
+   end-to-end fps (read to tracks, PETS09-S2L1 frames), ms per stage, forward-only fps, the
    achieved GFLOP/s (FLOPs of :func:`cstrack.model.complexity.count_flops` over the forward time)
    and its fraction of the measured conv peak, and the share of post-processing + tracker;
 3. where the forward time of ``cstrack-l`` goes on the fast (PyTorch) path and the onnx path:

@@ -23,13 +23,14 @@ import numpy as np
 import pandas as pd
 
 from catalog import store
-from catalog.schemas import STAGES, SchemaError
+from catalog.schemas import SchemaError
 from cstrack.data.mot import read_results
 from cstrack.eval.events import event_log
 from cstrack.eval.prepare import PreparedSequence
 from cstrack.eval.result import COMBINED, METRIC_FIELDS, EvalResult
 from cstrack.fsutil import sha256_file, stable_hash
 from cstrack.provenance import Provenance, collect
+from cstrack.timing import RENAMED, STAGES, stage_ms
 
 SOURCES = ("cstrack", "external")
 
@@ -116,9 +117,11 @@ class SequenceTiming:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> SequenceTiming:
-        """From a runner timing record ``{"frames", "fps", "ms": {stage: ms}}`` (``timing.json``)."""
-        ms = rec.get("ms") or {s: rec[f"{s}_ms"] for s in STAGES if f"{s}_ms" in rec}
-        return cls(rec.get("frames"), rec.get("fps"), {k: float(v) for k, v in ms.items() if k in STAGES})
+        """From a runner timing record ``{"frames", "fps", "ms": {stage: ms}}`` (``timing.json``);
+        records written before the stage rename (``decode``) are read too (:func:`cstrack.timing.stage_ms`)."""
+        names = [*STAGES, *RENAMED]
+        ms = rec.get("ms") or {s: rec[f"{s}_ms"] for s in names if f"{s}_ms" in rec}
+        return cls(rec.get("frames"), rec.get("fps"), stage_ms(ms))
 
 
 def read_timings(results_dir: str | Path) -> dict[str, SequenceTiming]:

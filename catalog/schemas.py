@@ -31,10 +31,10 @@ import pyarrow as pa
 
 from cstrack.errors import CSTrackError
 from cstrack.eval.result import FLOAT_FIELDS, METRIC_FIELDS
+from cstrack.timing import RENAMED, STAGES
 
 PARTITION = "run_id"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-STAGES: tuple[str, ...] = ("decode", "preprocess", "forward", "postprocess", "associate")
 
 
 class SchemaError(CSTrackError, ValueError):
@@ -182,6 +182,14 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "cpu_calibration": ("run_id",),
     "sequence_stats": ("run_id", "sequence"),
 }
+
+# Columns renamed since partitions were first written: {table: {old name: name now}}.  The store
+# reads an old partition's column under its name now (the frame-reading stage was ``decode``).
+RENAMED_COLUMNS: dict[str, dict[str, str]] = {
+    table: {f"{old}_ms": f"{new}_ms" for old, new in RENAMED.items()}
+    for table in ("sequence_metrics", "sequence_stats")
+}
+
 
 def schema(table: str) -> pa.Schema:
     """The schema of ``table``; :class:`SchemaError` naming the known tables otherwise."""

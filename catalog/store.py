@@ -42,7 +42,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from catalog.schemas import PARTITION, SORT_KEYS, TABLES, SchemaError, file_schema, schema
+from catalog.schemas import PARTITION, RENAMED_COLUMNS, SORT_KEYS, TABLES, SchemaError, file_schema, schema
 from cstrack.errors import DatasetError
 
 DEFAULT_ROOT = "results"
@@ -326,7 +326,7 @@ def _read_partition(fs: fsspec.AbstractFileSystem, path: str, table: str) -> pa.
     if not fs.exists(path):
         return None
     with fs.open(path, "rb") as fh:
-        old = pq.read_table(fh)
+        old = _renamed(pq.read_table(fh), table)
     target = file_schema(table)
     cols = [old.column(f.name).cast(f.type) if f.name in old.column_names else pa.nulls(old.num_rows, f.type)
             for f in target]
@@ -435,19 +435,53 @@ def load(
     read_cols = list(dict.fromkeys([*wanted, *SORT_KEYS[table]]))
     files = sorted(fs.glob(f"{tdir}/{PARTITION}=*/{PART_FILE}")) if fs.exists(tdir) else []
     if files:
-        dataset = ds.dataset(
-            files, schema=sch, format="parquet", filesystem=_arrow_fs(fs),
-            partitioning=ds.partitioning(pa.schema([sch.field(PARTITION)]), flavor="hive"),
-            partition_base_dir=tdir,
-        )
         try:
-            tbl = dataset.to_table(columns=read_cols, filter=_expression(filters))
+            old = [f for f in files if _has_renamed_columns(fs, f, table)]
+            parts = [_legacy_partition(fs, f, table).to_table(columns=read_cols, filter=_expression(filters))
+                     for f in old]
+            current = [f for f in files if f not in old]
+            if current or not parts:
+                dataset = ds.dataset(
+                    current, schema=sch, format="parquet", filesystem=_arrow_fs(fs),
+                    partitioning=ds.partitioning(pa.schema([sch.field(PARTITION)]), flavor="hive"),
+                    partition_base_dir=tdir,
+                )
+                parts.insert(0, dataset.to_table(columns=read_cols, filter=_expression(filters)))
+            tbl = pa.concat_tables(parts)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise DatasetError(f"unreadable catalog table {table!r} ({_one_line(exc)})", tdir) from None
     else:
         tbl = sch.empty_table().select(read_cols)
     tbl = tbl.sort_by([(k, "ascending") for k in SORT_KEYS[table]]).select(wanted)
     return _to_pandas(tbl)
+
+
+def _renamed(tbl: pa.Table, table: str) -> pa.Table:
+    """``tbl`` (a partition file's columns) with columns renamed since it was written under their names now."""
+    renames = RENAMED_COLUMNS.get(table, {})
+    return tbl.rename_columns([renames.get(c, c) for c in tbl.column_names])
+
+
+def _has_renamed_columns(fs: fsspec.AbstractFileSystem, path: str, table: str) -> bool:
+    """Whether the partition file ``path`` was written with a column renamed since (its footer only)."""
+    renames = RENAMED_COLUMNS.get(table)
+    if not renames:
+        return False
+    with fs.open(path, "rb") as fh:
+        names = pq.ParquetFile(fh).schema_arrow.names
+    return any(c in renames for c in names)
+
+
+def _legacy_partition(fs: fsspec.AbstractFileSystem, path: str, table: str) -> ds.Dataset:
+    """A partition written before a column rename, as a dataset of the table's schema now."""
+    with fs.open(path, "rb") as fh:
+        old = _renamed(pq.read_table(fh), table)
+    sch = schema(table)
+    run_id = path.rsplit("/", 2)[-2].split("=", 1)[1]
+    cols = [pa.array([run_id] * old.num_rows, f.type) if f.name == PARTITION
+            else old.column(f.name).cast(f.type) if f.name in old.column_names else pa.nulls(old.num_rows, f.type)
+            for f in sch]
+    return ds.dataset(pa.Table.from_arrays(cols, schema=sch))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,14 +11,14 @@ frame pixels:
   pedestrian class where classes exist) with score 1, for the association upper bound; embeddings
   as in ``public``.
 
-Stages timed per frame (ms): ``decode`` (image read), ``preprocess`` (letterbox + tensor),
-``forward``, ``postprocess`` (decode + NMS + embeddings, or boxes from the table + embeddings),
+Stages timed per frame (ms, :data:`cstrack.timing.STAGES`): ``read`` (image read), ``preprocess``
+(letterbox + tensor), ``forward``, ``postprocess`` (box decoding + NMS + embeddings, or boxes from the table + embeddings),
 ``associate`` (tracker update).  Frames come from a *frame reader* (:func:`read_frames` by
-default), an iterator of :class:`FrameInput` that already carries decode and preprocess times, so
-a prefetching reader (a bounded background thread doing decode + letterbox) can replace it
+default), an iterator of :class:`FrameInput` that already carries read and preprocess times, so
+a prefetching reader (a bounded background thread doing read + letterbox) can replace it
 without touching the rest of the loop.  A reader may also hand over the network's outputs
 (:attr:`FrameInput.out`): with a detector that forwards frames concurrently (the ONNX Runtime
-paths), :func:`prefetched_frames` runs decode + letterbox + forward of the next frames in frame
+paths), :func:`prefetched_frames` runs read + letterbox + forward of the next frames in frame
 workers, one frame per worker thread on one core each, while the loop post-processes and tracks in
 order (:func:`forward_ahead`; docs/cpu_speed.md).
 
@@ -44,17 +44,17 @@ from cstrack.data.images import CorruptImageError, read_image
 from cstrack.data.mot import MotTable, Sequence, counted_gt, write_results
 from cstrack.detection import ConcurrentForward, Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError, DatasetError
+from cstrack.timing import STAGES
 from cstrack.tracker import Tracker, TrackerConfig
 
 DetectionMode = Literal["private", "public", "gt"]
 DETECTION_MODES: tuple[str, ...] = get_args(DetectionMode)
-STAGES: tuple[str, ...] = ("decode", "preprocess", "forward", "postprocess", "associate")
 
 
 @dataclass
 class FrameInput:
     """One frame handed to the loop: ``number`` (1-based MOT frame), the detector input ``prep``
-    (``None`` when the mode reads no images) and the seconds spent decoding and preprocessing it.
+    (``None`` when the mode reads no images) and the seconds spent reading and preprocessing it.
     ``bad`` is the reason a skipped frame's image could not be used (``prep`` is then ``None``).
     ``out`` is the detector's forward output when a frame worker already ran the network
     (:func:`forward_ahead`; ``prep.tensor`` is then ``None``, only the letterbox geometry is
@@ -62,7 +62,7 @@ class FrameInput:
 
     number: int
     prep: Prepared | None = None
-    decode_s: float = 0.0
+    read_s: float = 0.0
     preprocess_s: float = 0.0
     bad: str | None = None
     out: Any = None
@@ -100,7 +100,7 @@ DEFAULT_PREFETCH = 2  # frames decoded ahead of the one in the network (issue 8)
 
 
 def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False, workers: int | None = None) -> FrameReader:
-    """A frame reader like :func:`read_frames` whose decode + preprocess run ``depth`` frames ahead
+    """A frame reader like :func:`read_frames` whose read + preprocess run ``depth`` frames ahead
     in a bounded background thread (:mod:`cstrack.infer.prefetch`), overlapping the forward of the
     current frame.  Same frames, same order; a read error surfaces at its frame (``skip_bad``: the
     frame comes marked bad instead).  The depth is capped by the detector's ``input_slots``
@@ -253,7 +253,7 @@ def track_sequence(
     is called with 1 after every frame.  Inputs are validated before the loop starts: the
     gt / det table is read (raising :class:`DatasetError` on a malformed file) and, when a
     detector is used, the first image must exist.  Frames come from ``frame_reader``, by default
-    :func:`prefetched_frames` (decode + preprocess :data:`DEFAULT_PREFETCH` frames ahead in a
+    :func:`prefetched_frames` (read + preprocess :data:`DEFAULT_PREFETCH` frames ahead in a
     thread); pass :func:`read_frames` for a strictly sequential loop.
     """
     if frame_reader is None:
@@ -277,7 +277,7 @@ def track_sequence(
     for fr in frame_reader(seq, detector):
         if fr.bad is not None:
             bad_frames.append(fr.number)
-        totals["decode"] += fr.decode_s
+        totals["read"] += fr.read_s
         totals["preprocess"] += fr.preprocess_s
         dets = _detect(fr, boxes, detector, totals)
         t0 = time.perf_counter()

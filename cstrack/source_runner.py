@@ -9,7 +9,7 @@ numbered as in the source, so a live source's dropped frames leave gaps), the MP
 lines.  An error is returned in :attr:`SourceRun.error` (not raised) so that the caller can report
 what was kept and then fail.
 
-Offline sources decode + preprocess ahead in a thread (:func:`cstrack.runner.prefetch_inputs`);
+Offline sources read + preprocess ahead in a thread (:func:`cstrack.runner.prefetch_inputs`);
 live sources already capture in their own thread through a queue that drops the oldest frames.
 """
 
@@ -27,9 +27,10 @@ import numpy as np
 from cstrack.data.mot import MotTable, write_results
 from cstrack.detection import FrameDetector
 from cstrack.errors import ConfigError, CSTrackError
-from cstrack.runner import DEFAULT_PREFETCH, STAGES, FrameInput, prefetch_inputs
+from cstrack.runner import DEFAULT_PREFETCH, FrameInput, prefetch_inputs
 from cstrack.sinks import JsonlSink, VideoSink
 from cstrack.sources import Frame, FrameSource
+from cstrack.timing import STAGES
 from cstrack.tracker import Tracker, TrackerConfig
 
 DEFAULT_FPS = 30.0  # the tracker's frame rate when neither the source, the user nor the checkpoint gives one
@@ -73,7 +74,7 @@ class SourceRun:
 
 
 def _inputs(source: FrameSource, detector: FrameDetector, stop: threading.Event | None) -> Iterator[_SourceInput]:
-    """Frames of ``source`` preprocessed by ``detector``; ``decode_s`` includes waiting for a live frame."""
+    """Frames of ``source`` preprocessed by ``detector``; ``read_s`` includes waiting for a live frame."""
     frames = source.frames(stop)
     try:
         while True:
@@ -83,7 +84,7 @@ def _inputs(source: FrameSource, detector: FrameDetector, stop: threading.Event 
                 return
             t1 = time.perf_counter()
             prep = detector.preprocess(frame.image)
-            yield _SourceInput(number=frame.number, prep=prep, decode_s=t1 - t0,
+            yield _SourceInput(number=frame.number, prep=prep, read_s=t1 - t0,
                                preprocess_s=time.perf_counter() - t1, frame=frame)
     finally:
         close = getattr(frames, "close", None)
@@ -134,7 +135,7 @@ def track_source(
     start = time.perf_counter()
     try:
         for fr in inputs:
-            totals["decode"] += fr.decode_s
+            totals["read"] += fr.read_s
             totals["preprocess"] += fr.preprocess_s
             assert fr.prep is not None and fr.frame is not None
             t0 = time.perf_counter()

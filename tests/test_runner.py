@@ -42,7 +42,7 @@ def test_gt_mode_on_pets09_without_model_or_images(pets: Path, tmp_path: Path) -
     assert m["mota"] >= 0.95
     assert m["idf1"] >= 0.93 and m["idsw"] <= 3 and m["fp"] == 0
     assert set(run.ms) == set(STAGES)
-    assert run.ms["decode"] == run.ms["forward"] == run.ms["preprocess"] == 0.0
+    assert run.ms["read"] == run.ms["forward"] == run.ms["preprocess"] == 0.0
     assert run.ms["associate"] > 0 and run.fps > 0
 
 
@@ -117,11 +117,11 @@ def test_frame_reader_is_swappable(syn: Path, tmp_path: Path) -> None:
         for fr in read_frames(seq, detector):
             if fr.number > 3:
                 return
-            yield FrameInput(fr.number, fr.prep, decode_s=0.5, preprocess_s=0.25)
+            yield FrameInput(fr.number, fr.prep, read_s=0.5, preprocess_s=0.25)
 
     run = track_sequence(syn, tmp_path, "private", preset("default"), FakeDetector(), frame_reader=first_three)
     assert run.frames == 3
-    assert run.ms["decode"] == pytest.approx(500.0) and run.ms["preprocess"] == pytest.approx(250.0)
+    assert run.ms["read"] == pytest.approx(500.0) and run.ms["preprocess"] == pytest.approx(250.0)
     assert read_results(run.result_path).frame.max() == 3
 
 

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
         warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
         prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
-        workers: int | None = typer.Option(None, "--workers", min=1, help="frame workers running decode + letterbox + "
+        workers: int | None = typer.Option(None, "--workers", min=1, help="frame workers running read + letterbox + "
                                            "forward of whole frames (ONNX Runtime paths; default: --threads; 1: off)"),
         fake_dets: int = typer.Option(
             0, "--fake-dets", min=0, help="synthetic detections added per frame so the tracker works (random weights)"
@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
         from cstrack.cli.model_options import effective_settings, resolve_model
-        from cstrack.infer.bench import STAGES, bench_speed
+        from cstrack.infer.bench import bench_speed
         from cstrack.model.detector import resolve_path
+        from cstrack.timing import STAGES
 
         variant, weights_arg = resolve_model(variant, weights)
         settings = effective_settings(weights_arg, size, conf, nms, None)

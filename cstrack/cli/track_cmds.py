@@ -5,7 +5,7 @@ Writes ``OUT/<name>.txt`` (MOTChallenge result format) per source and merges per
 into ``OUT/timing.json``::
 
     {name: {"frames": n, "fps": end-to-end fps,
-            "ms": {"decode", "preprocess", "forward", "postprocess", "associate"},
+            "ms": {"read", "preprocess", "forward", "postprocess", "associate"},  # cstrack.timing.STAGES
             "settings": {"weights", "weights_sha256", "variant", "path", "input_size", "conf_thres",
                          "nms_thres", "tracker_preset", "frame_rate"},
             # sources other than MOT folders also:

@@ -1,12 +1,12 @@
 """Per-frame pipeline timing (``cstrack bench-speed``): read + letterbox + forward + post-process
-+ track on a folder of frames, with any model path.
++ associate (:data:`cstrack.timing.STAGES`) on a folder of frames, with any model path.
 
-The loop is the runner's (:mod:`cstrack.runner`): frames are decoded and letterboxed by the
+The loop is the runner's (:mod:`cstrack.runner`): frames are read and letterboxed by the
 detector in a bounded prefetch thread (unless ``prefetch=0``), then forwarded, post-processed and
 handed to a :class:`~cstrack.tracker.Tracker`; with a detector that forwards concurrently (the ONNX
-Runtime paths) the runner's frame workers decode, letterbox and forward (``workers``, default the
+Runtime paths) the runner's frame workers read, letterbox and forward (``workers``, default the
 thread count: :func:`cstrack.runner.forward_ahead`), as ``cstrack track`` does on a sequence.  ``fps`` is frames over the wall time of the timed
-loop (decode to tracks); the per-stage milliseconds are means over the timed frames (read and
+loop (read to tracks); the per-stage milliseconds are means over the timed frames (read and
 preprocess run in the prefetch thread, overlapped with the others, so the stages need not add up
 to the frame time).
 
@@ -31,9 +31,9 @@ from cstrack.data.images import read_image
 from cstrack.detection import Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.runner import FrameInput, forward_ahead, frame_workers, prefetch_inputs
+from cstrack.timing import STAGES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-STAGES = ("read", "preprocess", "forward", "postprocess", "track")
 DEFAULT_PREFETCH = 2
 FAKE_SEED = 0
 
@@ -146,7 +146,7 @@ def run_pipeline(
         tracks = tracker.update_arrays(dets)
         t4 = time.perf_counter()
         if timed:
-            for stage, sec in zip(STAGES, (fr.decode_s, fr.preprocess_s, forward_s, t2 - t1, t4 - t3), strict=True):
+            for stage, sec in zip(STAGES, (fr.read_s, fr.preprocess_s, forward_s, t2 - t1, t4 - t3), strict=True):
                 totals[stage] += sec
             n_dets += len(dets)
             n_tracks += len(tracks)
@@ -159,7 +159,7 @@ def run_pipeline(
         "ms_per_frame": ms_frame,
         "cpu_ms_per_frame": 1000.0 * cpu / frames,
         "ms": ms,
-        "post_track_share": (ms["postprocess"] + ms["track"]) / ms_frame,
+        "post_track_share": (ms["postprocess"] + ms["associate"]) / ms_frame,
         "detections_per_frame": n_dets / frames,
         "tracks_per_frame": n_tracks / frames,
         "workers": n_workers,

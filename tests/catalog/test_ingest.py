@@ -82,7 +82,7 @@ def test_timing_records_give_fps_and_stage_ms(tmp_path, tud_eval):
     _, result = tud_eval
     res_dir = tmp_path / "res"
     shutil.copytree(TUD / "trackers/motmetrics-test/data", res_dir)
-    ms = {"decode": 1.0, "preprocess": 2.0, "forward": 30.0, "postprocess": 3.0, "associate": 4.0}
+    ms = {"read": 1.0, "preprocess": 2.0, "forward": 30.0, "postprocess": 3.0, "associate": 4.0}
     (res_dir / "timing.json").write_text(json.dumps({"TUD-Campus": {"frames": 71, "fps": 10.0, "ms": ms}}))
     ms2 = {k: 2 * v for k, v in ms.items()}
     (res_dir / "TUD-Stadtmitte.timing.json").write_text(

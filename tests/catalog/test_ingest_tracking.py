@@ -21,6 +21,7 @@ def test_counts_track_lengths_and_fps_by_hand(tmp_path: Path) -> None:
     rows = [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 2), (6, 5)]
     f = np.array([r[0] for r in rows], float)
     write_results(res / "clip.txt", MotTable(f, np.array([r[1] for r in rows], float), np.ones((7, 4)), np.ones(7)))
+    # a record written before the frame-reading stage was renamed decode -> read
     (res / "clip.timing.json").write_text(json.dumps({"sequence": "clip", "frames": 10, "fps": 20.0,
                                                       "ms": {"forward": 30.0, "decode": 2.0}}))
     info = RunInfo(run_id="cstrack-n-clips-1", dataset="clips", tracker="cstrack-n", split="cam", config={"a": 1})
@@ -32,6 +33,7 @@ def test_counts_track_lengths_and_fps_by_hand(tmp_path: Path) -> None:
     assert (clip.frames, clip.tracks, clip.boxes, clip.track_len_max) == (10, 3, 7, 4)
     assert (clip.fps, clip.source_fps, clip.boxes_per_frame) == (20.0, 25.0, 0.7)
     assert (clip.track_len_mean, clip.track_len_median, clip.forward_ms) == (7 / 3, 2.0, 30.0)
+    assert clip.read_ms == 2.0 and "decode_ms" not in stats.columns
     gone = stats.loc["gone"]  # no result file: no boxes, no frames known
     assert (gone.frames, gone.tracks, gone.boxes) == (0, 0, 0) and gone.track_len_mean != gone.track_len_mean
     run = catalog.load("runs", root=tmp_path / "cat").iloc[0]

@@ -30,7 +30,7 @@ def _metrics(run_id: str, seq: str, mota: float, idf1: float, hota: float, idsw:
     row.update({k: 0.5 for k in ("DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr", "MOTP")})
     row.update(run_id=run_id, sequence=seq, MOTA=mota, IDF1=idf1, IDP=idf1 + 0.01, IDR=idf1 - 0.01, HOTA=hota,
                IDSW=idsw, FP=100 + idsw, FN=1000 + idsw, TP=5000, MT=30, PT=50, ML=20, gt_ids=100,
-               fps=fps, decode_ms=None, preprocess_ms=None, forward_ms=None, postprocess_ms=None,
+               fps=fps, read_ms=None, preprocess_ms=None, forward_ms=None, postprocess_ms=None,
                associate_ms=None)
     return row
 

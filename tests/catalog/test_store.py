@@ -178,3 +178,34 @@ def test_write_accepts_arrow_tables_and_column_dicts(tmp_path):
     assert catalog.load("train_steps", root=tmp_path).groupby("run_id").size().to_dict() == {"d": 2, "t": 1}
     assert catalog.delete_run("d", tmp_path) == ["train_steps"]
     assert catalog.run_ids("train_steps", tmp_path) == ["t"]
+
+
+def _stats_row(seq: str, read_ms: float) -> dict:
+    return {"sequence": seq, "frames": 10, "fps": 20.0, "source_fps": 25.0, "tracks": 1, "boxes": 10,
+            "boxes_per_frame": 1.0, "track_len_mean": 10.0, "track_len_median": 10.0, "track_len_max": 10,
+            "read_ms": read_ms, "preprocess_ms": 1.0, "forward_ms": 30.0, "postprocess_ms": 2.0, "associate_ms": 0.5}
+
+
+def test_partitions_written_before_the_stage_rename_are_read(root):
+    """A partition written when the frame-reading stage was ``decode`` (column ``decode_ms``): its
+    values come back as ``read_ms``, beside partitions written since, filters and appends included."""
+    catalog.write("sequence_stats", [_stats_row("new", 3.0)], root, run_id="now")
+    fs, base = store.filesystem(root)
+    old_row = {("decode_ms" if k == "read_ms" else k): v for k, v in _stats_row("old", 7.0).items()}
+    fields = [pa.field("decode_ms", pa.float64()) if f.name == "read_ms" else f for f in file_schema("sequence_stats")]
+    old_table = pa.Table.from_pylist([old_row], schema=pa.schema(fields))
+    fs.makedirs(f"{base}/sequence_stats/run_id=before", exist_ok=True)
+    with fs.open(f"{base}/sequence_stats/run_id=before/part-0.parquet", "wb") as fh:
+        pq.write_table(old_table, fh)
+
+    df = catalog.load("sequence_stats", root=root)
+    assert "decode_ms" not in df.columns
+    assert dict(zip(df["run_id"], df["read_ms"], strict=True)) == {"before": 7.0, "now": 3.0}
+    assert df.set_index("run_id").loc["before", "forward_ms"] == 30.0
+    only_old = catalog.load("sequence_stats", {"run_id": "before"}, root, columns=["sequence", "read_ms"])
+    assert only_old.to_dict("records") == [{"sequence": "old", "read_ms": 7.0}]
+    assert catalog.load("sequence_stats", [("read_ms", ">", 5.0)], root)["run_id"].tolist() == ["before"]
+    # an append rewrites the old partition under the names of now
+    catalog.write("sequence_stats", [_stats_row("more", 4.0)], root, run_id="before", mode="append")
+    after = catalog.load("sequence_stats", {"run_id": "before"}, root)
+    assert after["read_ms"].tolist() == [4.0, 7.0] and after["sequence"].tolist() == ["more", "old"]

@@ -34,7 +34,7 @@ def test_gt_mode_two_sequences(data_dir: Path, tmp_path: Path) -> None:
     assert set(timing) == {"PETS09-S2L1", "PETS09-S2L1-head8"}
     rec = timing["PETS09-S2L1"]
     assert rec["frames"] == 795 and rec["fps"] > 0
-    assert set(rec["ms"]) == {"decode", "preprocess", "forward", "postprocess", "associate"}
+    assert set(rec["ms"]) == {"read", "preprocess", "forward", "postprocess", "associate"}
     assert timing["PETS09-S2L1-head8"]["frames"] == 8
     assert score_files(pets / "gt" / "gt.txt", out / "PETS09-S2L1.txt")["mota"] >= 0.95
     assert "PETS09-S2L1: 795 frames" in res.stdout
@@ -130,7 +130,7 @@ def test_real_cstrack_n_on_pets_head8(head8: Path, tmp_path: Path) -> None:
     assert "random weights" in res.stderr
     rec = json.loads((out / "timing.json").read_text())["PETS09-S2L1-head8"]
     assert rec["frames"] == 8
-    assert all(rec["ms"][k] > 0 for k in ("decode", "preprocess", "forward", "postprocess", "associate"))
+    assert all(rec["ms"][k] > 0 for k in ("read", "preprocess", "forward", "postprocess", "associate"))
     assert (out / "PETS09-S2L1-head8.txt").is_file()
 
     res = runner.invoke(app, ["track", str(head8), "--variant", "cstrack-n", "--weights", "coco",
