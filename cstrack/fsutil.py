@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,24 @@ def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: b
     if not isinstance(data, dict):
         raise error(f"expected a mapping, got a {type(data).__name__}")
     return data
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent  # the cstrack package's source folder
+CODE_SUFFIXES = (".py", ".yaml")
+
+
+def code_fingerprint(package: str | Path = PACKAGE_DIR, parts: Iterable[str] = ("",),
+                     suffixes: tuple[str, ...] = CODE_SUFFIXES) -> str:
+    """sha256 over (path relative to ``package``, content sha256) of the code files of ``parts``
+    (files, or folders whose files with one of ``suffixes`` count; a missing file hashes as
+    ``missing``): what decides whether a cached result or exported file is still valid."""
+    root = Path(package)
+    entries: list[tuple[str, str]] = []
+    for part in parts:
+        p = root / part
+        files = sorted(f for f in p.rglob("*") if f.suffix in suffixes) if p.is_dir() else [p]
+        entries.extend((str(f.relative_to(root)), sha256_file(f) if f.is_file() else "missing") for f in files)
+    return stable_hash(entries)
 
 
 def plain(obj: Any) -> Any:

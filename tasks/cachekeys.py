@@ -14,39 +14,27 @@ parameters)`` signature and ignores the context.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cstrack.data.mot import Sequence
-from cstrack.fsutil import sha256_file, stable_hash
+from cstrack.fsutil import code_fingerprint, sha256_file, stable_hash
 from tasks.records import SequenceRef, TrackJob
 
 KEY_VERSION = 1  # bump when the meaning of a key changes
 
-_PACKAGE = Path(__file__).resolve().parent.parent / "cstrack"
-# The code whose behaviour decides a tracking result: a change here invalidates cached results
+# The code whose behaviour decides a tracking result (hashed by cstrack.fsutil.code_fingerprint): a change here invalidates cached results
 # (the nightly must measure today's tracker, not yesterday's cache).  The model code counts only
 # when a model runs, the optimised inference paths only when one of them is used.
 TRACKING_CODE: tuple[str, ...] = ("runner.py", "detection.py", "boxes.py", "data/mot.py", "tracker")
 MODEL_CODE: tuple[str, ...] = ("model", "data/letterbox.py")
 INFER_CODE: tuple[str, ...] = ("infer",)
 VIDEO_CODE: tuple[str, ...] = ("sources", "source_runner.py", "sinks.py")  # video sequences only
-_CODE_SUFFIXES = (".py", ".yaml")
 
 
 def _file_digest(path: Path) -> str:
     return sha256_file(path) if path.is_file() else "missing"
-
-
-def code_fingerprint(package: Path = _PACKAGE, parts: Iterable[str] = TRACKING_CODE) -> str:
-    """sha256 over (relative path, content hash) of the tracking code files."""
-    entries: list[tuple[str, str]] = []
-    for part in parts:
-        p = package / part
-        files = sorted(f for f in p.rglob("*") if f.suffix in _CODE_SUFFIXES) if p.is_dir() else [p]
-        entries.extend((str(f.relative_to(package)), _file_digest(f)) for f in files)
-    return stable_hash(entries)
 
 
 def sequence_fingerprint(seq_dir: str | Path, mode: str, reads_images: bool) -> str:

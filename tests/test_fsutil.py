@@ -9,9 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from cstrack.fsutil import atomic_write_json, plain, sha256_bytes, sha256_file, stable_hash
+from cstrack.errors import ConfigError
+from cstrack.fsutil import (
+    atomic_write_json,
+    code_fingerprint,
+    plain,
+    read_mapping,
+    sha256_bytes,
+    sha256_file,
+    stable_hash,
+)
 
 
 def test_plain_makes_json_able_copies() -> None:
@@ -68,3 +78,40 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert target.read_text() == "old" and [f.name for f in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_code_fingerprint_follows_the_named_code_only(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "tracker").mkdir(parents=True)
+    (pkg / "runner.py").write_text("x = 1\n")
+    (pkg / "tracker" / "a.py").write_text("y = 1\n")
+    (pkg / "tracker" / "notes.txt").write_text("not code\n")
+    (pkg / "unrelated.py").write_text("z = 1\n")
+    parts = ("runner.py", "tracker")
+    a = code_fingerprint(pkg, parts)
+    assert a == stable_hash([["runner.py", sha256_file(pkg / "runner.py")],
+                             ["tracker/a.py", sha256_file(pkg / "tracker" / "a.py")]])
+    (pkg / "unrelated.py").write_text("z = 2\n")
+    (pkg / "tracker" / "notes.txt").write_text("changed\n")
+    assert code_fingerprint(pkg, parts) == a
+    (pkg / "tracker" / "a.py").write_text("y = 2\n")
+    assert code_fingerprint(pkg, parts) != a
+    assert code_fingerprint(pkg, ["gone.py"]) == stable_hash([["gone.py", "missing"]])
+
+
+def test_read_mapping_names_what_is_wrong(tmp_path: Path) -> None:
+    def error(reason: str) -> ConfigError:
+        return ConfigError(f"f: {reason}")
+
+    (tmp_path / "a.json").write_text('{"k": 1}')
+    (tmp_path / "b.yaml").write_text("k: [1, 2]\n")
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "bad.yaml").write_text("k: [1\n")
+    assert read_mapping(tmp_path / "a.json", error) == {"k": 1}
+    assert read_mapping(tmp_path / "b.yaml", error, yaml_ok=True) == {"k": [1, 2]}
+    with pytest.raises(ConfigError, match="f: unreadable"):
+        read_mapping(tmp_path / "b.yaml", error)  # YAML is not JSON
+    with pytest.raises(ConfigError, match="f: expected a mapping, got a list"):
+        read_mapping(tmp_path / "list.json", error)
+    with pytest.raises(ConfigError, match="f: unreadable"):
+        read_mapping(tmp_path / "bad.yaml", error, yaml_ok=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from cstrack.fsutil import code_fingerprint
 from cstrack.model.network import CSTrackModel
 
 
@@ -36,15 +37,7 @@ def model_digest(model: CSTrackModel) -> str:
     return h.hexdigest()
 
 
-_GRAPH_MODULES = ("fold.py", "graph.py", "onnx_export.py", "quantize.py")
-
-
-def code_digest() -> str:
-    """sha256 of the source of the modules that decide what an exported file contains."""
-    h = hashlib.sha256()
-    for name in _GRAPH_MODULES:
-        h.update((Path(__file__).parent / name).read_bytes())
-    return h.hexdigest()
+_GRAPH_MODULES = ("infer/fold.py", "infer/graph.py", "infer/onnx_export.py", "infer/quantize.py")
 
 
 def cache_path(model: CSTrackModel, input_size: tuple[int, int], kind: str, extra: Sequence[str] = ()) -> Path:
@@ -53,6 +46,6 @@ def cache_path(model: CSTrackModel, input_size: tuple[int, int], kind: str, extr
     import onnxruntime
 
     w, h = input_size
-    parts = [model_digest(model), f"{w}x{h}", kind, code_digest(), torch.__version__, onnx.__version__, onnxruntime.__version__, *extra]
+    parts = [model_digest(model), f"{w}x{h}", kind, code_fingerprint(parts=_GRAPH_MODULES), torch.__version__, onnx.__version__, onnxruntime.__version__, *extra]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return cache_root() / f"{model.config.variant}_{w}x{h}_{kind}_{key}.onnx"
