@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import task
 
+from cstrack.markdown import markdown_table
 from tasks.records import SequenceOutcome
 
 
@@ -17,16 +18,15 @@ def artifact_key(*parts: str) -> str:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
-    """A GitHub Markdown table; floats with ``digits`` decimals, ``None`` as empty."""
+    """A GitHub Markdown table (:func:`cstrack.markdown.markdown_table`); floats with ``digits``
+    decimals, ``None`` as empty."""
 
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.{digits}f}"
-        return "" if v is None else str(v).replace("|", "\\|")
+        return "" if v is None else str(v)
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(header, [[cell(v) for v in r] for r in rows])
 
 
 def tracking_markdown(outcomes: Sequence[SequenceOutcome]) -> str:

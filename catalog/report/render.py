@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from catalog.report.tables import Column, Table
+from cstrack.markdown import markdown_table
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
@@ -28,13 +29,10 @@ def cell(row: Any, col: Column, empty: str = "") -> str:
 
 
 def to_markdown(table: Table) -> str:
-    head = [c.name for c in table.columns]
-    align = ["---" if c.kind == "text" else "---:" for c in table.columns]
-    lines = [f"### {table.title}", "", "| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
-    for row in table.rows:
-        cells = [cell(row, c, "-").replace("|", "\\|") for c in table.columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    body = markdown_table([c.name for c in table.columns],
+                          [[cell(row, c, "-") for c in table.columns] for row in table.rows],
+                          [c.kind != "text" for c in table.columns])
+    return f"### {table.title}\n\n{body}\n"
 
 
 def to_csv(table: Table) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cstrack.fsutil import atomic_path, atomic_write_text
+from cstrack.markdown import markdown_table
 from cstrack.tune.study import StudyResult
 
 
@@ -70,22 +71,22 @@ def markdown(result: StudyResult, imp: dict[str, float], plot_name: str = "plot.
         f"- tuned on: {', '.join(result.tune_windows)}",
         f"- validated on: {', '.join(result.val_windows)} (scored once, after the search)",
         "",
-        "| parameters | tune " + obj + " | val " + obj + " |",
-        "|---|---|---|",
-        f"| best (trial {result.best_trial}) | {result.tune_score:.4f} | {result.val_score:.4f} |",
-        f"| default | {result.default_tune_score:.4f} | {result.default_val_score:.4f} |",
+        markdown_table(["parameters", f"tune {obj}", f"val {obj}"], [
+            [f"best (trial {result.best_trial})", f"{result.tune_score:.4f}", f"{result.val_score:.4f}"],
+            ["default", f"{result.default_tune_score:.4f}", f"{result.default_val_score:.4f}"],
+        ]),
         "",
-        "| parameter | default | best | importance |",
-        "|---|---|---|---|",
+        markdown_table(["parameter", "default", "best", "importance"],
+                       [[k, _fmt(defaults.get(k)), _fmt(v), _fmt(imp.get(k))] for k, v in result.best_params.items()]),
+        "",
+        f"![objective per trial and parameter importance]({plot_name})",
+        "",
+        markdown_table(["trial", obj, "MOTA", "IDF1", "IDSW"], [
+            [str(t["number"]), f"{t['value']:.4f}", *(_fmt(t["metrics"].get("combined", {}).get(k))
+                                                       for k in ("MOTA", "IDF1", "IDSW"))]
+            for t in result.trials
+        ]),
     ]
-    for k, v in result.best_params.items():
-        lines.append(f"| {k} | {_fmt(defaults.get(k))} | {_fmt(v)} | {_fmt(imp.get(k))} |")
-    lines += ["", f"![objective per trial and parameter importance]({plot_name})", "",
-              "| trial | " + obj + " | MOTA | IDF1 | IDSW |", "|---|---|---|---|---|"]
-    for t in result.trials:
-        c = t["metrics"].get("combined", {})
-        lines.append(f"| {t['number']} | {t['value']:.4f} | {_fmt(c.get('MOTA'))} | {_fmt(c.get('IDF1'))} | "
-                     f"{_fmt(c.get('IDSW'))} |")
     return "\n".join(lines) + "\n"
 
 
