@@ -68,7 +68,7 @@ def train_config(args: argparse.Namespace, data_root: Path, run_dir: Path) -> di
         "optim": {"name": "sgd", "lr0": args.lr0, "warmup_epochs": 1, "warmup_min_iters": 0,
                   "drop_epoch": args.drop_epoch},
         "ema": {"tau": args.ema_tau},
-        "freeze": {"epochs": args.epochs, "prefixes": list(FROZEN)},
+        "freeze": {"epochs": args.epochs, "prefixes": list(args.frozen)},
         "device": "auto",
         "seed": args.seed,
         "keep_checkpoints": 1,
@@ -97,8 +97,13 @@ def train(args: argparse.Namespace, data_root: Path) -> tuple[Path, dict]:
     trainer = Trainer(cfg, progress=sys.stderr.isatty())
     result = trainer.fit(resume=args.resume, until_epoch=args.until_epoch, time_budget_s=args.budget_minutes * 60)
     model = trainer.eval_model
-    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(FROZEN)}
-    load_coco_yolov5n(model)  # the EMA's x*d + x*(1-d) may round; the shipped detector is COCO's, exactly
+    frozen = tuple(args.frozen)
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(frozen)}
+    if frozen == FROZEN:  # the EMA's x*d + x*(1-d) may round; the shipped detector is COCO's, exactly
+        load_coco_yolov5n(model)
+    else:  # a fine-tuned detection head: restore only the frozen trunk's tensors
+        coco = load_coco_yolov5n(type(model)(model.config)).state_dict()
+        model.load_state_dict({**model.state_dict(), **{k: coco[k] for k in before}})
     drift = max(float((before[k].float() - v.float()).abs().max()) for k, v in model.state_dict().items() if k in before)
     trainer.export(args.export)
     record = with_settings(read_record(args.export) or {}, settings(args))
@@ -178,6 +183,9 @@ def main() -> None:
     ap.add_argument("--tracker-preset", default="default")
     ap.add_argument("--frame-rate", type=float, default=7.0, help="PETS09-S2L1's frame rate (the training footage)")
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--frozen", type=lambda v: tuple(x for x in v.split(",") if x), default=FROZEN,
+                    help="comma-separated parameter prefixes kept frozen (and restored from COCO); default "
+                         "'trunk.,detect.' (the shipped detector is COCO's); 'trunk.' fine-tunes the detection head")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr0", type=float, default=0.02)
     ap.add_argument("--drop-epoch", type=int, default=6)
