@@ -12,7 +12,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,21 +74,71 @@ def api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
     return r.json()
 
 
-def deployment_run(env: dict[str, str], params: dict[str, Any], log: Path) -> tuple[str, dict[str, Any]]:
-    """``prefect deployment run track-all/nightly``; waits for the run's terminal state via the API."""
+def submit_run(env: dict[str, str], params: dict[str, Any], log: Path | None = None) -> str:
+    """``prefect deployment run track-all/nightly``: the new flow run's id (the run goes on)."""
     out = subprocess.run([str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params",
                           json.dumps({"params": params})], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120, check=False)
-    log.write_text(out.stdout + out.stderr)
+    if log is not None:
+        log.write_text(out.stdout + out.stderr)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    run_id = out.stdout.split("UUID: ")[1].split()[0]
+    return out.stdout.split("UUID: ")[1].split()[0]
+
+
+def wait_ended(env: dict[str, str], run_id: str, what: str, timeout_s: float) -> dict[str, Any]:
+    """The terminal state of flow run ``run_id`` (polled through the API)."""
     terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-    def done() -> dict[str, Any] | None:
-        state = api(env, "GET", f"/flow_runs/{run_id}")["state"]
-        return state if state["type"] in terminal else None
+    def ended() -> dict[str, Any] | None:
+        st = api(env, "GET", f"/flow_runs/{run_id}")["state"]
+        return st if st["type"] in terminal else None
 
-    return run_id, wait_until(f"flow run {run_id} to end", done, 420.0, interval_s=1.0)
+    return wait_until(f"flow run {run_id} to end{what}", ended, timeout_s, interval_s=1.0)
+
+
+def deployment_run(env: dict[str, str], params: dict[str, Any], log: Path) -> tuple[str, dict[str, Any]]:
+    """``prefect deployment run track-all/nightly``; waits for the run's terminal state via the API."""
+    run_id = submit_run(env, params, log)
+    return run_id, wait_ended(env, run_id, "", 420.0)
+
+
+@dataclass
+class FaultRun:
+    """A track-all deployment run under way on two synthetic sequences, for killing a service in."""
+
+    run_id: str
+    params: dict[str, Any]
+    results: Path
+    worker_log: Path
+    offset: int  # the worker log's size before the run
+
+    def frames_logged(self, marker: bytes = b": 8/40 frames") -> int:
+        """How often the Dask worker logged ``marker`` since the run started."""
+        with open(self.worker_log, "rb") as fh:
+            fh.seek(self.offset)
+            return fh.read().count(marker)
+
+
+@pytest.fixture
+def fault_run(up: dict[str, Any], state: Path, tmp_path: Path) -> Callable[[str, int], FaultRun]:
+    """``start(run_name, seed)``: generate two 40-frame synthetic sequences and start a track-all
+    run on them with the real model (private detections: a few seconds per sequence, long enough
+    to kill a service in)."""
+
+    def start(run_name: str, seed: int) -> FaultRun:
+        data, results = tmp_path / "data", tmp_path / "results"
+        generate(data / "synth" / "images" / "train", SynthConfig(sequences=2, length=40, width=320, height=240,
+                                                                  objects=3, seed=seed))
+        params = {"data_root": str(data), "results_root": str(results), "run_name": run_name,
+                  "model": {"variant": "cstrack-n", "weights": "coco", "input_size": [320, 256]},
+                  "cluster": {"torch_threads": 1}, "datasets": [{"name": "synth", "mode": "private"}]}
+        worker = Stack(state).record("dask-worker-w1")
+        assert worker is not None
+        worker_log = Path(worker.log)
+        offset = worker_log.stat().st_size
+        return FaultRun(submit_run(up["env"], params), params, results, worker_log, offset)
+
+    return start
 
 
 def test_up_starts_every_service_healthy_on_postgres(up: dict[str, Any], state: Path) -> None:
@@ -136,84 +187,37 @@ def catalog_sequences(results: Path) -> list[tuple[str, str]]:
     return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))
 
 
-def test_prefect_server_killed_mid_run_and_restarted_by_up(up: dict[str, Any], state: Path, tmp_path: Path) -> None:
+def test_prefect_server_killed_mid_run_and_restarted_by_up(
+    up: dict[str, Any], state: Path, tmp_path: Path, fault_run: Callable[[str, int], FaultRun]
+) -> None:
     env = up["env"]
-    data, results = tmp_path / "data", tmp_path / "results"
-    generate(data / "synth" / "images" / "train", SynthConfig(sequences=2, length=40, width=320, height=240,
-                                                              objects=3, seed=4))
-    # the real model (private detections): a few seconds per sequence, long enough to kill the server in
-    params = {"data_root": str(data), "results_root": str(results), "run_name": "srv",
-              "model": {"variant": "cstrack-n", "weights": "coco", "input_size": [320, 256]},
-              "cluster": {"torch_threads": 1}, "datasets": [{"name": "synth", "mode": "private"}]}
-    worker_log = Path(Stack(state).record("dask-worker-w1").log)  # type: ignore[union-attr]
-    offset = worker_log.stat().st_size
-    out = subprocess.run([str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params",
-                          json.dumps({"params": params})], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    run_id = out.stdout.split("UUID: ")[1].split()[0]
-
-    def progress() -> bool:
-        with open(worker_log, "rb") as fh:
-            fh.seek(offset)
-            return b": 8/40 frames" in fh.read()
-
-    wait_until("tracking progress in the Dask worker log", progress, 300.0, interval_s=0.2)
+    run = fault_run("srv", 4)
+    wait_until("tracking progress in the Dask worker log", lambda: run.frames_logged() >= 1, 300.0, interval_s=0.2)
     server = Stack(state).record("prefect-server")
     assert server is not None
     os.killpg(server.pid, signal.SIGKILL)
     back = services(state, "up")
     assert back.returncode == 0, back.stdout + back.stderr
     assert "starting prefect-server" in back.stdout and "deploy present" in back.stdout
-    terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-    def ended() -> dict[str, Any] | None:
-        st = api(env, "GET", f"/flow_runs/{run_id}")["state"]
-        return st if st["type"] in terminal else None
-
-    st = wait_until(f"flow run {run_id} to end after the server restart", ended, 300.0, interval_s=1.0)
+    st = wait_ended(env, run.run_id, " after the server restart", 300.0)
     print(f"run across the server restart ended {st['type']}: {st.get('message')}")
     if st["type"] != "COMPLETED":
-        _, st = deployment_run(env, params, tmp_path / "rerun.log")
+        _, st = deployment_run(env, run.params, tmp_path / "rerun.log")
         assert st["type"] == "COMPLETED", st
-    assert catalog_sequences(results) == [("synth", "SYNTH-01"), ("synth", "SYNTH-02")]  # each exactly once
+    assert catalog_sequences(run.results) == [("synth", "SYNTH-01"), ("synth", "SYNTH-02")]  # each exactly once
     up["pids"].update(pids(state))  # what the later tests compare with
 
 
-def _count_in_log(log: Path, offset: int, marker: bytes) -> int:
-    with open(log, "rb") as fh:
-        fh.seek(offset)
-        return fh.read().count(marker)
-
-
 def test_dask_scheduler_killed_mid_run_is_named_and_a_rerun_after_up_skips_finished_sequences(
-    up: dict[str, Any], state: Path, tmp_path: Path
+    up: dict[str, Any], state: Path, tmp_path: Path, fault_run: Callable[[str, int], FaultRun]
 ) -> None:
     env = up["env"]
-    data, results = tmp_path / "data", tmp_path / "results"
-    generate(data / "synth" / "images" / "train", SynthConfig(sequences=2, length=40, width=320, height=240,
-                                                              objects=3, seed=5))
-    params = {"data_root": str(data), "results_root": str(results), "run_name": "sched",
-              "model": {"variant": "cstrack-n", "weights": "coco", "input_size": [320, 256]},
-              "cluster": {"torch_threads": 1}, "datasets": [{"name": "synth", "mode": "private"}]}
-    worker_log = Path(Stack(state).record("dask-worker-w1").log)  # type: ignore[union-attr]
-    offset = worker_log.stat().st_size
-    out = subprocess.run([str(BIN / "prefect"), "deployment", "run", "track-all/nightly", "--params",
-                          json.dumps({"params": params})], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    failed = out.stdout.split("UUID: ")[1].split()[0]
+    run = fault_run("sched", 5)
+    failed, params, results = run.run_id, run.params, run.results
     # one worker tracks the sequences one after the other: kill the scheduler during the second
-    wait_until("the second sequence under way", lambda: _count_in_log(worker_log, offset, b": 8/40 frames") >= 2,
-               300.0, interval_s=0.2)
+    wait_until("the second sequence under way", lambda: run.frames_logged() >= 2, 300.0, interval_s=0.2)
     os.killpg(up["pids"]["dask-scheduler"], signal.SIGKILL)
-    terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-    def ended() -> dict[str, Any] | None:
-        st = api(env, "GET", f"/flow_runs/{failed}")["state"]
-        return st if st["type"] in terminal else None
-
-    st = wait_until(f"flow run {failed} to end", ended, 300.0, interval_s=1.0)
+    st = wait_ended(env, failed, "", 300.0)
     assert st["type"] == "FAILED", st
     assert "Dask scheduler" in st["message"] and env["CSTRACK_DASK_ADDRESS"] in st["message"], st["message"]
     assert "lost mid-run" in st["message"] and "1 of 2" in st["message"], st["message"]
