@@ -87,6 +87,7 @@ def train(args: argparse.Namespace, data_root: Path) -> tuple[Path, dict]:
     """Train, pin the detection path to the COCO weights, export with the inference settings."""
     import torch
 
+    from catalog.train_steps import CatalogSteps
     from cstrack.fsutil import atomic_write_json
     from cstrack.model.inference_settings import with_settings
     from cstrack.model.weights import load_coco_yolov5n, load_weights, read_record, record_path
@@ -94,7 +95,7 @@ def train(args: argparse.Namespace, data_root: Path) -> tuple[Path, dict]:
 
     run_dir = args.work / "runs" / args.name
     cfg = TrainConfig.from_dict(train_config(args, data_root, run_dir))
-    trainer = Trainer(cfg, progress=sys.stderr.isatty())
+    trainer = Trainer(cfg, progress=sys.stderr.isatty(), steps=CatalogSteps.for_training(cfg))
     result = trainer.fit(resume=args.resume, until_epoch=args.until_epoch, time_budget_s=args.budget_minutes * 60)
     model = trainer.eval_model
     frozen = tuple(args.frozen)
