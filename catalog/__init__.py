@@ -1,7 +1,8 @@
 """The results catalog: Hive-partitioned Parquet tables of runs, metrics, events, tracks and
 training steps (:mod:`catalog.schemas`), written atomically and read back as typed pandas frames
-(:mod:`catalog.store`); ingestion of evaluations (:mod:`catalog.ingest`) and the regenerated
-paper tables (:mod:`catalog.report`).
+(:mod:`catalog.store`); ingestion of evaluations (:mod:`catalog.ingest`), evaluate + record in
+one call (:mod:`catalog.record`), every run id (:mod:`catalog.runids`), the trainer's step writer
+(:mod:`catalog.train_steps`) and the regenerated paper tables (:mod:`catalog.report`).
 
     import catalog
     runs = catalog.load("runs", root="results")
