@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -108,6 +108,15 @@ def _anchors(value: Any) -> tuple[tuple[tuple[float, float], ...], ...]:
     return tuple(levels)
 
 
+def per_level(values: Iterable[Any], name: str) -> tuple[int, int, int]:
+    """Three integers, one per pyramid level (strides 8, 16, 32); another count raises
+    :class:`ConfigError` naming the field ``name``."""
+    t = tuple(int(v) for v in values)
+    if len(t) != 3:
+        raise ConfigError(f"architecture {name}: three values expected (one per level), got {list(t)}")
+    return t[0], t[1], t[2]
+
+
 @dataclass(frozen=True)
 class Architecture:
     """The resolved numbers of a CSTrack model (see the module docstring).
@@ -189,13 +198,13 @@ class Architecture:
         return cls(
             layers=tuple(layers),
             activation=d["activation"],
-            outputs=tuple(int(o) for o in d["outputs"]),  # type: ignore[arg-type]
+            outputs=per_level(d["outputs"], "outputs"),
             backbone_layers=int(d["backbone_layers"]),
-            ren_channels=tuple(int(c) for c in d["ren_channels"]),  # type: ignore[arg-type]
+            ren_channels=per_level(d["ren_channels"], "ren_channels"),
             saan_width=int(d["saan_width"]),
             emb_dim=int(d["emb_dim"]),
             anchors=_anchors(d["anchors"]),
-            strides=tuple(int(s) for s in d.get("strides", STRIDES)),  # type: ignore[arg-type]
+            strides=per_level(d.get("strides", STRIDES), "strides"),
             nc=int(d.get("nc", 1)),
         )
 
@@ -265,13 +274,13 @@ def from_sots_config(d: Mapping[str, Any]) -> Architecture:
         return Architecture(
             layers=tuple(layers),
             activation="lrelu",
-            outputs=tuple(int(r["source"]) for r in ccn),  # type: ignore[arg-type]
+            outputs=per_level((r["source"] for r in ccn), "outputs"),
             backbone_layers=SOTS_BACKBONE_LAYERS,
-            ren_channels=ren,  # type: ignore[arg-type]
+            ren_channels=per_level(ren, "ren_channels"),
             saan_width=int(d["saan_internal_width"]),
             emb_dim=int(d["id_embedding_dim"]),
             anchors=_anchors(d["anchors_px"]),
-            strides=tuple(int(s) for s in d.get("strides", STRIDES)),  # type: ignore[arg-type]
+            strides=per_level(d.get("strides", STRIDES), "strides"),
             nc=int(d.get("nc", 1)),
         )
     except (KeyError, TypeError, ValueError, SyntaxError, IndexError) as exc:

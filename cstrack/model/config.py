@@ -11,7 +11,15 @@ from typing import Any, Literal
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.model.architecture import TRUNKS, Architecture, Scale, load_trunk, output_channels, resolve_rows
+from cstrack.model.architecture import (
+    TRUNKS,
+    Architecture,
+    Scale,
+    load_trunk,
+    output_channels,
+    per_level,
+    resolve_rows,
+)
 
 RenMode = Literal["ren", "none", "conv"]
 EmbHead = Literal["saan", "jde"]
@@ -155,13 +163,13 @@ def resolve(config: ModelConfig) -> Architecture:
     spec = load_trunk(config.trunk)
     layers = resolve_rows(spec["layers"], Scale(config.depth_multiple, config.width_multiple))
     channels = output_channels(layers)
-    outputs = tuple(int(o) for o in spec["outputs"])
+    outputs = per_level(spec["outputs"], "outputs")
     return Architecture(
         layers=layers,
         activation=spec["activation"],
-        outputs=outputs,  # type: ignore[arg-type]
+        outputs=outputs,
         backbone_layers=int(spec["backbone_layers"]),
-        ren_channels=tuple(channels[o] for o in outputs),  # type: ignore[arg-type]
+        ren_channels=per_level((channels[o] for o in outputs), "ren_channels"),
         saan_width=config.saan_width,
         emb_dim=config.emb_dim,
         anchors=config.anchors,

@@ -42,6 +42,7 @@ from cstrack.model.architecture import (
     Scale,
     first_difference,
     load_trunk,
+    per_level,
     resolve_rows,
 )
 from cstrack.model.blocks import LRELU_SLOPE
@@ -326,7 +327,7 @@ def infer_architecture(state: Mapping[str, torch.Tensor], src: str = "checkpoint
     try:
         return Architecture(
             layers=layers, activation="lrelu", outputs=SOTS_OUTPUTS, backbone_layers=SOTS_BACKBONE_LAYERS,
-            ren_channels=ren,  # type: ignore[arg-type]
+            ren_channels=per_level(ren, "ren_channels"),
             saan_width=int(tensor(f"model.{n + 3}.proj1.0.conv.weight").shape[0]),
             emb_dim=int(tensor(f"model.{n + 3}.node.2.weight").shape[0]),
             anchors=tuple(tuple((float(w), float(h)) for w, h in level.tolist()) for level in grid),
@@ -425,7 +426,6 @@ def map_original(state: Mapping[str, torch.Tensor], model: CSTrackModel, src: st
 def import_original(src: str | Path, arch: Architecture | None = None, variant: str | None = None) -> tuple[CSTrackModel, OriginalCheckpoint]:
     """Build our model from an original checkpoint (architecture given, named or inferred)."""
     found = read_original(src)
-    inferred = infer_architecture(found.state, str(src)) if arch is None and variant is None else None
     if variant is not None:
         if variant not in variant_names():
             raise WeightsError(f"--variant: unknown variant {variant!r}; known: {', '.join(variant_names())}")
@@ -437,7 +437,7 @@ def import_original(src: str | Path, arch: Architecture | None = None, variant: 
             raise WeightsError(f"--arch and --variant {variant} differ: {first_difference(arch, resolve(cfg))}")
         cfg = cfg.replace(architecture=resolve(cfg))
     else:
-        cfg = config_for(arch if arch is not None else inferred)  # type: ignore[arg-type]
+        cfg = config_for(arch if arch is not None else infer_architecture(found.state, str(src)))
     model = CSTrackModel(cfg)
     _check_recorded(found, model, str(src))
     model.load_state_dict(map_original(found.state, model, str(src)), strict=True)
