@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -39,6 +39,9 @@ from cstrack.cli.model_options import (
     weights_option,
 )
 from cstrack.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cstrack.runner import DetectionMode
 
 DEFAULT_OUT = Path("results/track")
 
@@ -97,7 +100,7 @@ def register(app: typer.Typer) -> None:
             None, "--variant", help="model variant (default: the checkpoint's); public/gt use a model only when "
             "--variant or --weights is given",
         ),
-        weights: str | None = weights_option("(weights/cstrack-n_pets09.pt)"),
+        weights: str | None = weights_option("(weights/cstrack-n_cpu.pt)"),
         size: str | None = size_option(),
         conf: float | None = conf_option(),
         nms: float | None = nms_option(),
@@ -139,6 +142,7 @@ def register(app: typer.Typer) -> None:
             return
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
+        mode = cast("DetectionMode", detections)  # checked just above
         check_output_dir(out, "--out")
         kinds = [classify(s) for s in sources]
         if detections != "private":
@@ -175,7 +179,7 @@ def register(app: typer.Typer) -> None:
                     if stop.is_set():
                         break
                     if source is None:
-                        _track_mot(spec, out, detections, settings, detector, prefetch, progress, rec,
+                        _track_mot(spec, out, mode, settings, detector, prefetch, progress, rec,
                                    video_out, jsonl_out, skip_bad_frames)
                         continue
                     _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
@@ -211,8 +215,9 @@ def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int,
     return opened
 
 
-def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: Any, prefetch: int, progress: bool,
-               rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None, skip_bad: bool = False) -> None:
+def _track_mot(spec: str, out: Path, detections: DetectionMode, settings: Any, detector: Any, prefetch: int,
+               progress: bool, rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None,
+               skip_bad: bool = False) -> None:
     from tqdm import tqdm
 
     from cstrack.data.mot import Sequence
@@ -222,7 +227,7 @@ def _track_mot(spec: str, out: Path, detections: str, settings: Any, detector: A
     seq = Sequence.open(spec)
     with tqdm(total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress, file=sys.stderr,
               leave=False) as bar:
-        run = track_sequence(seq.root, out, detections, preset(settings.tracker_preset), detector,  # type: ignore[arg-type]
+        run = track_sequence(seq.root, out, detections, preset(settings.tracker_preset), detector,
                              progress=bar.update, frame_reader=prefetched_frames(prefetch, skip_bad))
     merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "settings": rec}})
     extra = ""

@@ -77,14 +77,14 @@ def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkey
     res = runner.invoke(app, ["track", str(syn), str(other), "--out", str(out), "--size", "320x192", "--no-progress"])
     assert res.exit_code == 0, res.output
     # no --weights: the shipped CPU checkpoint, its settings (conf / nms) with --size overriding, path auto
-    assert calls == [("cstrack-n", shipped_weights(), (320, 192), "onnx", PostprocessConfig(0.5, 0.6))]
-    assert "settings: cstrack-n" in res.stderr and "input 320x192, conf 0.5, nms 0.6" in res.stderr
+    assert calls == [("cstrack-n", shipped_weights(), (320, 192), "onnx", PostprocessConfig(0.4, 0.6))]
+    assert "settings: cstrack-n" in res.stderr and "input 320x192, conf 0.4, nms 0.6" in res.stderr
     assert read_results(out / "SYN-01.txt").id.max() == 2
     timing = json.loads((out / "timing.json").read_text())
     assert timing["SYN-02"]["ms"]["forward"] > 0
     assert timing["SYN-01"]["settings"] == {
         "weights": str(shipped_weights()), "weights_sha256": sha256_file(shipped_weights()), "variant": "cstrack-n",
-        "path": "onnx", "input_size": [320, 192], "conf_thres": 0.5, "nms_thres": 0.6, "tracker_preset": "default",
+        "path": "onnx", "input_size": [320, 192], "conf_thres": 0.4, "nms_thres": 0.6, "tracker_preset": "default",
         "frame_rate": 7.0,
     }
 

@@ -15,7 +15,7 @@ import pytest
 import catalog
 from catalog.ingest import RunInfo
 from cstrack.data.mot import SeqInfo, read_results, write_seqinfo
-from cstrack.paths import shipped_weights
+from cstrack.paths import REPO_ROOT
 from flows.dispatch import job_for
 from flows.params import DatasetSelection, TrackAllParams
 from flows.recording import catalog_config
@@ -25,6 +25,9 @@ from tasks.catalog import record_tracking_task
 from tasks.data import find_selection
 from tasks.records import JobModel
 from tests.fake_detector import FakeDetector, write_sequence
+
+# a checkpoint whose record carries its own settings (512x384, conf 0.5, 7 fps)
+PETS09_WEIGHTS = str(REPO_ROOT / "weights" / "cstrack-n_pets09.pt")
 
 
 def _avi(path: Path, seq: Path, fps: float) -> Path:
@@ -65,7 +68,7 @@ def test_selection_finds_video_files_beside_image_sequences(clips: Path) -> None
 
 
 def test_jobs_and_catalog_config_carry_the_checkpoint_settings() -> None:
-    w = str(shipped_weights())
+    w = PETS09_WEIGHTS
     p = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": w})
     job = job_for(p, p.datasets[0])
     assert job.model == JobModel(variant="cstrack-n", weights=w, input_size=(512, 384), path="onnx",
@@ -88,7 +91,7 @@ def test_tracking_task_on_a_video_and_its_catalogue_without_gt(clips: Path, tmp_
     monkeypatch.setattr(track_module, "detector_for", lambda model: FakeDetector())
     monkeypatch.setattr(track_module._Progress, "__call__", lambda self, n: None)  # no flow run to log to
     seq = next(s for s in find_selection(clips, DatasetSelection(name="clips")) if s.name == "door")
-    p = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": str(shipped_weights())})
+    p = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": PETS09_WEIGHTS})
     job = job_for(p, p.datasets[0])
     out = tmp_path / "results" / "clips" / "cam"
     rec = track_module.track_sequence_task.fn(seq, str(out), job)
