@@ -34,7 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` lazily (at its first call, per argument types) in nopython mode."""
-    return numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")(fn)  # type: ignore[return-value]
+    return numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")(fn)  # type: ignore[return-value]  # a numba Dispatcher, called like fn
 
 
 _EPS_NORM = 1e-12  # zero vectors stay zero

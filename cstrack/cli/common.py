@@ -15,14 +15,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import typer
 
 from cstrack.errors import ConfigError, CSTrackError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def parse_size(text: str, param: str = "--size") -> tuple[int, int]:
@@ -96,12 +97,12 @@ def report_failure(exc: BaseException) -> int | None:
     return EXIT_BAD_INPUT
 
 
-def guarded(fn: F) -> F:
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn an expected failure into a one-line message on stderr and exit status 2 (130 when
     interrupted); a bug propagates with its traceback.  See the module docstring."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except (Exception, KeyboardInterrupt) as exc:
@@ -112,7 +113,7 @@ def guarded(fn: F) -> F:
                 raise
             raise typer.Exit(code=code) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def check_output_file(path: Path | None, option: str) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from cstrack.data.images import read_image
-from cstrack.detection import Detections, FrameDetector
+from cstrack.detection import ConcurrentForward, Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.runner import FrameInput, forward_ahead, frame_workers, prefetch_inputs
 from cstrack.timing import STAGES
@@ -86,9 +86,11 @@ class FakeDetections:
 def _merge(a: Detections, b: Detections) -> Detections:
     if len(b) == 0:
         return a
-    ea = a.embeddings if a.embeddings is not None else np.zeros((len(a), b.embeddings.shape[1]), np.float32)  # type: ignore[union-attr]
-    return Detections(np.concatenate([a.xyxy, b.xyxy]), np.concatenate([a.scores, b.scores]),
-                      np.concatenate([ea, b.embeddings]))
+    eb = b.embeddings
+    if eb is None:  # the synthetic detections always carry embeddings
+        raise ValueError("_merge: the detections added need embeddings")
+    ea = a.embeddings if a.embeddings is not None else np.zeros((len(a), eb.shape[1]), np.float32)
+    return Detections(np.concatenate([a.xyxy, b.xyxy]), np.concatenate([a.scores, b.scores]), np.concatenate([ea, eb]))
 
 
 def run_pipeline(
@@ -122,9 +124,9 @@ def run_pipeline(
     tracker = Tracker(frame_rate=frame_rate)
     n_workers = frame_workers(detector, workers) if prefetch_depth >= 1 else 1
     source: Iterator[FrameInput]
-    if n_workers > 1:
+    if n_workers > 1 and isinstance(detector, ConcurrentForward):  # n_workers > 1 only for these
         jobs = ((i + 1, functools.partial(read_image, files[i % len(files)])) for i in range(warmup + frames))
-        source = forward_ahead(jobs, detector, n_workers, prefetch_depth)  # type: ignore[arg-type]
+        source = forward_ahead(jobs, detector, n_workers, prefetch_depth)
     else:
         source = prefetch_inputs(read_cycled(files, warmup + frames, detector), detector, prefetch_depth)
     totals = dict.fromkeys(STAGES, 0.0)

@@ -79,4 +79,5 @@ def _compiled(net: torch.nn.Module) -> torch.nn.Module:
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True
+    # torch.compile's annotation returns a plain Callable; for a Module it returns an OptimizedModule
     return torch.compile(net, dynamic=False)  # type: ignore[return-value]

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
 
+M = TypeVar("M", bound=nn.Module)
 
-class ModelEMA:
+
+class ModelEMA(Generic[M]):
     """EMA of ``model`` (a deep copy in eval mode, never trained directly)."""
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999, tau: float = 2000.0, updates: int = 0) -> None:
+    def __init__(self, model: M, decay: float = 0.9999, tau: float = 2000.0, updates: int = 0) -> None:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from cstrack.errors import ConfigError
@@ -241,8 +242,6 @@ class Trainer:
 
     def _wrap(self) -> None:
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._wrapped = DistributedDataParallel(self.net, device_ids=ids)
         else:
@@ -258,7 +257,7 @@ class Trainer:
     @property
     def eval_model(self) -> CSTrackModel:
         """The weights to evaluate and export: the EMA when enabled (spec §8), else the model."""
-        return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
+        return self.ema.module if self.ema is not None else self.model
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -332,7 +331,8 @@ class Trainer:
             step = it - self.last_opt_step >= vals.accumulate or i == nb - 1
             imgs = imgs.to(self.device, non_blocking=True)
             targets = targets.to(self.device)
-            sync = contextlib.nullcontext() if step or not self.dist.enabled else self._wrapped.no_sync()  # type: ignore[operator]
+            wrapped = self._wrapped  # DDP when distributed (_wrap): gradients sync only at optimiser steps
+            sync = wrapped.no_sync() if not step and isinstance(wrapped, DistributedDataParallel) else contextlib.nullcontext()
             with sync:
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     total, parts = self._wrapped(imgs, targets)
