@@ -64,11 +64,11 @@ def test_video_and_image_folder_with_video_and_jsonl_outputs(syn: Path, tmp_path
     res = runner.invoke(app, ["track", str(video), str(syn / "img1"), "--out", str(out), "--save-video",
                               str(tmp_path / "videos"), "--jsonl", str(tmp_path / "jsonl"), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert fake_model == [("cstrack-n", (512, 384), "onnx")]  # the shipped checkpoint's settings, path auto
+    assert fake_model == [("cstrack-n", (1088, 608), "onnx")]  # the shipped checkpoint's settings, path auto
     timing = json.loads((out / "timing.json").read_text())
     assert timing["clip"]["kind"] == "video" and timing["clip"]["frame_rate"] == 12.0  # from the container
     assert timing["img1"]["kind"] == "images" and timing["img1"]["frame_rate"] == 7.0  # the checkpoint's rate
-    assert timing["clip"]["settings"]["input_size"] == [512, 384] and timing["clip"]["frames"] == 20
+    assert timing["clip"]["settings"]["input_size"] == [1088, 608] and timing["clip"]["frames"] == 20
     for name in ("clip", "img1"):
         assert set(read_results(out / f"{name}.txt").id) == {1, 2}
         assert len(read_jsonl(tmp_path / "jsonl" / f"{name}.jsonl")) == 20
@@ -186,5 +186,5 @@ def test_eval_into_the_catalog_records_the_settings_track_ran_with(syn: Path, tm
     assert res.exit_code == 0, res.output
     run = catalog.load("runs", root=tmp_path / "cat").iloc[0]
     settings = json.loads(run.config_json)["inference"]
-    assert settings["input_size"] == [512, 384] and settings["conf_thres"] == 0.4 and settings["path"] == "onnx"
+    assert settings["input_size"] == [1088, 608] and settings["conf_thres"] == 0.4 and settings["path"] == "onnx"
     assert run.variant == "cstrack-n" and run.weights_sha256 == settings["weights_sha256"]

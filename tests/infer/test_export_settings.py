@@ -17,8 +17,8 @@ def test_export_defaults_to_the_shipped_checkpoint_and_its_settings(tmp_path: Pa
     out = tmp_path / "n.onnx"
     res = CliRunner().invoke(app, ["export", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "cstrack-n 512x384 onnx" in res.stdout and "input 512x384, conf 0.5" in res.stderr
+    assert "cstrack-n 1088x608 onnx" in res.stdout and "input 1088x608, conf 0.4" in res.stderr
     meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}[META_KEY])
-    assert meta["input_size"] == [512, 384] and meta["provenance"]["weights"].endswith("cstrack-n_pets09.pt")
-    assert meta["provenance"]["inference"] == {"input_size": [512, 384], "conf_thres": 0.5, "nms_thres": 0.6,
+    assert meta["input_size"] == [1088, 608] and meta["provenance"]["weights"].endswith("cstrack-n_cpu.pt")
+    assert meta["provenance"]["inference"] == {"input_size": [1088, 608], "conf_thres": 0.4, "nms_thres": 0.6,
                                                "tracker_preset": "default", "frame_rate": 7.0}

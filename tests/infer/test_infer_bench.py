@@ -33,7 +33,7 @@ def test_bench_speed_json(path: str, head8: Path) -> None:
     assert rec["path"] == path and rec["variant"] == "cstrack-n" and rec["size"] == [256, 160]
     # no --weights: the shipped checkpoint and its settings, --size overriding its input size
     assert rec["settings"]["input_size"] == [256, 160] and rec["settings"]["frame_rate"] == 7.0
-    assert rec["settings"]["weights"].endswith("cstrack-n_pets09.pt")
+    assert rec["settings"]["weights"].endswith("cstrack-n_cpu.pt")
     assert rec["frames"] == 10 and rec["threads"] == 1 and rec["prefetch"] == 2  # 10 frames from 8 images: cycled
     assert rec["workers"] == (2 if path == "onnx" else 1)  # frame workers: the ONNX Runtime paths only
     assert set(rec["ms"]) == set(STAGES) and all(v > 0 for v in rec["ms"].values())
