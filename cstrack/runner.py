@@ -44,7 +44,7 @@ from cstrack.data.images import CorruptImageError, read_image
 from cstrack.data.mot import MotTable, Sequence, counted_gt, write_results
 from cstrack.detection import ConcurrentForward, Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.timing import STAGES
+from cstrack.timing import DEFAULT_PREFETCH, STAGES
 from cstrack.tracker import Tracker, TrackerConfig
 
 DetectionMode = Literal["private", "public", "gt"]
@@ -96,7 +96,6 @@ def read_frames(seq: Sequence, detector: FrameDetector | None, skip_bad: bool = 
         yield FrameInput(number, prep, t1 - t0, t2 - t1)
 
 
-DEFAULT_PREFETCH = 2  # frames decoded ahead of the one in the network (issue 8)
 
 
 def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False, workers: int | None = None) -> FrameReader:

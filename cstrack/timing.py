@@ -17,6 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Frames read + letterboxed ahead of the one in the network (issue 8): the runner's and the
+# pipeline records' default.
+DEFAULT_PREFETCH = 2
+
 STAGES: tuple[str, ...] = ("read", "preprocess", "forward", "postprocess", "associate")
 
 RENAMED: dict[str, str] = {"decode": "read"}  # old stage name -> its name now

@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args
 
 from cstrack.errors import ConfigError
 from cstrack.model.inference_settings import InferenceSettings
+from cstrack.timing import DEFAULT_PREFETCH
 
 TrackMode = Literal["private", "public", "gt", "cached"]  # cached: replay cstrack.detcache
 TRACK_MODES: tuple[str, ...] = get_args(TrackMode)
@@ -37,9 +38,6 @@ SequenceKind = Literal["images", "video"]
 SEQUENCE_KINDS: tuple[str, ...] = get_args(SequenceKind)
 OutcomeStatus = Literal["tracked", "cached", "failed"]
 OUTCOME_STATUSES: tuple[str, ...] = get_args(OutcomeStatus)
-# Frames decoded ahead in a thread while the network runs (cstrack.runner.DEFAULT_PREFETCH, issue 8;
-# not imported: this module stays free of the runner's imports).
-DEFAULT_PREFETCH = 2
 
 
 def _one_of(owner: str, name: str, value: object, allowed: tuple[str, ...]) -> None:
