@@ -10,7 +10,7 @@ for every run (nothing cached), one torch and one OpenCV thread per task.
 - ``fps``: total frames / tracking makespan (first task start to last task end, from the tasks'
   timing records): the throughput of the Dask layer;
 - **warm runs** (``1x1``, ``2x1``; the 1.85x target): a LocalCluster started by the benchmark whose
-  workers have run an untimed 10-frame flow (imports, model load), then the timed flow against it
+  workers have run an untimed flow of one 10-frame sequence per worker (imports, model load), then the timed flow against it
   via ``dask_address``, as for a long-lived cluster; ``prefetch: 0`` so that "1 worker x 1 thread"
   is one core of work per task. Each ``--repeats`` times, alternating; the ratio is the median over
   the repeats of each 2x1 run against the 1x1 run just before it (the VM's speed drifts by 10-30 %
@@ -29,6 +29,9 @@ The machine's load average is recorded at start and end: on a shared VM other jo
 
 ``--backend``: the temporary server's database, SQLite (the demo's default) or a throw-away
 PostgreSQL cluster (``flows.postgres``); ``both`` runs everything on each, one after the other.
+``cpu_s_by_process``: CPU seconds each kind of process used during a run's flow call (Dask workers,
+this process with the flow, the Dask scheduler and the nannies, the Prefect server, PostgreSQL,
+other): on 2 cores every CPU second the services take is one the second worker does not get.
 ``stalls`` counts the ~2-s per-task stalls of a SQLite-backed server two ways: retryable database
 errors in the server log ("database is locked", logged with ``PREFECT_API_LOG_RETRYABLE_ERRORS``) and
 gaps over 1.5 s between one worker's consecutive tasks in the warm runs' timing records.
@@ -47,15 +50,61 @@ from pathlib import Path
 from typing import Any
 
 
-def _makespan(results: Path) -> tuple[float, int, float]:
-    """(first task start to last task end, frames, summed task durations) from the timing records."""
+def _makespan(results: Path) -> tuple[float, int, float, dict[str, float], float]:
+    """(first task start to last task end, frames, summed task durations, mean ms per frame by stage,
+    summed set-up seconds: model loads) from the timing records."""
     import json
 
     recs = [json.loads(p.read_text()) for p in results.rglob("*.timing.json")]
+    setup = sum(float(r.get("setup_s", 0.0)) for r in recs)
     starts = [dt.datetime.fromisoformat(r["started"]) for r in recs]
     ends = [dt.datetime.fromisoformat(r["finished"]) for r in recs]
     busy = sum((e - b).total_seconds() for b, e in zip(starts, ends, strict=True))
-    return (max(ends) - min(starts)).total_seconds(), sum(int(r["frames"]) for r in recs), busy
+    frames = sum(int(r["frames"]) for r in recs)
+    ms: dict[str, float] = {}
+    for r in recs:
+        for stage, v in r.get("ms", {}).items():
+            ms[stage] = ms.get(stage, 0.0) + float(v) * int(r["frames"]) / frames
+    return (max(ends) - min(starts)).total_seconds(), frames, busy, {k: round(v, 3) for k, v in ms.items()}, setup
+
+
+def _role(pid: int, ppid: int, cmdline: list[str], me: int) -> str:
+    """What a process is to this benchmark (for the CPU accounting of :func:`_cpu_by_role`)."""
+    text = " ".join(cmdline)
+    if pid == me:
+        return "bench (flow, Dask scheduler, nannies)"
+    if ppid == me and "multiprocessing" in text:
+        return "dask workers"
+    if "prefect" in text and "server" in text:
+        return "prefect server"
+    if cmdline[:1] and "postgres" in cmdline[0]:
+        return "postgresql"
+    return "other"
+
+
+def _cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every process on the machine, with its role."""
+    import psutil
+
+    me = os.getpid()
+    out: dict[int, tuple[str, float]] = {}
+    for p in psutil.process_iter(["pid", "ppid", "cmdline", "cpu_times"]):
+        info = p.info
+        if info["cpu_times"] is None:
+            continue
+        t = info["cpu_times"]
+        out[info["pid"]] = (_role(info["pid"], info["ppid"], info["cmdline"] or [], me), t.user + t.system)
+    return out
+
+
+def _cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each role used between two snapshots (processes started in between count from 0;
+    those that ended in between are missed: short-lived, small)."""
+    used: dict[str, float] = {}
+    for pid, (role, t) in after.items():
+        prev = before.get(pid)
+        used[role] = used.get(role, 0.0) + t - (prev[1] if prev and prev[0] == role else 0.0)
+    return {k: round(v, 2) for k, v in sorted(used.items())}
 
 
 def _run(track_all: Any, params_cls: Any, data: Path, results: Path, cluster: dict[str, Any],
@@ -66,9 +115,11 @@ def _run(track_all: Any, params_cls: Any, data: Path, results: Path, cluster: di
         cluster={"torch_threads": 1, "prefetch": 0, **cluster}, datasets=[{"name": dataset}],
     )
     t_call = time.time()
+    cpu_before = _cpu_snapshot()
     summary = track_all(params)
     wall = time.time() - t_call
-    makespan, frames, busy = _makespan(results / "bench")
+    cpu_s = _cpu_by_role(cpu_before, _cpu_snapshot())
+    makespan, frames, busy, ms, setup = _makespan(results / "bench")
     first_abs = summary["first_frame_s"]  # relative to the flow's own start
     return {
         "cluster": cluster, "frames": frames, "sequences": summary["sequences"], "workers": summary["workers"],
@@ -76,6 +127,7 @@ def _run(track_all: Any, params_cls: Any, data: Path, results: Path, cluster: di
         "flow_start_to_first_frame_s": first_abs,
         "call_to_first_frame_s": None if first_abs is None else (wall - summary["wall_s"]) + first_abs,
         "per_sequence_fps": {s["sequence"]: s["fps"] for s in summary["per_sequence"]},
+        "cpu_s_by_process": cpu_s, "ms_per_frame": ms, "setup_s": setup,
     }
 
 
@@ -173,8 +225,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             data = tmp / "data"
             generate(data / "synth" / "images" / "train",
                      SynthConfig(sequences=args.sequences, length=args.frames, width=640, height=360, objects=6, seed=1))
+            # one warm-up sequence per worker: each worker of a warm cluster loads the model before
+            # the timed run (with one, the second worker paid its model load inside the timed run)
             generate(data / "warmup" / "images" / "train",
-                     SynthConfig(sequences=1, length=10, width=640, height=360, objects=6, seed=2))
+                     SynthConfig(sequences=2, length=10, width=640, height=360, objects=6, seed=2))
             # A fresh Prefect server is busy for its first minute (migrations, background services):
             # one small untimed run first.
             _run(track_all, TrackAllParams, data, tmp / "results-warmup0", {"local_workers": 1}, (w, h),
@@ -197,8 +251,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                          dataset="warmup")
                     run = _run(track_all, TrackAllParams, data, tmp / f"results-{name}-{i}", addr, (w, h))
                 print(f"[bench] {name} (warm cluster, prefetch {prefetch}): {run['fps']:.2f} fps "
-                      f"(makespan {run['makespan_s']:.1f} s, tracking busy {run['busy_s']:.1f} s), first frame "
-                      f"{run['flow_start_to_first_frame_s']:.1f} s after flow start", flush=True)
+                      f"(makespan {run['makespan_s']:.1f} s, tracking busy {run['busy_s']:.1f} s, set-up {run['setup_s']:.1f} s), "
+                      f"first frame {run['flow_start_to_first_frame_s']:.1f} s after flow start; ms/frame "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in run["ms_per_frame"].items()) + "; CPU s: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_s_by_process"].items()), flush=True)
                 return run
 
             runs: dict[str, Any] = {} if args.no_cold else {"1x1-cold": cold("1x1-cold", 1),
