@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="data", help="data root (default ./data)")
     ap.add_argument("--results", default="results", help="results root (default ./results)")
-    ap.add_argument("--weights", default=None, help="checkpoint; default weights/cstrack-n_pets09.pt, else COCO")
+    ap.add_argument("--weights", default=None, help="checkpoint; default weights/cstrack-n_cpu.pt (the shipped CPU checkpoint), else COCO")
     ap.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: the cores)")
     args = ap.parse_args(argv)
     t0 = time.time()

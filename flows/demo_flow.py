@@ -28,8 +28,8 @@ DATASETS = ("pets09-s2l1", "mot17-mini", "synth-mini")
 
 
 def demo_weights(weights: str | None) -> str:
-    """The checkpoint to use: the given one, else the committed cstrack-n PETS09 checkpoint when it
-    exists, else the shipped COCO weights (``--weights coco`` semantics)."""
+    """The checkpoint to use: the given one, else the shipped CPU checkpoint (what ``cstrack track``
+    uses without ``--weights``) when it exists, else the COCO weights (``--weights coco`` semantics)."""
     if weights:
         return weights
     return DEMO_WEIGHTS if Path(DEMO_WEIGHTS).is_file() else "coco"

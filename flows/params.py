@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from catalog.schemas import TABLES as CATALOG_TABLES
 from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
+from cstrack.paths import SHIPPED_WEIGHTS
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 from tasks.records import TrackMode
 
@@ -348,8 +349,9 @@ class NightlyParams(_Model):
         return v
 
 
-# The committed cstrack-n checkpoint fine-tuned on PETS09 (used by the demo when present).
-DEMO_WEIGHTS = "weights/cstrack-n_pets09.pt"
+# The demo's checkpoint: the shipped CPU checkpoint that `cstrack track` uses without --weights (its
+# record: 1088x608, conf 0.4; docs/training.md), relative to the repository root.
+DEMO_WEIGHTS = SHIPPED_WEIGHTS
 
 
 class DemoParams(_Model):
