@@ -107,6 +107,11 @@ def _groups_of(user: str) -> list[Any]:
     return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
+def log_file(root: Path) -> Path:
+    """The server log of the cluster under ``root`` (known without the binaries: for ``status``)."""
+    return Path(root) / "postgres.log"
+
+
 @dataclass(frozen=True)
 class PostgresCluster:
     """One cluster under ``root`` serving ``127.0.0.1:port``."""
@@ -125,7 +130,7 @@ class PostgresCluster:
 
     @property
     def log(self) -> Path:
-        return self.root / "postgres.log"
+        return log_file(self.root)
 
     @property
     def password_file(self) -> Path:

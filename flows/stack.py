@@ -41,6 +41,7 @@ import psutil
 from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_write_json, atomic_write_text
 from flows.postgres import PostgresCluster, stop_postmaster
+from flows.postgres import log_file as postgres_log_file
 from flows.services import (
     DASK_SCHEDULER,
     DASK_WORKER,
@@ -438,8 +439,15 @@ class Stack:
             rec = self.record(name)
             running = rec is not None and rec.alive()
             out.append(ServiceStatus(name, running, rec.pid if rec else None, self.address(name, cfg),
-                                     rec.log if rec else str(self.state / "logs" / f"{name}.log")))
+                                     rec.log if rec else str(self.log_path(name))))
         return out
+
+    def log_path(self, name: str) -> Path:
+        """Where ``name`` logs (PostgreSQL beside its data, the others under ``logs/``), whether or
+        not it runs."""
+        if name == "postgres":
+            return postgres_log_file((self.state / "postgres").resolve())
+        return self.state / "logs" / f"{name}.log"
 
 
 def stop_tree(proc: psutil.Process, grace_s: float = 15.0) -> None:
