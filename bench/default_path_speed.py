@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from cstrack.model.complexity import count_flops
     from cstrack.model.weights import load_weights
     from cstrack.paths import shared_data
+    from cstrack.provenance import cpu_model, simd_flags
 
     started, load0 = time.time(), os.getloadavg()
     images = shared_data() / "mot15" / "PETS09-S2L1-head8" / "img1"
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "onnx_forward_by_batch": batch, "batch_foreign_cpu": foreign,
         "target": {"ratio_min": TARGET_RATIO, "default_path_ratio": paths["auto"]["ratio_to_limit"],
                    "met": paths["auto"]["ratio_to_limit"] >= TARGET_RATIO},
-        "machine": {"cpu_count": os.cpu_count(), "load_avg_1min_start": load0[0], "load_avg_1min_end": os.getloadavg()[0]},
+        "machine": {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "cpu_flags": simd_flags(),
+                    "load_avg_1min_start": load0[0], "load_avg_1min_end": os.getloadavg()[0]},
         "wall_s": round(time.time() - started, 1),
     }
     atomic_write_json(args.out, report)

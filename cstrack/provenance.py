@@ -85,6 +85,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def simd_flags(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's vector extensions that decide convolution speed (:data:`SIMD_FLAGS`: AVX2, AVX-512,
+    VNNI, AMX), in that order, from ``cpuinfo`` (default: ``/proc/cpuinfo``); ``[]`` where it
+    cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.lower().startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in SIMD_FLAGS if f in have]
+    return []
+
+
 def cpu_cores() -> int:
     """Cores available to this process (its CPU affinity where the OS has one)."""
     try:

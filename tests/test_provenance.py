@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 
 from cstrack.paths import REPO_ROOT
-from cstrack.provenance import collect, git_state, package_versions
+from cstrack.provenance import collect, git_state, package_versions, simd_flags
 
 
 def test_collect_reports_this_checkout_and_environment():
@@ -42,3 +42,10 @@ def test_git_dirty_flag_follows_tracked_changes(tmp_path):
 
 def test_missing_packages_are_left_out():
     assert package_versions(("numpy", "surely-not-installed-xyz")) == {"numpy": np.__version__}
+
+
+def test_simd_flags_reads_the_flags_line_in_a_fixed_order():
+    zen4 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx512_vnni fma avx2 avx512f sha_ni\n"
+    assert simd_flags(zen4) == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    assert simd_flags("processor\t: 0\nflags\t: fpu sse2\n") == []
+    assert simd_flags("no flags line here\n") == []
