@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from cstrack.detection import Detections  # noqa: E402
 from cstrack.fsutil import atomic_write_json  # noqa: E402
+from cstrack.provenance import cpu_model  # noqa: E402
 from cstrack.tracker import Tracker, preset  # noqa: E402
 
 FRAME_W, FRAME_H = 1920, 1080
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "machine": platform.machine(),
-            "processor": _cpu_name(),
+            "processor": cpu_model(),
             "threads": 1,
             "cpus_visible": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0],
@@ -184,16 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

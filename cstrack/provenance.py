@@ -74,15 +74,22 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def _cpuinfo_value(key: str, cpuinfo: str | None = None) -> str | None:
+    """The value of the first ``key : value`` line of ``cpuinfo`` (default: ``/proc/cpuinfo``),
+    ``None`` where there is none or the file cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.lower().startswith(key):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's marketing name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_value("model name") or platform.processor() or platform.machine()
 
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -92,15 +99,8 @@ def simd_flags(cpuinfo: str | None = None) -> list[str]:
     """The CPU's vector extensions that decide convolution speed (:data:`SIMD_FLAGS`: AVX2, AVX-512,
     VNNI, AMX), in that order, from ``cpuinfo`` (default: ``/proc/cpuinfo``); ``[]`` where it
     cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.lower().startswith("flags"):
-            have = set(line.split(":", 1)[1].split())
-            return [f for f in SIMD_FLAGS if f in have]
-    return []
+    have = set((_cpuinfo_value("flags", cpuinfo) or "").split())
+    return [f for f in SIMD_FLAGS if f in have]
 
 
 def cpu_cores() -> int:

@@ -204,8 +204,13 @@ class Stack:
         return ["postgres", "prefect-server", "dask-scheduler",
                 *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)), "prefect-worker"]
 
+    @property
+    def postgres_root(self) -> Path:
+        """PostgreSQL's folder: its data directory and its log."""
+        return self.state / "postgres"
+
     def postgres(self, cfg: StackConfig) -> PostgresCluster:
-        return PostgresCluster.at(self.state / "postgres", cfg.pg_port)
+        return PostgresCluster.at(self.postgres_root, cfg.pg_port)
 
     @staticmethod
     def api_url(cfg: StackConfig) -> str:
@@ -253,7 +258,7 @@ class Stack:
     # -- starting ---------------------------------------------------------------------------------
     def _launch(self, name: str, argv: list[str], env: dict[str, str] | None = None,
                 popen: Callable[[], subprocess.Popen[bytes]] | None = None) -> ProcessRecord:
-        log = self.state / "logs" / f"{name}.log"
+        log = self.log_path(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         if popen is None:
             with open(log, "ab") as fh:
@@ -276,10 +281,7 @@ class Stack:
         if name == "postgres":
             pg = self.postgres(cfg)
             pg.init()
-            rec = self._launch(name, pg.argv(), popen=pg.start)
-            rec = ProcessRecord(name, rec.pid, rec.started, rec.argv, str(pg.log))
-            atomic_write_json(self.state / "pids" / f"{name}.json", asdict(rec))
-            return rec
+            return self._launch(name, pg.argv(), popen=pg.start)
         if name == "prefect-server":
             return self._launch(name, self._argv(PREFECT_SERVER, host=HOST, port=cfg.prefect_port),
                                 self._server_env(cfg))
@@ -446,7 +448,7 @@ class Stack:
         """Where ``name`` logs (PostgreSQL beside its data, the others under ``logs/``), whether or
         not it runs."""
         if name == "postgres":
-            return postgres_log_file((self.state / "postgres").resolve())
+            return postgres_log_file(self.postgres_root)
         return self.state / "logs" / f"{name}.log"
 
 
