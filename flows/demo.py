@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.services.temporary import temporary_prefect_server
+from stack.temporary import temporary_prefect_server
 
 
 def flush_prefect() -> None:

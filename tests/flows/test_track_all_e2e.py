@@ -24,7 +24,7 @@ from cstrack.data.convert import video_to_sequence
 from cstrack.data.prepare import prepare
 from cstrack.data.synthetic import SynthConfig, generate
 from cstrack.paths import shared_data
-from flows.services import DEPLOY
+from stack.commands import DEPLOY
 from tasks.runtime import usable_cores
 from tests.flows.harness import BIN, REPO, DaskCluster, PrefectStack, wait_until
 

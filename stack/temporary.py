@@ -1,4 +1,4 @@
-"""A temporary Prefect server (:data:`flows.services.PREFECT_SERVER`) for the demo, tests and
+"""A temporary Prefect server (:data:`stack.commands.PREFECT_SERVER`) for the demo, tests and
 benchmarks: SQLite under a folder of the caller's, or a throw-away PostgreSQL cluster."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from flows.services import PREFECT_SERVER, free_loopback_port
+from stack.commands import PREFECT_SERVER, free_loopback_port
 
 
 @contextlib.contextmanager
@@ -24,15 +24,15 @@ def temporary_prefect_server(home: Path, timeout_s: float = 180.0, backend: str 
     (pipeline_notes.md: without ``PREFECT_API_URL`` each process starts a temporary server of its own).
 
     ``backend``: ``sqlite`` (the demo's default: a file under ``home``) or ``postgres`` (a throw-away
-    cluster of :func:`flows.postgres.temporary_postgres`, stopped after the server).
+    cluster of :func:`stack.postgres.temporary_postgres`, stopped after the server).
     """
     if backend not in ("sqlite", "postgres"):
         raise ValueError(f"backend: 'sqlite' or 'postgres', got {backend!r}")
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as resources:
         if backend == "postgres":
-            from flows.postgres import temporary_postgres
+            from stack.postgres import temporary_postgres
 
-            url = stack.enter_context(temporary_postgres()).url()
+            url = resources.enter_context(temporary_postgres()).url()
         else:
             url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
         yield from _temporary_prefect_server(home, timeout_s, url)

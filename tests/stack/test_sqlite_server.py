@@ -1,4 +1,4 @@
-"""The demo's embedded default: :func:`flows.services.temporary.temporary_prefect_server` on SQLite records a
+"""The demo's embedded default: :func:`stack.temporary.temporary_prefect_server` on SQLite records a
 flow run started from the command line, and is gone (with its port) after the ``with`` block."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cstrack.paths import shared_data
-from flows.services.temporary import temporary_prefect_server
+from stack.temporary import temporary_prefect_server
 from tests.flows.harness import BIN, clean_env
 
 

@@ -1,4 +1,4 @@
-"""``python -m flows.services up|status|down`` with the real services (flows/stack.py): PostgreSQL,
+"""``python -m stack up|status|down`` with the real services (stack/local.py): PostgreSQL,
 the Prefect server on it, the deployments, a Dask scheduler + worker and a process worker; a track-all
 deployment run on that stack; a Dask scheduler that died is named by the run and brought back by
 ``up``; ``down`` stops exactly what ``up`` started.  Tests run in file order on one stack."""
@@ -22,14 +22,14 @@ import psutil
 import pytest
 
 from cstrack.data.synthetic import SynthConfig, generate
-from flows.stack import Stack
+from stack.local import Stack
 from tests.flows.harness import BIN, REPO, wait_until
 
 pytestmark = pytest.mark.slow
 
 def services(state: Path, *args: str, timeout_s: float = 420.0) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "CSTRACK_DASK"))}
-    return subprocess.run([str(BIN / "python"), "-m", "flows.services", "--state", str(state), *args], cwd=REPO,
+    return subprocess.run([str(BIN / "python"), "-m", "stack", "--state", str(state), *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
