@@ -178,10 +178,12 @@ def test_up_twice_starts_nothing_new(up: dict[str, Any], state: Path) -> None:
 
 
 def catalog_sequences(results: Path) -> list[tuple[str, str]]:
-    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog."""
+    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the last flow run that
+    recorded runs in the catalog (every flow run records its own runs: issue 28)."""
     import catalog
 
     runs = catalog.load("runs", root=results)
+    runs = runs[runs["flow_run_id"] == runs.sort_values("started_at")["flow_run_id"].iloc[-1]]
     metrics = catalog.load("sequence_metrics", root=results)
     metrics = metrics[metrics["sequence"] != "COMBINED"].merge(runs[["run_id", "dataset"]], on="run_id")
     return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))
