@@ -66,7 +66,9 @@ def test_prepare_uploads_changed_files_only(s3_bucket: str, tmp_path: Path) -> N
     assert man is not None and len(man["files"]) == n
     seq = "images/train/MOT17-02-FRCNN"
     assert Location.of(f"{url}/mot17-mini/{seq}/seqinfo.ini").read_bytes() == (local / seq / "seqinfo.ini").read_bytes()
-    (local / seq / "gt" / "gt.txt").write_text("1,1,1,1,5,5,1,1,1\n")  # one file changes: one file goes up
+    gt = local / seq / "gt" / "gt.txt"
+    gt.unlink()  # prepare hard-links the shared files: replace the link, never write through it
+    gt.write_text("1,1,1,1,5,5,1,1,1\n")  # one file changes: one file goes up
     again = runner.invoke(app, ["data", "prepare", "mot17-mini", "--root", str(tmp_path), "--quiet", "--upload", url])
     assert f"uploaded 1 file(s) to {url}/mot17-mini ({n - 1} unchanged)" in again.output, again.output
     assert Location.of(f"{url}/mot17-mini/{seq}/gt/gt.txt").read_text() == "1,1,1,1,5,5,1,1,1\n"
