@@ -1,5 +1,13 @@
-"""A temporary Prefect server (:data:`stack.commands.PREFECT_SERVER`) for the demo, tests and
-benchmarks: SQLite under a folder of the caller's, or a throw-away PostgreSQL cluster."""
+"""A temporary Prefect server (:data:`stack.commands.PREFECT_SERVER`) for the demo, ``python -m
+flows`` without a server, tests and benchmarks: SQLite under a folder of the caller's, or a
+throw-away PostgreSQL cluster.
+
+Its start-up limit is Prefect's own setting for its temporary server,
+``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (Prefect's default, 20 s, is too short on a
+loaded 2-core machine, where the server needed 30-38 s): :func:`startup_limit` reads it, with a
+default of :data:`DEFAULT_STARTUP_S`, and a server that does not come up in time raises
+:class:`ServerStartError`, whose message is one line naming the setting.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +18,55 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from cstrack.errors import ConfigError
 from stack.commands import PREFECT_SERVER, free_loopback_port
+
+# Prefect's setting (prefect.settings.models.server.ephemeral.ServerEphemeralSettings.startup_timeout_seconds)
+STARTUP_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+# Ours when it is not set: the server took 5-25 s quiet and 30-38 s loaded on the shared 2-core VM.
+DEFAULT_STARTUP_S = 180
+
+
+class ServerStartError(RuntimeError):
+    """The temporary server exited or did not answer in time (a one-line message naming what to set)."""
+
+
+def startup_limit(environ: Mapping[str, str] | None = None) -> int:
+    """Seconds to wait for the server: ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (a
+    positive whole number, as Prefect reads it), else :data:`DEFAULT_STARTUP_S`."""
+    env = os.environ if environ is None else environ
+    text = env.get(STARTUP_ENV, "").strip()
+    if not text:
+        return DEFAULT_STARTUP_S
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{STARTUP_ENV}={text!r}: expected a whole number of seconds") from None
+    if value < 1:
+        raise ConfigError(f"{STARTUP_ENV}={text!r}: expected at least 1 second")
+    return value
 
 
 @contextlib.contextmanager
-def temporary_prefect_server(home: Path, timeout_s: float = 180.0, backend: str = "sqlite") -> Iterator[dict[str, str]]:
+def temporary_prefect_server(home: Path, timeout_s: float | None = None,
+                             backend: str = "sqlite") -> Iterator[dict[str, str]]:
     """Run :data:`PREFECT_SERVER` on a free loopback port with its database under ``home``; yield
     the client settings (``PREFECT_API_URL``, ``PREFECT_HOME``, ...) and stop it (its whole process
     group) on exit.  For the demo and benchmarks: one server for the flow and every Dask worker
     (pipeline_notes.md: without ``PREFECT_API_URL`` each process starts a temporary server of its own).
 
     ``backend``: ``sqlite`` (the demo's default: a file under ``home``) or ``postgres`` (a throw-away
-    cluster of :func:`stack.postgres.temporary_postgres`, stopped after the server).
+    cluster of :func:`stack.postgres.temporary_postgres`, stopped after the server).  ``timeout_s``:
+    the start-up limit, :func:`startup_limit` when ``None``; past it (or when the server exits)
+    :class:`ServerStartError` is raised and the server is stopped.
     """
     if backend not in ("sqlite", "postgres"):
         raise ValueError(f"backend: 'sqlite' or 'postgres', got {backend!r}")
+    if timeout_s is None:
+        timeout_s = startup_limit()
     with contextlib.ExitStack() as resources:
         if backend == "postgres":
             from stack.postgres import temporary_postgres
@@ -60,7 +99,8 @@ def _temporary_prefect_server(home: Path, timeout_s: float, db_url: str) -> Iter
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {proc.returncode}; see {home / 'server.log'}")
+                raise ServerStartError(f"the temporary Prefect server exited with status {proc.returncode} while "
+                                       f"starting; see {home / 'server.log'}")
             try:
                 with urllib.request.urlopen(f"{settings['PREFECT_API_URL']}/health", timeout=2) as r:
                     if r.status == 200:
@@ -68,7 +108,10 @@ def _temporary_prefect_server(home: Path, timeout_s: float, db_url: str) -> Iter
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not healthy after {timeout_s:.0f} s; see {home / 'server.log'}")
+                raise ServerStartError(
+                    f"the temporary Prefect server did not answer within {timeout_s:.0f} s (see "
+                    f"{home / 'server.log'}); set {STARTUP_ENV} to more seconds, or start a server "
+                    f"(`python -m stack up`) and point PREFECT_API_URL at it")
             time.sleep(0.5)
         yield settings
     finally:
