@@ -11,6 +11,7 @@ root for the deployments in ``flows/prefect.yaml``).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -202,6 +203,25 @@ class ClusterSpec(_Model):
         return v or None
 
 
+def check_tracker_preset(v: str) -> str:
+    """A built-in preset name as it is, or a preset file (as ``cstrack track --preset FILE``) made
+    absolute and checked now, so that a bad file fails the parameters naming it, before any work."""
+    from cstrack.errors import ConfigError
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+    if not looks_like_file(v):
+        if v not in TRACKER_PRESETS:
+            raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)} or give a "
+                             "preset file (.yaml/.json)")
+        return v
+    path = str(Path(v).expanduser().resolve())
+    try:
+        read_preset_file(path)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return path
+
+
 class TrackAllParams(_Model):
     """Parameters of the ``track-all`` flow."""
 
@@ -216,7 +236,9 @@ class TrackAllParams(_Model):
     appearance: bool = Field(default=False, description="public/gt modes: embed boxes with the model")
     model: ModelSpec = Field(default_factory=ModelSpec)
     tracker_preset: str | None = Field(
-        default=None, description="tracker preset (cstrack.tracker.preset); null = the checkpoint's, else default"
+        default=None, description="tracker preset: a built-in name (" + ", ".join(TRACKER_PRESETS) + ") or a preset "
+        "file (YAML/JSON, e.g. a tune study's best_preset.yaml; its detection.conf_thres applies unless "
+        "model.conf_thres is set); null = the checkpoint's, else default"
     )
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
@@ -239,9 +261,7 @@ class TrackAllParams(_Model):
     @field_validator("tracker_preset")
     @classmethod
     def _tracker(cls, v: str | None) -> str | None:
-        if v is not None and v not in TRACKER_PRESETS:
-            raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)}")
-        return v
+        return None if v is None else check_tracker_preset(v)
 
     @model_validator(mode="after")
     def _unique(self) -> TrackAllParams:
@@ -437,7 +457,14 @@ class TuneParams(_Model):
                                                description="(width, height); null = the checkpoint's")
     path: ModelPathName = Field(default="eager", description="inference path of the cached outputs")
     objective: Literal["HOTA", "MOTA", "IDF1", "DetA", "AssA"] = Field(default="HOTA")
-    tracker_preset: str = Field(default="default", description="preset whose declared search space is searched")
+    tracker_preset: str | None = Field(
+        default=None, description="preset whose declared search space is searched and whose values are the "
+        "baseline: a built-in name or a preset file; null = the checkpoint's")
+
+    @field_validator("tracker_preset")
+    @classmethod
+    def _tracker(cls, v: str | None) -> str | None:
+        return None if v is None else check_tracker_preset(v)
     eval_preset: str | None = Field(default=None, description="evaluation preset; null = by sequence name")
     seed: int = Field(default=0, description="TPE sampler seed")
     batch: int = Field(default=4, ge=1, description="trials proposed together and scored in parallel")
