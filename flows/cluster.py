@@ -26,7 +26,7 @@ class SchedulerLostError(RuntimeError):
 def scheduler_unreachable(address: str, exc: BaseException) -> SchedulerLostError:
     return SchedulerLostError(
         f"Dask scheduler {address} unreachable ({type(exc).__name__}: {exc}); start it "
-        f"(`python -m flows.services up`) or point cluster.dask_address / ${ADDRESS_ENV} at a running one"
+        f"(`python -m stack up`) or point cluster.dask_address / ${ADDRESS_ENV} at a running one"
     )
 
 
@@ -34,7 +34,7 @@ def scheduler_lost(address: str, finished: int, total: int) -> SchedulerLostErro
     return SchedulerLostError(
         f"Dask scheduler {address} lost mid-run: its connection broke with {total - finished} of {total} "
         f"sequence(s) unfinished; the {finished} finished are cached and a re-run after "
-        f"`python -m flows.services up` skips them (nothing of this run was catalogued)"
+        f"`python -m stack up` skips them (nothing of this run was catalogued)"
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size
+from cstrack.cli.common import check_output_dir, guarded, parse_size
+from cstrack.pathrules import Input
 
 
 def register(app: typer.Typer) -> None:
@@ -73,6 +74,9 @@ def register(app: typer.Typer) -> None:
         from cstrack.data.convert import parse_frame_range, video_to_sequence
 
         rng = parse_frame_range(frames) if frames else None
+        check_output_dir(out / name, "--out", [Input(video, "VIDEO"), Input(gt, "--gt") if gt else None,
+                                              Input(det, "--det") if det else None,
+                                              Input(seqinfo, "--seqinfo") if seqinfo else None], whole=True)
         with tqdm(unit="frame", desc=name, leave=False, disable=None) as bar:  # a bar on terminals only
             res = video_to_sequence(
                 video, out, name, gt=gt, det=det, seqinfo=seqinfo, frames=rng, frame_rate=frame_rate,

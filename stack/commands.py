@@ -1,11 +1,11 @@
 """The command lines of the long-running services the pipeline needs, declared once.
 
 The same templates are used by the end-to-end test harness (``tests/flows/conftest.py``, which
-starts them on 127.0.0.1) and checked against ``docker/compose.yaml`` (``tests/flows/
+starts them on 127.0.0.1) and checked against ``docker/compose.yaml`` (``tests/stack/
 test_compose_file.py``), so what the tests run is what the containers run.  ``{placeholders}`` are
-filled by :meth:`ServiceCommand.render`; everything else is literal.  ``python -m flows.services
-up|down|status`` runs the stack (:mod:`flows.stack`); a temporary Prefect server for the demo and
-benchmarks is :func:`flows.services.temporary.temporary_prefect_server`.
+filled by :meth:`ServiceCommand.render`; everything else is literal.  ``python -m stack
+up|down|status`` runs the stack (:mod:`stack.local`); a temporary Prefect server for the demo and
+benchmarks is :func:`stack.temporary.temporary_prefect_server`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The whole pipeline stack on one machine, started and stopped as a unit (``python -m flows.services``).
+"""The whole pipeline stack on one machine, started and stopped as a unit (``python -m stack``).
 
 ``up`` starts, in order and each after a health check: PostgreSQL (own cluster under the state
 folder), the Prefect server on it, the work pools and deployments (``make deploy``, only when the
@@ -40,9 +40,7 @@ import psutil
 
 from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_write_json, atomic_write_text
-from flows.postgres import PostgresCluster, stop_postmaster
-from flows.postgres import log_file as postgres_log_file
-from flows.services import (
+from stack.commands import (
     DASK_SCHEDULER,
     DASK_WORKER,
     DEPLOY,
@@ -51,6 +49,8 @@ from flows.services import (
     ServiceCommand,
     free_loopback_port,
 )
+from stack.postgres import PostgresCluster, stop_postmaster
+from stack.postgres import log_file as postgres_log_file
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -506,7 +506,7 @@ def _summary(stack: Stack, statuses: list[ServiceStatus], cfg: StackConfig) -> s
         lines.append(f"Prefect UI:  http://{HOST}:{cfg.prefect_port}")
     lines.append(f"Prefect API: {stack.api_url(cfg)}    Dask: {stack.dask_address(cfg)}")
     lines.append(f"use it:      source {stack.state / 'env.sh'}")
-    lines.append(f"stop it:     python -m flows.services down --state {stack.state}")
+    lines.append(f"stop it:     python -m stack down --state {stack.state}")
     return "\n".join(lines)
 
 
@@ -523,7 +523,7 @@ def _parse_env(items: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m flows.services",
+    ap = argparse.ArgumentParser(prog="python -m stack",
                                  description="Start, stop or inspect the pipeline's services on this machine.")
     ap.add_argument("--state", default=None, help=f"state folder (default ${STATE_ENV} or {DEFAULT_STATE})")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 done = stack.up(requested, given)
             except (RuntimeError, OSError) as exc:
-                print(f"error: up failed: {exc}\n(what started is recorded: `python -m flows.services "
+                print(f"error: up failed: {exc}\n(what started is recorded: `python -m stack "
                       f"--state {stack.state} down` stops it)", file=sys.stderr)
                 return 1
             cfg = stack.config()
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"state": str(stack.state), "config": asdict(cfg) if cfg else None,
                               "services": [asdict(s) for s in statuses]}, indent=2))
         elif cfg is None:
-            print(f"no stack in {stack.state} (run `python -m flows.services up`)")
+            print(f"no stack in {stack.state} (run `python -m stack up`)")
         else:
             print(_summary(stack, statuses, cfg))
         return 0 if statuses and all(s.running for s in statuses) else 3

@@ -1,4 +1,4 @@
-"""``python -m flows.services up|status|down`` with the real services (flows/stack.py): PostgreSQL,
+"""``python -m stack up|status|down`` with the real services (stack/local.py): PostgreSQL,
 the Prefect server on it, the deployments, a Dask scheduler + worker and a process worker; a track-all
 deployment run on that stack; a Dask scheduler that died is named by the run and brought back by
 ``up``; ``down`` stops exactly what ``up`` started.  Tests run in file order on one stack."""
@@ -22,14 +22,14 @@ import psutil
 import pytest
 
 from cstrack.data.synthetic import SynthConfig, generate
-from flows.stack import Stack
+from stack.local import Stack
 from tests.flows.harness import BIN, REPO, wait_until
 
 pytestmark = pytest.mark.slow
 
 def services(state: Path, *args: str, timeout_s: float = 420.0) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DASK_", "CSTRACK_DASK"))}
-    return subprocess.run([str(BIN / "python"), "-m", "flows.services", "--state", str(state), *args], cwd=REPO,
+    return subprocess.run([str(BIN / "python"), "-m", "stack", "--state", str(state), *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
@@ -178,10 +178,12 @@ def test_up_twice_starts_nothing_new(up: dict[str, Any], state: Path) -> None:
 
 
 def catalog_sequences(results: Path) -> list[tuple[str, str]]:
-    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog."""
+    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the last flow run that
+    recorded runs in the catalog (every flow run records its own runs: issue 28)."""
     import catalog
 
     runs = catalog.load("runs", root=results)
+    runs = runs[runs["flow_run_id"] == runs.sort_values("started_at")["flow_run_id"].iloc[-1]]
     metrics = catalog.load("sequence_metrics", root=results)
     metrics = metrics[metrics["sequence"] != "COMBINED"].merge(runs[["run_id", "dataset"]], on="run_id")
     return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))

@@ -1,6 +1,6 @@
 """docker/compose.yaml and docker/Dockerfile, checked without a Docker engine: every service runs a
 real entry point of this environment, with the command templates the end-to-end tests start
-(flows.services), wired to the other services' names, ports and volumes."""
+(stack.commands), wired to the other services' names, ports and volumes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows import services as svc
+from stack import commands as svc
 from tests.flows import harness
 from tests.flows.harness import BIN, REPO
 
