@@ -315,6 +315,8 @@ class TrainParams(_Model):
     out_dir: str | None = Field(default=None, description="output folder; null = the config's")
     device: str = Field(default="auto", description="auto (cuda when available), cpu or cuda[:N]")
     resume: bool = Field(default=True, description="continue from the newest checkpoint in out_dir")
+    processes: int | None = Field(default=None, ge=1, description=(
+        "training processes (DDP under torchrun); null = one per visible GPU when device is auto/cuda, else 1"))
 
     @field_validator("device")
     @classmethod
