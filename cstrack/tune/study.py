@@ -49,10 +49,10 @@ class StudyConfig:
     baseline_conf: float | None = None  # the checkpoint's conf_thres (its record); None: DEFAULT_CONF_THRES
 
     def __post_init__(self) -> None:
-        import re
+        from cstrack.names import RULE, is_name
 
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", self.study):
-            raise ConfigError(f"--study: invalid name {self.study!r} (letters, digits, '.', '_', '-')")
+        if not is_name(self.study):
+            raise ConfigError(f"--study: invalid name {self.study!r} ({RULE})")
         if self.trials < 1:
             raise ConfigError(f"--trials: must be >= 1, got {self.trials}")
         if self.batch < 1:
