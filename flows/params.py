@@ -370,6 +370,8 @@ class ReportParams(_Model):
     catalog_root: str = Field(default="results", description="catalog root")
     out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/tables")
     publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
+    html: bool = Field(default=True, description="also write report.html: one self-contained page (tables, figures, "
+                       "nightly history)")
 
     @model_validator(mode="after")
     def _paths(self) -> ReportParams:
