@@ -37,6 +37,8 @@ from cstrack.eval.events import event_log
 from cstrack.eval.prepare import PreparedSequence
 from cstrack.eval.result import COMBINED, METRIC_FIELDS, EvalResult
 from cstrack.fsutil import sha256_file, stable_hash
+from cstrack.names import RULE as NAME_RULE
+from cstrack.names import is_name
 from cstrack.provenance import Provenance, collect
 from cstrack.timing import RENAMED, STAGES, stage_ms
 
@@ -83,6 +85,10 @@ class RunInfo:
         for name in ("dataset", "tracker"):
             if not getattr(self, name):
                 raise SchemaError(f"{name}: required")
+        for name in ("dataset", "tag"):  # full-string names (a trailing newline is refused)
+            value = getattr(self, name)
+            if value is not None and not is_name(value):
+                raise SchemaError(f"{name}: invalid name {value!r} ({NAME_RULE})")
 
 
 def config_json(config: Mapping[str, Any]) -> str:

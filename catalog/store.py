@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,17 +52,17 @@ from catalog.schemas import (
     schema,
 )
 from cstrack.errors import DatasetError
+from cstrack.names import MAX_NAME, is_name
 
 DEFAULT_ROOT = "results"
 PART_FILE = "part-0.parquet"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 Filters: TypeAlias = Mapping[str, Any] | Sequence[Any] | pc.Expression | None
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` if it is a safe partition value (letters, digits, ``._-``; 1-200 chars)."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not is_name(run_id, MAX_NAME):
         raise SchemaError(f"run_id: {run_id!r} must be 1-200 characters of letters, digits, '.', '_' or '-'"
                           " (starting with a letter or digit)")
     return run_id
@@ -72,6 +71,10 @@ def check_run_id(run_id: str) -> str:
 def filesystem(root: str | Path | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """``(fsspec filesystem, path inside it)`` of a catalog root (local path or URL)."""
     text = DEFAULT_ROOT if root is None else str(root)
+    if text.startswith(("s3://", "s3a://")):  # the endpoint and keys of the AWS variables, no stale listings
+        from cstrack.storage import filesystem as store_filesystem
+
+        return store_filesystem(text)
     fs, path = fsspec.core.url_to_fs(text)
     if isinstance(fs, LocalFileSystem):
         path = str(Path(path).resolve())

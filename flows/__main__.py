@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from cstrack.fsutil import load_yaml
+
 # flow name -> (module, flow function, parameter model in flows.params)
 FLOWS: dict[str, tuple[str, str, str]] = {
     "prepare-data": ("flows.prepare_data", "prepare_data", "PrepareDataParams"),
@@ -58,7 +60,7 @@ def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
 
 def _yaml(text: str, where: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

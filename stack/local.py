@@ -10,6 +10,10 @@ Everything listens on 127.0.0.1.  Each started process is recorded in ``<state>/
 running service alone and starts only what is missing or dead, ``down`` stops exactly the recorded
 processes (with their descendants: the flow runs of the process worker), newest first.
 
+With ``--object-store``, an S3 object store (SeaweedFS, :mod:`stack.objectstore`) starts first; its
+keys live in ``secrets/`` (0700, files 0600) and ``env.sh`` gives clients the endpoint and the path
+of the credentials file (``AWS_SHARED_CREDENTIALS_FILE``), never the keys.
+
 State folder layout::
 
     stack.json            ports and settings, fixed at the first ``up``
@@ -17,6 +21,8 @@ State folder layout::
     pids/<service>.json   what ``up`` started
     logs/<service>.log    each service's output
     postgres/             the PostgreSQL cluster (history survives ``down``)
+    secrets/              the object store's identities + the clients' AWS credentials file (owner-only)
+    object-store/         the object store's data (survives ``down``)
     prefect-home/  prefect-results/  dask-tmp/
 """
 
@@ -41,6 +47,7 @@ import psutil
 
 from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_write_json, atomic_write_text
+from stack import objectstore
 from stack.commands import (
     DASK_GPU_WORKER,
     DASK_SCHEDULER,
@@ -64,7 +71,7 @@ POOL = "cpu-pool"  # the pool of the track-all and nightly deployments (flows/pr
 WORKER_NAME = "worker-1"
 CHECK_DEPLOYMENT = "track-all/nightly"  # present on the server = `make deploy` has run against this database
 # Start-up limits: generous, the 2-core development VM is shared (Prefect server ready in 5-25 s there).
-START_S = {"postgres": 60.0, "prefect-server": 180.0, "deploy": 300.0, "dask-scheduler": 60.0, "dask-worker": 120.0,
+START_S = {"object-store": 60.0, "postgres": 60.0, "prefect-server": 180.0, "deploy": 300.0, "dask-scheduler": 60.0, "dask-worker": 120.0,
            "prefect-worker": 90.0}
 # Prefect client settings of every process of the stack; the worker polls every 2 s (default 10 s).
 CLIENT_DEFAULTS = {"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
@@ -84,9 +91,12 @@ class StackConfig:
     gpu_devices: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each GPU worker
     ui: bool = True
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every service (KEY=VALUE)
+    object_store: bool = False  # an S3 store (SeaweedFS) beside the other services (stack/objectstore.py)
+    s3_port: int = 8333  # its S3 endpoint; the store's internal ports are picked free at the first up
+    object_store_ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("prefect_port", "dask_port", "dask_http_port", "pg_port"):
+        for name in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "s3_port"):
             port = getattr(self, name)
             if not 0 <= port < 65536:
                 raise ConfigError(f"--{name.replace('_', '-')}: {port} is not a TCP port (0 picks a free one)")
@@ -100,8 +110,10 @@ class StackConfig:
 
     def resolved(self) -> StackConfig:
         """Port 0 replaced by a port free now."""
-        ports = {k: (getattr(self, k) or free_loopback_port())
-                 for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port")}
+        ports: dict[str, Any] = {k: (getattr(self, k) or free_loopback_port())
+                                 for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "s3_port")}
+        if self.object_store and not self.object_store_ports:
+            ports["object_store_ports"] = {**objectstore.free_ports(), "s3": ports["s3_port"]}
         return StackConfig(**{**asdict(self), **ports})
 
     def gpu_device(self, index: int) -> str:
@@ -215,7 +227,7 @@ class Stack:
     @staticmethod
     def service_names(cfg: StackConfig) -> list[str]:
         """In start order."""
-        return ["postgres", "prefect-server", "dask-scheduler",
+        return [*(["object-store"] if cfg.object_store else []), "postgres", "prefect-server", "dask-scheduler",
                 *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)),
                 *(f"dask-gpu-worker-g{i}" for i in range(1, cfg.gpu_workers + 1)), "prefect-worker"]
 
@@ -235,7 +247,14 @@ class Stack:
     def dask_address(cfg: StackConfig) -> str:
         return f"tcp://{HOST}:{cfg.dask_port}"
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Owner-only (0700) folder of the files holding keys (each 0600)."""
+        return self.state / "secrets"
+
     def address(self, name: str, cfg: StackConfig) -> str:
+        if name == "object-store":
+            return f"{objectstore.endpoint(HOST, cfg.object_store_ports)} (S3, keys in {self.secrets_dir})"
         if name == "postgres":
             return f"postgresql://{HOST}:{cfg.pg_port}/prefect"
         if name == "prefect-server":
@@ -257,8 +276,18 @@ class Stack:
             "CSTRACK_DASK_ADDRESS": self.dask_address(cfg),
             "DASK_TEMPORARY_DIRECTORY": str(self.state / "dask-tmp"),
             **CLIENT_DEFAULTS,
+            **self.object_store_env(cfg),
             **cfg.env,
         }
+
+    def object_store_env(self, cfg: StackConfig) -> dict[str, str]:
+        """The AWS variables of a client of the stack's object store: the endpoint and the path of
+        the owner-only credentials file, never the keys themselves."""
+        if not cfg.object_store:
+            return {}
+        return {"AWS_ENDPOINT_URL": objectstore.endpoint(HOST, cfg.object_store_ports),
+                "AWS_DEFAULT_REGION": objectstore.REGION,
+                "AWS_SHARED_CREDENTIALS_FILE": str(self.secrets_dir / objectstore.CREDENTIALS)}
 
     def _env(self, cfg: StackConfig, **extra: str) -> dict[str, str]:
         """A service's environment: ours without any PREFECT_*/DASK_* of the caller, plus the stack's."""
@@ -295,6 +324,12 @@ class Stack:
 
     def _launch_service(self, name: str, cfg: StackConfig) -> ProcessRecord:
         """Start one service (not yet healthy) and record it."""
+        if name == "object-store":
+            objectstore.settle_keys(self.secrets_dir)
+            data = self.state / "object-store"
+            data.mkdir(parents=True, exist_ok=True)
+            return self._launch(name, objectstore.argv(HOST, data, cfg.object_store_ports,
+                                                       self.secrets_dir / objectstore.IDENTITIES), self._env(cfg))
         if name == "postgres":
             pg = self.postgres(cfg)
             pg.init()
@@ -321,7 +356,10 @@ class Stack:
         """The service's health check, polled until it passes (or the process exits, or time runs out)."""
         name = rec.name
         limit = START_S["dask-worker" if is_dask_worker(name) else name]
-        if name == "postgres":
+        if name == "object-store":
+            url = objectstore.endpoint(HOST, cfg.object_store_ports)
+            _wait(f"the S3 gateway at {url}", lambda: objectstore.ready(url), limit, rec)
+        elif name == "postgres":
             pg = self.postgres(cfg)
             pg.wait_ready(rec.alive, limit)
             pg.ensure_database()
@@ -392,8 +430,9 @@ class Stack:
             done: dict[str, str] = {}
             names = self.service_names(cfg)
             workers = [n for n in names if is_dask_worker(n)]
-            for name in ("postgres", "prefect-server", "dask-scheduler"):
-                done[name] = self._ensure(name, cfg, say)
+            for name in ("object-store", "postgres", "prefect-server", "dask-scheduler"):
+                if name in names:
+                    done[name] = self._ensure(name, cfg, say)
             if done["dask-scheduler"] == "started":
                 # a Dask worker exits when its scheduler connection breaks: whatever still runs is on its way out
                 for name in workers:
@@ -447,6 +486,8 @@ class Stack:
                     say(f"stopping {rec.name} (pid {rec.pid})")
                     if rec.name == "postgres":
                         stop_postmaster(rec.pid)
+                    elif rec.name == "object-store":  # acknowledged writes are on disk; its gateway idles 15 s
+                        stop_tree(proc, grace_s=3.0)
                     else:
                         stop_tree(proc)
                     stopped.append(rec.name)
@@ -583,6 +624,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="Dask workers with one GPU each, declaring the resource GPU (default: one per visible GPU, "
                          "0 without CUDA)")
     up.add_argument("--no-ui", action="store_true", help="serve the API without the Prefect UI")
+    up.add_argument("--object-store", action="store_true",
+                    help="also an S3 object store (SeaweedFS) with keys of its own (env.sh points clients at it)")
+    up.add_argument("--s3-port", type=int, default=None,
+                    help=f"the object store's S3 port (default {defaults.s3_port}; 0 picks a free one)")
     up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra setting for every service (repeatable)")
     sub.add_parser("down", help="stop exactly what `up` started (the PostgreSQL data stays)")
@@ -592,17 +637,21 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args.state)
     try:
         if args.command == "up":
-            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers", "gpu_workers")
+            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers", "gpu_workers",
+                                 "s3_port")
                      if getattr(args, k) is not None}
             if args.no_ui:
                 given.add("ui")
+            if args.object_store:
+                given.add("object_store")
             if args.env:
                 given.add("env")
-            values: dict[str, Any] = {k: getattr(args, k) for k in given - {"ui", "env"}}
+            values: dict[str, Any] = {k: getattr(args, k) for k in given - {"ui", "env", "object_store"}}
             if args.gpu_workers is not None and args.gpu_workers < 0:
                 raise ConfigError(f"--gpu-workers: 0 or more GPU workers, got {args.gpu_workers}")
             values["gpu_workers"], values["gpu_devices"] = gpu_plan(args.gpu_workers, visible_gpus())
-            requested = StackConfig(**values, ui=not args.no_ui, env=_parse_env(args.env))
+            requested = StackConfig(**values, ui=not args.no_ui, env=_parse_env(args.env),
+                                    object_store=args.object_store)
             t0 = time.monotonic()
             try:
                 done = stack.up(requested, given)

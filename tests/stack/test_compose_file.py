@@ -28,6 +28,7 @@ EXPECTED = {
     "dask-worker-1": svc.DASK_WORKER,
     "dask-worker-2": svc.DASK_WORKER,
     "dask-gpu-worker-1": svc.DASK_GPU_WORKER,
+    "object-store": svc.OBJECT_STORE,
 }
 
 
@@ -69,6 +70,12 @@ def test_service_command_is_a_real_entry_point(compose: dict[str, Any], service:
         return
     exe = BIN / argv[0]
     assert exe.is_file(), f"{argv[0]} is not a console script of this environment"
+    if argv[0] == "weed":  # Go flags: `weed help server` lists them (`--help` exits 2)
+        out = subprocess.run([str(exe), "help", argv[1]], capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        for flag in (a.split("=", 1)[0] for a in argv[2:]):
+            assert f"  {flag}" in out.stdout + out.stderr, f"{service}: weed {argv[1]} has no option {flag}"
+        return
     sub = [a for a in argv[1:3] if not a.startswith(("-", "tcp://"))]
     out = subprocess.run([str(exe), *sub, "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, f"{argv[0]} {' '.join(sub)} --help: {out.stderr[-2000:]}"
@@ -114,6 +121,14 @@ def test_services_are_wired_to_each_other(compose: dict[str, Any]) -> None:
     assert mounts["prefect-worker"] == mounts["dask-worker-1"] == mounts["dask-worker-2"] == mounts["dask-gpu-worker-1"]
     assert {"results:/opt/cstrack/results", "data:/opt/cstrack/data"} <= mounts["prefect-worker"]
     assert {"pgdata", "data", "results"} <= set(compose["volumes"])
+    # the object store: its keys only in secret files, the clients pointed at it and at those files
+    store = _match("object-store", compose)
+    assert store["config"] == "/run/secrets/s3-identities" and "s3-identities" in services["object-store"]["secrets"]
+    for name in ("prefect-worker", *workers):
+        env = services[name]["environment"]
+        assert env["AWS_ENDPOINT_URL"] == f"http://{store['host']}:{store['s3']}", name
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials" and "aws-credentials" in services[name]["secrets"]
+        assert "AWS_SECRET_ACCESS_KEY" not in env
     # published ports on the host's loopback only
     for name, s in services.items():
         for p in s.get("ports", []):
