@@ -106,6 +106,33 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently): a ``yaml.YAMLError`` whose ``problem`` is ``duplicate key 'K' (first on line N)`` and
+    whose ``problem_mark`` points at the second one, so callers' YAML error lines name it."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep=deep)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+
+
 def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: bool = False) -> dict[str, Any]:
     """The mapping a JSON file holds (``yaml_ok``: a JSON or YAML file).  Text that does not parse
     or holds something else raises ``error(reason)``, reason ``unreadable (<parser's first line>)``
@@ -116,7 +143,7 @@ def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: b
             import yaml
 
             try:
-                data = yaml.safe_load(text)
+                data = load_yaml(text)
             except yaml.YAMLError as exc:
                 raise ValueError(str(exc)) from None
         else:

@@ -9,19 +9,27 @@
 JSON; the exit status is 0 when the flow completed and 1 when it failed.  Bad input (a missing or
 malformed parameter file, a bad ``--set``, a parameter the model refuses) prints one line naming
 the file or field and exits with status 2.  Point ``PREFECT_API_URL`` at a server to record the
-run there (otherwise Prefect starts a temporary one).
+run there; otherwise one temporary server (:mod:`stack.temporary`, database under ``$PREFECT_HOME``,
+default ``~/.prefect``, as Prefect's own) serves the flow and its Dask workers, started with a limit
+of ``$PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` (default 180 s); a server that does not
+come up in time is one ``error:`` line naming that setting, exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cstrack.fsutil import load_yaml
 
 # flow name -> (module, flow function, parameter model in flows.params)
 FLOWS: dict[str, tuple[str, str, str]] = {
@@ -52,7 +60,7 @@ def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
 
 def _yaml(text: str, where: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -95,6 +103,33 @@ def validation_line(flow: str, exc: Any) -> str:
     return f"invalid {flow} parameters: " + "; ".join(parts)
 
 
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """Nothing to do when ``PREFECT_API_URL`` names a server; otherwise a temporary server for the
+    flow and every Dask worker it starts (they inherit the environment: without it each process
+    would start a server of its own), stopped on exit after the last logs are delivered."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from stack.temporary import STARTUP_ENV, startup_limit, temporary_prefect_server
+
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    limit = startup_limit()
+    print(f"[flows] no PREFECT_API_URL: starting a temporary Prefect server (database {home / 'prefect.db'}), "
+          f"waiting up to {limit} s ({STARTUP_ENV})", file=sys.stderr, flush=True)
+    saved = dict(os.environ)
+    with temporary_prefect_server(home, limit) as settings:
+        os.environ.update(settings)
+        try:
+            yield
+            from flows.demo import flush_prefect
+
+            flush_prefect()  # the last logs and events, while the server is still up
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line instead of usage + message
         self.exit(2, f"error: {message} (see python -m flows --help)\n")
@@ -126,9 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: {validation_line(args.flow, exc)}", file=sys.stderr)
         return 2
-    flow = getattr(importlib.import_module(module), fn)
-    state = flow(params, return_state=True)
-    result = state.result(raise_on_failure=False)
+    from cstrack.errors import ConfigError
+    from stack.temporary import ServerStartError
+
+    try:
+        with prefect_api():
+            flow = getattr(importlib.import_module(module), fn)
+            state = flow(params, return_state=True)
+            result = state.result(raise_on_failure=False)
+    except ConfigError as exc:  # a setting of the environment (the start-up limit)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ServerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if isinstance(result, BaseException):
         print(f"{args.flow} failed: {result}", file=sys.stderr)
         return 1

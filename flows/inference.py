@@ -16,10 +16,17 @@ from tasks.records import JobModel
 def run_settings(params: TrackAllParams, weights: str | None) -> InferenceSettings:
     """The checkpoint ``weights``' settings (absolute path, ``coco`` or ``None``) overridden by the
     values ``params`` sets (``model.input_size``, ``model.conf_thres``, ``model.nms_thres``,
-    ``tracker_preset``; ``None`` keeps the checkpoint's)."""
+    ``tracker_preset``; ``None`` keeps the checkpoint's).  A preset file's ``detection.conf_thres`` (the
+    threshold a tune study tuned with) applies unless ``model.conf_thres`` is set, as with
+    ``cstrack track --preset FILE``."""
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
     m = params.model
+    conf = m.conf_thres
+    if conf is None and params.tracker_preset is not None and looks_like_file(params.tracker_preset):
+        conf = read_preset_file(params.tracker_preset).conf_thres
     return settings_for_weights(weights).override(
-        input_size=m.input_size, conf_thres=m.conf_thres, nms_thres=m.nms_thres, tracker_preset=params.tracker_preset,
+        input_size=m.input_size, conf_thres=conf, nms_thres=m.nms_thres, tracker_preset=params.tracker_preset,
     )
 
 

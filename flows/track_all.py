@@ -15,6 +15,7 @@ the list of failed sequences.  A lost Dask worker's task is rescheduled by Dask 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from prefect.logging import get_run_logger
 from flows.cluster import describe, task_runner_for
 from flows.dispatch import CACHE_DIR, Dispatched, abs_path, run_sequences
 from flows.params import TrackAllParams
-from flows.recording import evaluate_outcomes, record_unevaluated, run_markdown
+from flows.recording import FlowRun, evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
 from tasks.publish import artifact_key, publish_markdown
 from tasks.report import build_report_task
@@ -71,10 +72,14 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
 
     failed = [f"{o.seq.label}: {o.error}" for o in outcomes if o.status == "failed"]
     flow_run_id = str(flow_run.id) if flow_run.id else None
-    evals, eval_errors = (evaluate_outcomes(params, outcomes, run_dir, flow_run_id, dispatched.scores)
+    root = flow_run.root_flow_run_id
+    flow = FlowRun(flow_run_id, str(root) if root else flow_run_id,
+                   dt.datetime.fromtimestamp(flow_start, dt.UTC), dt.datetime.now(dt.UTC))
+    evals, eval_errors = (evaluate_outcomes(params, outcomes, run_dir, flow_run_id, flow, dispatched.scores)
                           if params.evaluate else ([], []))
     t_evaluated = time.time()
-    stats, stats_errors = record_unevaluated(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
+    stats, stats_errors = (record_unevaluated(params, outcomes, run_dir, flow_run_id, flow) if params.evaluate
+                           else ([], []))
     eval_errors += stats_errors
     firsts = [o.record.first_frame_unix for o in outcomes
               if o.status == "tracked" and o.record is not None and o.record.first_frame_unix]

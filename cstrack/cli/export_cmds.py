@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import check_output_file, guarded
+from cstrack.cli.common import check_output_file, file_inputs, guarded
 from cstrack.cli.model_options import size_option, variant_option, weights_option
 from cstrack.errors import ConfigError
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         variant, weights_arg = resolve_model(variant, weights)
         settings = effective_settings(weights_arg, size, None, None, None)
         input_size = settings.input_size
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", file_inputs(weights_arg, calib=calib))
         torch.manual_seed(seed)
         model = load_model(variant, weights_arg)
         typer.echo(f"settings: {variant} {weights_arg or 'random init'}, {settings.describe()}", err=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from cstrack.cli.common import check_output_dir, guarded, merge_timing
+from cstrack.cli.common import check_output_dir, file_inputs, guarded, merge_timing
 from cstrack.cli.model_options import (
     conf_option,
     describe_settings,
@@ -158,6 +158,8 @@ def register(app: typer.Typer) -> None:
 
         uses_model = detections == "private" or variant is not None or weights is not None
         var, weights_arg = resolve_model(variant, weights) if uses_model else (None, None)
+        _check_track_paths(sources, kinds, names, out, videos, jsonls, save_video if several else None,
+                           jsonl if several else None, weights_arg, preset_name)
         settings = effective_settings(weights_arg, size, conf, nms, preset_name)
         from cstrack.model.detector import resolve_path
 
@@ -188,6 +190,33 @@ def register(app: typer.Typer) -> None:
             for source in opened:
                 if source is not None:
                     source.close()
+
+
+def _check_track_paths(sources: list[str], kinds: list[str], names: list[str], out: Path,
+                       videos: list[Path | None], jsonls: list[Path | None], video_dir: Path | None,
+                       jsonl_dir: Path | None, weights: str | Path | None, preset_name: str | None) -> None:
+    """The output rule (:mod:`cstrack.pathrules`) over everything ``track`` reads and writes, and the
+    output folders' writability: refused before any source is opened."""
+    import glob
+
+    from cstrack.pathrules import Input, Output, check_paths
+
+    inputs = file_inputs(weights, preset_name)
+    for spec, kind in zip(sources, kinds, strict=True):
+        if kind in ("mot", "images", "video"):
+            inputs.append(Input(Path(spec), "SOURCE"))
+        elif kind == "glob":
+            inputs += [Input(Path(m), "SOURCE") for m in sorted(glob.glob(spec))]
+    outputs: list[Output | None] = [Output(out, "--out")]
+    outputs += [Output(out / f"{n}.txt", "--out") for n in names] + [Output(out / "timing.json", "--out")]
+    outputs += [Output(v, "--save-video") if v is not None else None for v in videos]
+    outputs += [Output(j, "--jsonl") if j is not None else None for j in jsonls]
+    outputs += [Output(video_dir, "--save-video") if video_dir is not None else None,
+                Output(jsonl_dir, "--jsonl") if jsonl_dir is not None else None]
+    check_paths(outputs, inputs)
+    for option, files in (("--save-video", videos), ("--jsonl", jsonls)):
+        for folder in sorted({f.parent for f in files if f is not None}):
+            check_output_dir(folder, option)
 
 
 def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int, make_source: Any) -> list[Any]:

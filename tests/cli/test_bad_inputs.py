@@ -83,6 +83,19 @@ class Env:
     def track_args(self, *extra: str) -> list[str]:
         return ["track", str(self.seq()), "--out", str(self.out), "--no-progress", *extra]
 
+    def video(self, name: str = "clips/clip.mp4", frames: int = 3) -> Path:
+        """A tiny MP4 (64x48, ``frames`` frames) at ``root/name``."""
+        import cv2
+        import numpy as np
+
+        p = self.root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+        for k in range(frames):
+            writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+        writer.release()
+        return p
+
     def file(self, name: str, content: bytes | str) -> Path:
         p = self.root / name
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +290,10 @@ EVAL = [
     Case("eval-weights-missing", lambda e: e.eval_args("--weights", str(e.root / "w.pt")), "--weights: "),
     Case("eval-detection-mode-bogus", lambda e: e.eval_args("--detection-mode", "bogus"), "--detection-mode"),
     Case("eval-catalog-blocked", _eval_catalog_blocked, "events"),
+    Case("eval-run-id-newline", lambda e: e.eval_args("--catalog", str(e.catalog), "--run-id", "new-run\n"),
+         "run_id: 'new-run\\n' must be"),
+    Case("eval-tag-newline", lambda e: e.eval_args("--catalog", str(e.catalog), "--tag", "nightly\n"),
+         "tag: invalid name 'nightly\\n'"),
 ]
 
 REPORT = [
@@ -334,6 +351,45 @@ WEIGHTS_GROUP = [
                                                        "--out", str(e.root / "x.pt")], "none.pt: weights file not found"),
 ]
 
+def _track_video_folder(e: Env) -> list[str]:
+    a, b = e.video("clips/a.mp4"), e.video("clips/b.mp4")
+    return ["track", str(a), str(b), "--out", str(e.out), "--weights", "random", "--save-video", str(a.parent)]
+
+
+def _weights_import_arch(e: Env) -> list[str]:
+    arch = e.file("A.json", "{}")
+    return ["weights", "import", str(e.weights()), "--arch", str(arch), "--out", str(e.root / "A.pt")]
+
+
+# issue 24: an output that names an input (or another output) is refused before any work
+OVERWRITE = [
+    Case("eval-json-onto-gt", lambda e: e.eval_args("--json", str(e.root / "gt" / SEQ / "gt" / "gt.txt")),
+         "--json: ", ),
+    Case("eval-json-onto-result", lambda e: e.eval_args("--json", str(e.root / "res" / f"{SEQ}.txt")),
+         "lies inside the input --results-root"),
+    Case("eval-json-onto-config", lambda e: e.eval_args("--config", str(e.file("c.json", "{}")),
+                                                        "--json", str(e.root / "c.json")), "is the input --config"),
+    Case("track-save-video-onto-video", lambda e: ["track", str(e.video()), "--out", str(e.out), "--weights", "random",
+                                                   "--save-video", str(e.root / "clips" / "clip.mp4")],
+         "--save-video: "),
+    Case("track-save-video-folder-of-sources", _track_video_folder, "is the input SOURCE"),
+    Case("track-out-inside-sequence", lambda e: ["track", str(e.seq()), "--detections", "gt",
+                                                 "--out", str(e.seq() / "res")], "lies inside the input SOURCE"),
+    Case("weights-import-out-src", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.weights())],
+         "is the input SRC"),
+    Case("weights-import-out-json", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.root / "w.json")],
+         "are the same file"),
+    Case("weights-import-arch-record", _weights_import_arch, "is the input --arch"),
+    Case("weights-export-original-onto-weights", lambda e: ["weights", "export-original", str(e.weights()),
+                                                            "--out", str(e.weights())], "is the input WEIGHTS"),
+    Case("export-out-onto-weights", lambda e: ["export", "--weights", str(e.weights()), "--out", str(e.weights())],
+         "is the input --weights"),
+    Case("report-out-into-a-table", lambda e: ["report", "--results", str(e.catalog), "--out", str(e.catalog / "runs")],
+         "is the input --results"),
+    Case("data-convert-video-out-holds-video", lambda e: ["data", "convert-video", str(e.video()), "--out",
+                                                         str(e.root), "--name", "clips"], "holds the input VIDEO"),
+]
+
 FLOWS = [
     Case("flows-params-missing", lambda e: ["track-all", str(e.root / "p.yaml")], "p.yaml: parameter file not found"),
     Case("flows-params-bad-yaml", lambda e: ["track-all", str(e.file("p.yaml", "a: [1\n"))], "p.yaml:2: not valid YAML"),
@@ -343,9 +399,21 @@ FLOWS = [
     Case("flows-set-bad-yaml", lambda e: ["track-all", "--set", "datasets=[a"], "--set datasets"),
     Case("flows-invalid-field", lambda e: ["evaluate", "--set", "preset=bogus"], "invalid evaluate parameters: "),
     Case("flows-unknown-flow", lambda e: ["bogus"], "invalid choice: 'bogus'"),
+    # issue 24
+    Case("flows-params-duplicate-key", lambda e: ["track-all", str(e.file("p.yaml", "run_name: a\ntag: t\nrun_name: b\n"))],
+         "p.yaml:3: not valid YAML (duplicate key 'run_name' (first on line 1))"),
+    Case("flows-retries-bool", lambda e: ["track-all", "--set", "datasets=[{name: pets09-s2l1}]", "--set", "retries=true"],
+         "retries: Input should be a valid integer"),
+    Case("flows-run-name-newline", lambda e: ["track-all", str(e.file("p.yaml", "datasets: [{name: x}]\nrun_name: |\n  abc\n"))],
+         "invalid name 'abc\\n'"),
+    Case("flows-results-inside-data", lambda e: ["track-all", "--set", "datasets=[{name: x}]", "--set",
+                                                 f"data_root={e.root}", "--set", f"results_root={e.root}/res"],
+         "lies inside the input data_root"),
+    Case("flows-report-out-is-a-table", lambda e: ["report", "--set", f"catalog_root={e.catalog}", "--set",
+                                                   f"out_dir={e.catalog}/runs"], "is the input catalog_root"),
 ]
 
-CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *WEIGHTS_GROUP, *FLOWS]
+CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *WEIGHTS_GROUP, *OVERWRITE, *FLOWS]
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:

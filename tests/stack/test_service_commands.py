@@ -1,10 +1,10 @@
-"""flows.services: argv templates render and match both ways."""
+"""stack.commands: argv templates render and match both ways."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.services import DASK_WORKER, PREFECT_SERVER, SERVICES, ServiceCommand
+from stack.commands import DASK_WORKER, PREFECT_SERVER, SERVICES, ServiceCommand
 
 
 def test_render_and_match_round_trip() -> None:

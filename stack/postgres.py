@@ -251,7 +251,7 @@ def temporary_postgres(timeout_s: float = 60.0) -> Iterator[PostgresCluster]:
     """
     import tempfile
 
-    from flows.services import free_loopback_port
+    from stack.commands import free_loopback_port
 
     root = Path(tempfile.mkdtemp(prefix="cstrack-pg-"))
     os.chmod(root, 0o755)
