@@ -159,7 +159,11 @@ def measure(root: Path) -> dict[str, Any]:
         out["duckdb"] = "not installed"
         return out
     con = duckdb.connect()
-    out["duckdb"] = {k: time_it(lambda q=q: con.sql(q.format(root=root)).fetchall()) for k, q in DUCKDB.items()}
+
+    def query(sql: str) -> Callable[[], Any]:
+        return lambda: con.sql(sql.format(root=root)).fetchall()
+
+    out["duckdb"] = {k: time_it(query(q)) for k, q in DUCKDB.items()}
     return out
 
 

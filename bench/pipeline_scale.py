@@ -53,7 +53,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 DEFAULT_DATA = Path(tempfile.gettempdir()) / "cstrack-pipeline-scale"
-MOT20 = {"name": "mot20-density", "sequences": 4, "frames": 1000, "people": 200, "width": 1920, "height": 1080}
+MOT20: dict[str, Any] = {"name": "mot20-density", "sequences": 4, "frames": 1000, "people": 200, "width": 1920,
+                         "height": 1080}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def scale_dataset(data_root: Path, sequences: int, frames: int, seed: int = 0) -
 
     name = f"scale{sequences}x{frames}"
     registry = data_root / f"{name}.registry.yaml"
-    entry = {"title": f"{sequences} synthetic sequences x {frames} frames (bench/pipeline_scale.py)",
+    entry: dict[str, Any] = {"title": f"{sequences} synthetic sequences x {frames} frames (bench/pipeline_scale.py)",
              "homepage": None, "licence": "generated data", "converter": "synthetic",
              "options": {"sequences": sequences, "length": frames, "width": 320, "height": 240, "objects": 4,
                          "seed": seed, "frame_rate": 25},
@@ -127,13 +128,21 @@ def mot20_dataset(data_root: Path) -> str:
 # services
 
 
+def _stack_module(name: str) -> Any:
+    """``stack.<name>`` (the services stack), or where it lived before (``flows.services``), so
+    that the same script measures an older checkout (the baseline)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"stack.{name}")
+    except ImportError:
+        return importlib.import_module("flows.services" + ("" if name == "commands" else f".{name}"))
+
+
 @contextlib.contextmanager
 def prefect_server(home: Path, backend: str) -> Iterator[tuple[dict[str, str], Path]]:
     """A temporary Prefect server; yields (client settings, the folder its database lives in)."""
-    try:
-        from stack.temporary import temporary_prefect_server  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from flows.services.temporary import temporary_prefect_server
+    temporary_prefect_server = _stack_module("temporary").temporary_prefect_server
     with temporary_prefect_server(home, backend=backend) as settings:
         yield settings, home
 
@@ -162,7 +171,9 @@ class Dask:
     def __init__(self, env: dict[str, str], workers: int, logs: Path) -> None:
         from distributed import Client
 
-        from flows.services import DASK_SCHEDULER, DASK_WORKER, free_loopback_port
+        commands = _stack_module("commands")
+        DASK_SCHEDULER, DASK_WORKER = commands.DASK_SCHEDULER, commands.DASK_WORKER
+        free_loopback_port = commands.free_loopback_port
 
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         port = free_loopback_port()
@@ -244,7 +255,8 @@ def _counts() -> dict[str, int]:
 
     if not hasattr(httpx, "_cstrack_request_counts"):
         httpx._cstrack_request_counts = {}  # type: ignore[attr-defined]
-    return httpx._cstrack_request_counts  # type: ignore[attr-defined,no-any-return]
+    counts: dict[str, int] = httpx._cstrack_request_counts  # type: ignore[attr-defined]
+    return counts
 
 
 def install_request_counter() -> bool:
@@ -469,7 +481,7 @@ def params_for(data: Path, results: Path, dataset: str, mode: str, address: str,
                run_name: str = "scale", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     sel: dict[str, Any] = {"name": dataset}
     if preset:
-        sel["preset"] = preset
+        sel["eval_preset"] = preset
     p: dict[str, Any] = {
         "data_root": str(data), "results_root": str(results), "run_name": run_name, "tag": "scale",
         "mode": mode, "datasets": [sel],
@@ -516,6 +528,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     r = run_one(spec, env, dask, settings["PREFECT_API_URL"], home, args.backend, tmp)
                     r["task_runs"] = _task_runs(settings["PREFECT_API_URL"], r.pop("flow_run_id"))
                     if not timed:
+                        if r["failed"] or r["error"]:
+                            raise RuntimeError(f"untimed {mode} run over {dataset} failed: {r['error']}")
                         return None
                     print(f"[scale] {mode} {dataset}: {r['sequences']} seq, wall {r['wall_s']:.1f} s, cold "
                           f"{r['cold_start_s']} s, overhead {r['overhead_ms_per_sequence']} ms/seq, task runs "
@@ -566,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the services on the way out
     if args.child:
         res = child(json.loads(args.child.read_text()))
         args.child_out.write_text(json.dumps(res))

@@ -15,6 +15,7 @@ import typer
 
 from cstrack.cli import (
     bench_cmds,
+    catalog_cmds,
     data_cmds,
     eval_cmds,
     export_cmds,
@@ -46,7 +47,7 @@ def _root(
 
 
 for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
-                tune_cmds, submit_cmds):
+                tune_cmds, submit_cmds, catalog_cmds):
     _module.register(app)
 
 
