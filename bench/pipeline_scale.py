@@ -23,7 +23,8 @@ What it does:
    run first (each timed run has a fresh results root, so nothing is served by the tracking cache).
 
 Per run (``runs[]``): ``wall_s`` (the flow call), ``cold_start_s`` (flow start to the first
-sequence started, from the timing records), ``task_compute_s`` (summed tracking task wall time),
+sequence started, from the timing records), ``task_compute_s`` (summed tracking time of the
+sequences, plus their scoring on the workers where the flow does that: ``scoring_on_workers_s``),
 ``overhead_ms_per_sequence`` = (wall - cold start - task compute / workers) / sequences,
 ``evaluation`` (time and where it ran), ``catalog_write_s``, ``task_runs`` (Prefect task runs of
 the flow run, by task name), ``api_requests`` (HTTP requests to the Prefect API made by the flow
@@ -445,7 +446,8 @@ def run_one(spec: dict[str, Any], env: dict[str, str], dask: Dask, api: str, hom
     flow_start = _flow_start(api, s.get("flow_run_id")) or res["t_call"]
     starts = [dt.datetime.fromisoformat(r["started"]).timestamp() for r in recs]
     cold = (min(starts) - flow_start) if starts else None
-    compute = sum(float(r.get("wall_s", 0.0)) for r in recs)
+    scoring = float((s.get("evaluation") or {}).get("workers_s") or 0.0)  # scored on the workers (after the change)
+    compute = sum(float(r.get("wall_s", 0.0)) for r in recs) + scoring
     workers = len(pids) - 1
     n = int(s.get("sequences") or 0)
     overhead = ((wall - (cold or 0.0) - compute / workers) / n * 1000.0) if n else None
@@ -459,7 +461,7 @@ def run_one(spec: dict[str, Any], env: dict[str, str], dask: Dask, api: str, hom
         "failed": s.get("failed"), "error": res["error"],
         "wall_s": round(wall, 3), "flow_wall_s": s.get("wall_s"),
         "cold_start_s": None if cold is None else round(cold, 3),
-        "task_compute_s": round(compute, 3), "workers": workers,
+        "task_compute_s": round(compute, 3), "scoring_on_workers_s": round(scoring, 3), "workers": workers,
         "overhead_ms_per_sequence": None if overhead is None else round(overhead, 2),
         "evaluation": evaluation,
         "evaluate_tasks_s": None,  # filled below from the API
