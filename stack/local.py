@@ -2,8 +2,9 @@
 
 ``up`` starts, in order and each after a health check: PostgreSQL (own cluster under the state
 folder), the Prefect server on it, the work pools and deployments (``make deploy``, only when the
-server does not know them yet), a Dask scheduler, N one-thread Dask workers (``w1`` ...), and a
-process worker on ``cpu-pool`` whose flow runs use that Dask cluster (``CSTRACK_DASK_ADDRESS``).
+server does not know them yet), a Dask scheduler, N one-thread Dask workers (``w1`` ...), one
+Dask worker per GPU (``g1`` ..., pinned by ``CUDA_VISIBLE_DEVICES``, declaring the resource ``GPU``),
+and a process worker on ``cpu-pool`` whose flow runs use that Dask cluster (``CSTRACK_DASK_ADDRESS``).
 Everything listens on 127.0.0.1.  Each started process is recorded in ``<state>/pids/<name>.json``
 (pid + the process's start time, so a recycled pid is never mistaken for ours); ``up`` leaves a
 running service alone and starts only what is missing or dead, ``down`` stops exactly the recorded
@@ -48,6 +49,7 @@ from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_write_json, atomic_write_text
 from stack import objectstore
 from stack.commands import (
+    DASK_GPU_WORKER,
     DASK_SCHEDULER,
     DASK_WORKER,
     DEPLOY,
@@ -55,6 +57,7 @@ from stack.commands import (
     PREFECT_WORKER,
     ServiceCommand,
     free_loopback_port,
+    visible_gpus,
 )
 from stack.postgres import PostgresCluster, stop_postmaster
 from stack.postgres import log_file as postgres_log_file
@@ -84,6 +87,8 @@ class StackConfig:
     dask_http_port: int = 8787
     pg_port: int = 5433  # not 5432: a system PostgreSQL may hold that one
     workers: int = 2
+    gpu_workers: int = 0  # `up` without --gpu-workers: one per visible GPU (stack.commands.visible_gpus)
+    gpu_devices: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each GPU worker
     ui: bool = True
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every service (KEY=VALUE)
     object_store: bool = False  # an S3 store (SeaweedFS) beside the other services (stack/objectstore.py)
@@ -97,6 +102,11 @@ class StackConfig:
                 raise ConfigError(f"--{name.replace('_', '-')}: {port} is not a TCP port (0 picks a free one)")
         if self.workers < 1:
             raise ConfigError(f"--workers: at least 1 Dask worker, got {self.workers}")
+        if self.gpu_workers < 0:
+            raise ConfigError(f"--gpu-workers: 0 or more GPU workers, got {self.gpu_workers}")
+        if self.gpu_devices and len(self.gpu_devices) != self.gpu_workers:
+            raise ConfigError(f"--gpu-workers: {self.gpu_workers} worker(s) for {len(self.gpu_devices)} device(s) "
+                              f"{self.gpu_devices}")
 
     def resolved(self) -> StackConfig:
         """Port 0 replaced by a port free now."""
@@ -105,6 +115,10 @@ class StackConfig:
         if self.object_store and not self.object_store_ports:
             ports["object_store_ports"] = {**objectstore.free_ports(), "s3": ports["s3_port"]}
         return StackConfig(**{**asdict(self), **ports})
+
+    def gpu_device(self, index: int) -> str:
+        """``CUDA_VISIBLE_DEVICES`` of GPU worker ``g<index + 1>``: the recorded device, else the index."""
+        return self.gpu_devices[index] if self.gpu_devices else str(index)
 
 
 @dataclass(frozen=True)
@@ -214,7 +228,8 @@ class Stack:
     def service_names(cfg: StackConfig) -> list[str]:
         """In start order."""
         return [*(["object-store"] if cfg.object_store else []), "postgres", "prefect-server", "dask-scheduler",
-                *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)), "prefect-worker"]
+                *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)),
+                *(f"dask-gpu-worker-g{i}" for i in range(1, cfg.gpu_workers + 1)), "prefect-worker"]
 
     @property
     def postgres_root(self) -> Path:
@@ -248,6 +263,8 @@ class Stack:
             return f"{self.dask_address(cfg)} (health http://{HOST}:{cfg.dask_http_port}/health)"
         if name.startswith("dask-worker-"):
             return f"-> {self.dask_address(cfg)}"
+        if name.startswith("dask-gpu-worker-g"):
+            return f"-> {self.dask_address(cfg)} (GPU, CUDA_VISIBLE_DEVICES={cfg.gpu_device(_gpu_index(name))})"
         return f"pool {POOL} -> {self.api_url(cfg)}"
 
     def client_env(self, cfg: StackConfig) -> dict[str, str]:
@@ -325,8 +342,12 @@ class Stack:
                                                  http=f"{HOST}:{cfg.dask_http_port}"), self._env(cfg))
         if name.startswith("dask-worker-"):
             return self._launch(name, self._argv(DASK_WORKER, scheduler=self.dask_address(cfg), host=HOST,
-                                                 name=name.removeprefix("dask-worker-"), http=f"{HOST}:0"),
+                                                 name=dask_worker_name(name), http=f"{HOST}:0"),
                                 self._env(cfg))
+        if name.startswith("dask-gpu-worker-"):
+            return self._launch(name, self._argv(DASK_GPU_WORKER, scheduler=self.dask_address(cfg), host=HOST,
+                                                 name=dask_worker_name(name), http=f"{HOST}:0"),
+                                self._env(cfg, CUDA_VISIBLE_DEVICES=cfg.gpu_device(_gpu_index(name))))
         if name == "prefect-worker":
             return self._launch(name, self._argv(PREFECT_WORKER, pool=POOL, name=WORKER_NAME), self._env(cfg))
         raise ConfigError(f"unknown service {name!r}")
@@ -334,7 +355,7 @@ class Stack:
     def _wait_healthy(self, rec: ProcessRecord, cfg: StackConfig) -> None:
         """The service's health check, polled until it passes (or the process exits, or time runs out)."""
         name = rec.name
-        limit = START_S["dask-worker" if name.startswith("dask-worker-") else name]
+        limit = START_S["dask-worker" if is_dask_worker(name) else name]
         if name == "object-store":
             url = objectstore.endpoint(HOST, cfg.object_store_ports)
             _wait(f"the S3 gateway at {url}", lambda: objectstore.ready(url), limit, rec)
@@ -347,8 +368,8 @@ class Stack:
         elif name == "dask-scheduler":
             _wait("the Dask scheduler's /health", lambda: _http_ok(f"http://{HOST}:{cfg.dask_http_port}/health"),
                   limit, rec)
-        elif name.startswith("dask-worker-"):
-            worker = name.removeprefix("dask-worker-")
+        elif is_dask_worker(name):
+            worker = dask_worker_name(name)
             _wait(f"Dask worker {worker} at the scheduler", lambda: worker in self.dask_workers(cfg), limit, rec)
         elif name == "prefect-worker":
             _wait(f"Prefect worker {WORKER_NAME} on {POOL}", lambda: WORKER_NAME in self.prefect_workers(cfg),
@@ -408,7 +429,7 @@ class Stack:
                 (self.state / sub).mkdir(parents=True, exist_ok=True)
             done: dict[str, str] = {}
             names = self.service_names(cfg)
-            workers = [n for n in names if n.startswith("dask-worker-")]
+            workers = [n for n in names if is_dask_worker(n)]
             for name in ("object-store", "postgres", "prefect-server", "dask-scheduler"):
                 if name in names:
                     done[name] = self._ensure(name, cfg, say)
@@ -493,6 +514,30 @@ class Stack:
         return self.state / "logs" / f"{name}.log"
 
 
+def is_dask_worker(service: str) -> bool:
+    """A Dask worker service (``dask-worker-w1``, ``dask-gpu-worker-g1``)."""
+    return service.startswith(("dask-worker-", "dask-gpu-worker-"))
+
+
+def dask_worker_name(service: str) -> str:
+    """The worker's name at the scheduler: ``w1`` for ``dask-worker-w1``, ``g1`` for ``dask-gpu-worker-g1``."""
+    return service.rpartition("-")[2]
+
+
+def _gpu_index(service: str) -> int:
+    """0 for ``dask-gpu-worker-g1``."""
+    return int(dask_worker_name(service).removeprefix("g")) - 1
+
+
+def gpu_plan(requested: int | None, devices: list[str]) -> tuple[int, list[str]]:
+    """``(gpu_workers, gpu_devices)`` of a new stack: one worker per device in ``devices`` (the
+    visible GPUs) when ``requested`` is ``None``; else ``requested`` workers, pinned to the first
+    devices, or to the indices 0..N-1 when fewer devices are known."""
+    if requested is None:
+        return len(devices), list(devices)
+    return requested, list(devices[:requested]) if len(devices) >= requested else []
+
+
 def stop_tree(proc: psutil.Process, grace_s: float = 15.0) -> None:
     """SIGTERM a process, its group and every descendant found now (a process worker's flow runs
     run in sessions of their own); SIGKILL what is left after ``grace_s``."""
@@ -575,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         up.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                         help=f"default {getattr(defaults, key)}; 0 picks a free port (fixed at the first up)")
     up.add_argument("--workers", type=int, default=None, help=f"Dask workers (default {defaults.workers})")
+    up.add_argument("--gpu-workers", type=int, default=None,
+                    help="Dask workers with one GPU each, declaring the resource GPU (default: one per visible GPU, "
+                         "0 without CUDA)")
     up.add_argument("--no-ui", action="store_true", help="serve the API without the Prefect UI")
     up.add_argument("--object-store", action="store_true",
                     help="also an S3 object store (SeaweedFS) with keys of its own (env.sh points clients at it)")
@@ -589,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args.state)
     try:
         if args.command == "up":
-            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers", "s3_port")
+            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers", "gpu_workers",
+                                 "s3_port")
                      if getattr(args, k) is not None}
             if args.no_ui:
                 given.add("ui")
@@ -597,7 +646,10 @@ def main(argv: list[str] | None = None) -> int:
                 given.add("object_store")
             if args.env:
                 given.add("env")
-            values = {k: getattr(args, k) for k in given - {"ui", "env", "object_store"}}
+            values: dict[str, Any] = {k: getattr(args, k) for k in given - {"ui", "env", "object_store"}}
+            if args.gpu_workers is not None and args.gpu_workers < 0:
+                raise ConfigError(f"--gpu-workers: 0 or more GPU workers, got {args.gpu_workers}")
+            values["gpu_workers"], values["gpu_devices"] = gpu_plan(args.gpu_workers, visible_gpus())
             requested = StackConfig(**values, ui=not args.no_ui, env=_parse_env(args.env),
                                     object_store=args.object_store)
             t0 = time.monotonic()
