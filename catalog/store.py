@@ -71,6 +71,10 @@ def check_run_id(run_id: str) -> str:
 def filesystem(root: str | Path | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """``(fsspec filesystem, path inside it)`` of a catalog root (local path or URL)."""
     text = DEFAULT_ROOT if root is None else str(root)
+    if text.startswith(("s3://", "s3a://")):  # the endpoint and keys of the AWS variables, no stale listings
+        from cstrack.storage import filesystem as store_filesystem
+
+        return store_filesystem(text)
     fs, path = fsspec.core.url_to_fs(text)
     if isinstance(fs, LocalFileSystem):
         path = str(Path(path).resolve())

@@ -355,7 +355,7 @@ def upload_tree(src: str | Path, dest: str | Path | Location, manifest: str | No
     """Upload every file under the local folder ``src`` to ``dest`` (same relative paths), then
     (unless ``manifest`` is None) a manifest of them last; returns the number of files."""
     root = Path(src)
-    files = {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
     if manifest is None:
         target = Location.of(dest)
         for rel, p in files.items():
@@ -363,6 +363,37 @@ def upload_tree(src: str | Path, dest: str | Path | Location, manifest: str | No
     else:
         publish_files(files, dest, manifest)
     return len(files)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    uploaded: int  # files sent
+    unchanged: int  # files the published manifest already lists with the same size and sha256
+
+
+def sync_tree(src: str | Path, dest: str | Path | Location, manifest: str = MANIFEST) -> SyncResult:
+    """Make ``dest`` hold the files of the local folder ``src``: the files that the manifest
+    published there does not list with the same size and sha256 are uploaded, then a new manifest
+    last (a re-run after an interrupted upload sends only what is missing; objects under ``dest``
+    that ``src`` no longer has are left, unlisted)."""
+    root = Path(src)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    target = Location.of(dest)
+    old = (read_manifest(target, manifest) or {}).get("files", {})
+    entries: dict[str, dict[str, Any]] = {}
+    sent = 0
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(root).as_posix()
+        entries[rel] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        if old.get(rel) != entries[rel]:
+            target.child(rel).put_file(p)
+            sent += 1
+    if sent or set(old) != set(entries):
+        target.child(manifest).write_json({"files": entries})
+    return SyncResult(sent, len(entries) - sent)
 
 
 # ------------------------------------------------------------------------------------------------

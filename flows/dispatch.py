@@ -14,7 +14,14 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
-from flows.cluster import is_connection_loss, scheduler_lost, scheduler_unreachable
+from flows.cluster import (
+    declared_resources,
+    is_connection_loss,
+    job_resources,
+    placed,
+    scheduler_lost,
+    scheduler_unreachable,
+)
 from flows.inference import job_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
@@ -102,11 +109,14 @@ def _outcome(seq: SequenceRef, future: TrackFuture) -> SequenceOutcome:
 
 def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path,
             jobs: Mapping[str, TrackJob]) -> list[tuple[SequenceRef, TrackFuture]]:
-    return [
-        (s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s.dataset / s.split),
-                                            "job": jobs[s.dataset]}))
-        for s in seqs
-    ]
+    """One task per sequence; a job whose model runs on CUDA asks for a GPU worker (flows.cluster)."""
+    declared = declared_resources(runner.client)
+    pairs = []
+    for s in seqs:
+        with placed(job_resources(jobs[s.dataset], declared)):
+            pairs.append((s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s.dataset / s.split),
+                                                             "job": jobs[s.dataset]})))
+    return pairs
 
 
 def _gather(runner: DaskTaskRunner, pairs: list[tuple[SequenceRef, TrackFuture]], logger: Logger, done_before: int,

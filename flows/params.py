@@ -103,6 +103,10 @@ class DatasetSelection(_Model):
         default=None, description="public/gt modes: embed boxes with the model; null = the run's setting"
     )
     eval_preset: str | None = Field(default=None, description="evaluation preset; null = from the dataset name")
+    detector_copies: Literal["each", "once"] = Field(
+        default="each", description="once: track each distinct image sequence once (MOT17's DPM/FRCNN/SDP copies "
+        "hold the same images) and write its result under every copy's name, as the MOTChallenge server wants "
+        "(not with public detections: each copy has its own boxes)")
 
     @field_validator("name")
     @classmethod
@@ -244,6 +248,17 @@ class TrackAllParams(_Model):
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
     catalog_root: str | None = Field(default=None, description="catalog root; null = results_root (docs/catalog.md)")
     label: str | None = Field(default=None, description="method name in the report tables; null = the variant")
+    extra_datasets: list[DatasetSelection] = Field(
+        default_factory=list, description="datasets tracked in addition to `datasets` (how to add one to a "
+        "deployment's benchmark list without restating it, e.g. MOT17 prepared with `cstrack data prepare mot17 "
+        "--from DIR`: [{name: mot17, splits: [train], detector_copies: once}]; docs/datasets.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extra(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("extra_datasets"):
+            data = {**data, "datasets": [*(data.get("datasets") or []), *data["extra_datasets"]], "extra_datasets": []}
+        return data
     retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
 
     @field_validator("run_name", "tag")
@@ -269,6 +284,10 @@ class TrackAllParams(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"datasets: {dup} selected twice (merge the selections)")
+        public = [d.name for d in self.datasets if d.detector_copies == "once" and self.mode_of(d) == "public"]
+        if public:
+            raise ValueError(f"datasets {public}: detector_copies 'once' with public detections: each copy has its "
+                             "own boxes, track each")
         _check_paths([(f"{self.results_root}/{self.run_name}", "results_root/run_name")],
                      [(self.data_root, "data_root"), (self.model.weights, "model.weights")],
                      catalog_out=(self.catalog, "catalog_root"))
@@ -315,6 +334,8 @@ class TrainParams(_Model):
     out_dir: str | None = Field(default=None, description="output folder; null = the config's")
     device: str = Field(default="auto", description="auto (cuda when available), cpu or cuda[:N]")
     resume: bool = Field(default=True, description="continue from the newest checkpoint in out_dir")
+    processes: int | None = Field(default=None, ge=1, description=(
+        "training processes (DDP under torchrun); null = one per visible GPU when device is auto/cuda, else 1"))
 
     @field_validator("device")
     @classmethod
@@ -368,6 +389,8 @@ class ReportParams(_Model):
     catalog_root: str = Field(default="results", description="catalog root")
     out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/tables")
     publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
+    html: bool = Field(default=True, description="also write report.html: one self-contained page (tables, figures, "
+                       "nightly history)")
 
     @model_validator(mode="after")
     def _paths(self) -> ReportParams:

@@ -188,9 +188,7 @@ class InferenceChannelAttention(nn.Module):
         self.att = att
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = x.mean(dim=(2, 3)).unsqueeze(1)
-        mx = x.amax(dim=(2, 3)).unsqueeze(1)
-        w = torch.sigmoid(self.att._mlp(avg) + self.att._mlp(mx)).squeeze(1)  # [B, C]
+        w = self.att.channel_weights(x)  # [B, C]
         return x * (w[:, :, None, None] + 1)
 
 
