@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cstrack.data.mot import read_seqinfo
 from cstrack.fsutil import atomic_path, sha256_file
+from cstrack.storage import Location
 from flows.params import DatasetSelection
 from tasks.records import SequenceOutcome, SequenceRef
 
@@ -59,7 +60,7 @@ def collapse(seqs: Sequence[SequenceRef], selections: Sequence[DatasetSelection]
     return [s for s in seqs if (s.dataset, s.split, s.name) not in drop], copies
 
 
-def write_copies(outcomes: Sequence[SequenceOutcome], run_dir: Path, copies: Copies) -> list[str]:
+def write_copies(outcomes: Sequence[SequenceOutcome], run_dir: Path | Location, copies: Copies) -> list[str]:
     """Copy each tracked (or cached) result ``<run_dir>/<dataset>/<split>/<SEQ>.txt`` to the names
     it stands for (atomically); returns the files written, as ``dataset/split/NAME``."""
     written = []
@@ -70,7 +71,11 @@ def write_copies(outcomes: Sequence[SequenceOutcome], run_dir: Path, copies: Cop
         folder = run_dir / o.seq.dataset / o.seq.split
         src = folder / f"{o.seq.name}.txt"
         for name in others:
+            if isinstance(folder, Location):  # s3:// results: one PUT of the same bytes
+                (folder / f"{name}.txt").write_bytes(Location.of(src).read_bytes())
+                written.append(f"{o.seq.dataset}/{o.seq.split}/{name}")
+                continue
             with atomic_path(folder / f"{name}.txt") as tmp:
-                shutil.copyfile(src, tmp)
+                shutil.copyfile(str(src), tmp)
             written.append(f"{o.seq.dataset}/{o.seq.split}/{name}")
     return written

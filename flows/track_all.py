@@ -20,7 +20,7 @@ from prefect.logging import get_run_logger
 
 from flows.cluster import describe, task_runner_for
 from flows.detector_copies import collapse, write_copies
-from flows.dispatch import CACHE_DIR, abs_path, run_sequences
+from flows.dispatch import CACHE_DIR, abs_root, run_sequences
 from flows.params import TrackAllParams
 from flows.recording import FlowRun, evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
@@ -46,7 +46,7 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
 
     flow_start = time.time()
     logger = get_run_logger()
-    data_root, results_root = abs_path(params.data_root), abs_path(params.results_root)
+    data_root, results_root = abs_root(params.data_root), abs_root(params.results_root)  # local or s3://
     run_dir = results_root / params.run_name
     seqs, copies = collapse(select_sequences(str(data_root), params.datasets), params.datasets)
     logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s.frames for s in seqs),
@@ -75,7 +75,7 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "run_name": params.run_name,
         "tag": params.tag,
         "results": str(run_dir),
-        "catalog": str(abs_path(params.catalog)),
+        "catalog": str(abs_root(params.catalog)),
         "catalog_runs": [e["run_id"] for e in [*evals, *stats] if e.get("run_id")],
         "sequences": len(outcomes),
         "copies": copied,
