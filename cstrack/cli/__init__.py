@@ -28,6 +28,7 @@ from cstrack.cli import (
     weights_cmds,
 )
 from cstrack.cli.common import DEBUG_ENV, report_failure
+from cstrack.signals import Aborted, terminate_raises
 
 app = typer.Typer(
     name="cstrack",
@@ -103,8 +104,9 @@ def main() -> None:
     """Entry point: run the app; an expected failure that escaped a command's guard still ends in
     one line and exit status 2 (a bug keeps its traceback)."""
     try:
-        app()
-    except (Exception, KeyboardInterrupt) as exc:
+        with terminate_raises():  # SIGTERM outside a command (option parsing): as Ctrl-C
+            app()
+    except (Exception, KeyboardInterrupt, Aborted) as exc:
         code = report_failure(exc)
         if code is None:
             raise

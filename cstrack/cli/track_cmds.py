@@ -21,11 +21,8 @@ Inference settings come from the checkpoint's record (:mod:`cstrack.model.infere
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,6 +40,7 @@ from cstrack.cli.model_options import (
     weights_option,
 )
 from cstrack.errors import ConfigError
+from cstrack.signals import GracefulStop
 
 if TYPE_CHECKING:
     from cstrack.runner import DetectionMode
@@ -60,27 +58,6 @@ def output_path(option: Path | None, name: str, suffix: str, several: bool) -> P
         raise ConfigError(f"{'--save-video' if suffix == '.mp4' else '--jsonl'}: expected a {suffix} file "
                           f"(or a folder when tracking several sources), got {option}")
     return option
-
-
-@contextlib.contextmanager
-def sigint_stops(stop: threading.Event) -> Iterator[None]:
-    """While active, the first Ctrl-C sets ``stop`` (tracking ends cleanly, results written); a
-    second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping: writing what was tracked so far (Ctrl-C again to abort)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:
@@ -181,7 +158,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(describe_settings(rec, settings), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
-            with sigint_stops(stop):
+            with GracefulStop(stop) as signals:  # 1st SIGINT/SIGTERM: stop and write; 2nd: abort (cstrack.signals)
                 for spec, source, video_out, jsonl_out in zip(sources, opened, videos, jsonls, strict=True):
                     if stop.is_set():
                         break
@@ -195,6 +172,9 @@ def register(app: typer.Typer) -> None:
             for source in opened:
                 if source is not None:
                     source.close()
+        if signals.exit_status:
+            typer.echo("terminated (SIGTERM): what was tracked so far is written", err=True)
+            raise typer.Exit(code=signals.exit_status)
 
 
 def _check_track_paths(sources: list[str], kinds: list[str], names: list[str], out: Path,
