@@ -3,6 +3,7 @@
     python -m flows track-all PARAMS.yaml [--set model.input_size=[320,256] --set cluster.local_workers=2]
     python -m flows prepare-data --set 'datasets=[pets09-s2l1]'
     python -m flows list
+    python -m flows track-all --help        # every parameter of the flow, with its default and meaning
 
 ``PARAMS`` is a YAML or JSON file holding the flow's parameter model (``-`` reads stdin); each
 ``--set KEY=VALUE`` replaces one (dotted) field, VALUE parsed as YAML.  The result is printed as
@@ -136,7 +137,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m flows", description=__doc__.split("\n\n")[0])
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in and args_in[0] in FLOWS and any(a in ("-h", "--help") for a in args_in[1:]):
+        import flows.params
+        from flows.paramdoc import help_text
+
+        print(help_text(args_in[0], getattr(flows.params, FLOWS[args_in[0]][2])), end="")
+        return 0
+    ap = _Parser(prog="python -m flows", description=__doc__.split("\n\n")[0],
+                 epilog="python -m flows FLOW --help lists the parameters of FLOW.")
     ap.add_argument("flow", choices=[*FLOWS, "list"])
     ap.add_argument("params", nargs="?", help="YAML/JSON parameter file ('-' = stdin)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
