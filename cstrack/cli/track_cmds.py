@@ -41,6 +41,7 @@ from cstrack.cli.model_options import (
 )
 from cstrack.errors import ConfigError
 from cstrack.signals import GracefulStop
+from cstrack.timing import DEFAULT_PREFETCH
 
 if TYPE_CHECKING:
     from cstrack.runner import DetectionMode
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
             "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
             "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",
         ),
-        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
+        prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
         preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
                                                "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
                                                "e.g. a tune study's best_preset.yaml); default: the checkpoint's"),
