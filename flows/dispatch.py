@@ -19,6 +19,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
+from cstrack.storage import Location, is_remote
 from flows.cluster import (
     declared_resources,
     is_connection_loss,
@@ -32,6 +33,7 @@ from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
 from tasks.evaluation import ScoredSequence, score_tracked
 from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
+from tasks.remote import cache_storage
 from tasks.results import check_cached_result
 from tasks.shard import ShardItem, plan_shards, track_shard_task
 from tasks.track import track_sequence_task
@@ -44,6 +46,12 @@ TrackFuture = PrefectDaskFuture[TrackRecord]
 
 def abs_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
+
+
+def abs_root(root: str | Path) -> Path | Location:
+    """A data/results/catalog root: an absolute local path, or an ``s3://`` (any URL) location kept
+    as given (:mod:`cstrack.storage`; ``/`` and ``str`` work alike on both)."""
+    return Location.of(str(root)) if is_remote(root) else abs_path(root)
 
 
 def error_text(exc: BaseException) -> str:
@@ -71,17 +79,18 @@ def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
         settings=settings,
         torch_threads=params.cluster.torch_threads,
         prefetch=params.cluster.prefetch,
-        results_root=str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
+        results_root=str(abs_root(params.results_root)),  # cached mode: where detcache/ lives
     )
 
 
-def tracking_task(results_root: Path, retries: int, refresh: bool = False) -> Any:
+def tracking_task(results_root: Path | Location, retries: int, refresh: bool = False) -> Any:
     """The tracking task with its cache records under ``results_root/.cache`` (shared by every
-    worker that sees the results volume, and surviving a temporary Prefect home)."""
+    worker that sees the results volume or bucket, and surviving a temporary Prefect home)."""
     cache = results_root / CACHE_DIR
     return track_sequence_task.with_options(
-        cache_policy=CachePolicy.from_cache_key_fn(track_cache_key).configure(key_storage=str(cache / "keys")),
-        result_storage=cache / "records",
+        cache_policy=CachePolicy.from_cache_key_fn(track_cache_key).configure(
+            key_storage=cache_storage(str(cache / "keys")) if isinstance(cache, Location) else str(cache / "keys")),
+        result_storage=cache_storage(str(cache / "records")),
         retries=retries,
         refresh_cache=refresh,
     )
@@ -114,7 +123,7 @@ def _outcome(seq: SequenceRef, future: TrackFuture) -> SequenceOutcome:
     return SequenceOutcome(seq, "cached" if state.name == "Cached" else "tracked", record)
 
 
-def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path,
+def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path | Location,
             jobs: Mapping[str, TrackJob]) -> list[tuple[SequenceRef, TrackFuture]]:
     """One task per sequence; a job whose model runs on CUDA asks for a GPU worker (flows.cluster)."""
     declared = declared_resources(runner.client)
@@ -143,7 +152,7 @@ class _Scorer:
     """Scores each tracked sequence with ground truth on a Dask worker as soon as it is in place:
     a plain Dask future (no Prefect task run), gathered at the end."""
 
-    def __init__(self, runner: DaskTaskRunner, run_dir: Path, presets: Mapping[str, str] | None) -> None:
+    def __init__(self, runner: DaskTaskRunner, run_dir: Path | Location, presets: Mapping[str, str] | None) -> None:
         self.runner, self.run_dir, self.presets = runner, run_dir, presets
         self.futures: dict[str, Any] = {}
         self.done: dict[str, ScoredSequence] = {}
@@ -228,32 +237,37 @@ def _shard_outcomes(seqs: list[SequenceRef], future: Any) -> tuple[list[Sequence
 def _submit_shards(runner: DaskTaskRunner, shards: list[list[SequenceRef]], run_dir: Path,
                    jobs: Mapping[str, TrackJob], params: TrackAllParams,
                    presets: Mapping[str, str] | None) -> list[tuple[list[SequenceRef], Any]]:
-    task = track_shard_task
+    """One task per shard (placed as its first sequence's job asks: flows.cluster)."""
+    declared = declared_resources(runner.client)
     out = []
     for i, seqs in enumerate(shards):
         label = f"{i + 1}/{len(shards)} ({len(seqs)} sequences, {sum(s.frames for s in seqs)} frames)"
-        out.append((seqs, runner.submit(task, parameters={
-            "seqs": seqs, "run_dir": str(run_dir), "jobs": {s.dataset: jobs[s.dataset] for s in seqs},
-            "retries": params.retries, "presets": None if presets is None else dict(presets), "events": True,
-            "label": label})))
+        with placed(job_resources(jobs[seqs[0].dataset], declared)):
+            out.append((seqs, runner.submit(track_shard_task, parameters={
+                "seqs": seqs, "run_dir": str(run_dir), "jobs": {s.dataset: jobs[s.dataset] for s in seqs},
+                "retries": params.retries, "presets": None if presets is None else dict(presets), "events": True,
+                "label": label})))
     return out
 
 
-def run_sequences(runner: DaskTaskRunner, params: TrackAllParams, seqs: list[SequenceRef], run_dir: Path,
-                  results_root: Path, logger: Logger) -> Dispatched:
+def run_sequences(runner: DaskTaskRunner, params: TrackAllParams, seqs: list[SequenceRef], run_dir: Path | Location,
+                  results_root: Path | Location, logger: Logger) -> Dispatched:
     """Track every sequence and, when the run evaluates, score each one with ground truth on the
     workers as it finishes.  Sequences shorter than ``params.shard_frames`` go in shards
     (:mod:`tasks.shard`); the others have a task each, whose cached records are checked (and
-    their result put in place) and re-tracked when their result file is gone or differs."""
+    their result put in place) and re-tracked when their result file is gone or differs.  Results
+    in a bucket (a :class:`Location`): no shards and no scoring on the workers (the flow evaluates
+    each (dataset, split) from a local copy, :mod:`tasks.remote`)."""
     t0 = time.perf_counter()
     jobs = {d.name: job_for(params, d) for d in params.datasets}
-    presets = {d.name: d.preset for d in params.datasets} if params.evaluate else None
-    alone, shards = plan_shards(seqs, params.shard_frames)
+    local = not isinstance(run_dir, Location)
+    presets = {d.name: d.preset for d in params.datasets} if params.evaluate and local else None
+    alone, shards = plan_shards(seqs, params.shard_frames if local else 0)
     total = len(seqs)
     scorer = _Scorer(runner, run_dir, presets)
     try:  # the runner connects to its scheduler at the first submission
         pairs = _submit(runner, tracking_task(results_root, params.retries), alone, run_dir, jobs)
-        shard_futures = _submit_shards(runner, shards, run_dir, jobs, params, presets)
+        shard_futures = _submit_shards(runner, shards, Path(str(run_dir)), jobs, params, presets)
     except OSError as exc:
         raise scheduler_unreachable(str(runner.address), exc) from exc
     t_submitted = time.perf_counter()

@@ -12,8 +12,9 @@ from catalog.ingest import RunInfo
 from catalog.runids import catalog_run_id
 from cstrack.errors import EvaluationError
 from cstrack.fsutil import stable_hash
+from cstrack.storage import Location
 from cstrack.tracker import preset
-from flows.dispatch import abs_path, error_text, job_for
+from flows.dispatch import abs_root, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
 from tasks.catalog import evaluate_task, record_scores_task, record_tracking_task
@@ -43,7 +44,7 @@ def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[
 
 
 def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[TrackRecord],
-             results_dir: Path, flow_run_id: str | None, *, flow: FlowRun | None = None,
+             results_dir: Path | Location, flow_run_id: str | None, *, flow: FlowRun | None = None,
              tracked: int | None = None) -> RunInfo:
     """The catalog run of one (dataset, split) group of tracked sequences.
 
@@ -107,7 +108,8 @@ def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple
 
 
 def _evaluate_group(group: list[tuple[SequenceRef, TrackRecord]], scores: Mapping[str, ScoredSequence],
-                    selection: DatasetSelection, label: str, results_dir: Path, catalog_root: str, run: RunInfo) -> Any:
+                    selection: DatasetSelection, label: str, results_dir: Path | Location, catalog_root: str,
+                    run: RunInfo) -> Any:
     """The evaluation of one (dataset, split) as a task state: the workers' per-sequence scores
     combined (:func:`tasks.catalog.record_scores_task`) when every sequence has one, else the whole
     group evaluated here (:func:`tasks.catalog.evaluate_task`, e.g. a score lost with its worker)."""
@@ -138,12 +140,12 @@ def _failed_state(exc: BaseException) -> _FailedState:
     return _FailedState(exc)
 
 
-def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path, flow_run_id: str | None,
-               has_gt: bool, flow: FlowRun | None = None, scores: Mapping[str, ScoredSequence] | None = None,
-               ) -> tuple[list[dict[str, Any]], list[str]]:
+def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
+               flow_run_id: str | None, has_gt: bool, flow: FlowRun | None = None,
+               scores: Mapping[str, ScoredSequence] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split), one catalog run: evaluated (``has_gt``) or with its counts only."""
     selections = {d.name: d for d in params.datasets}
-    catalog_root = str(abs_path(params.catalog))
+    catalog_root = str(abs_root(params.catalog))
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     for (dataset, split), group in _by_split(outcomes, has_gt):
@@ -171,7 +173,7 @@ def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir:
     return done, errors
 
 
-def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
                       flow_run_id: str | None, flow: FlowRun | None = None,
                       scores: Mapping[str, ScoredSequence] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
@@ -180,7 +182,7 @@ def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], r
     return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True, flow=flow, scores=scores)
 
 
-def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
+def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
                        flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): catalogue the tracked sequences without ground truth (counts, track
     lengths, fps: ``sequence_stats``) as one run."""
