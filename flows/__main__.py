@@ -26,11 +26,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from cstrack.fsutil import load_yaml
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # flow name -> (module, flow function, parameter model in flows.params)
 FLOWS: dict[str, tuple[str, str, str]] = {
@@ -59,7 +62,8 @@ def set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _yaml(text: str, where: str) -> Any:
+def _yaml(text: str, where: str) -> object:
+    """The YAML value of ``text`` (a parameter file or a ``--set`` value)."""
     try:
         return load_yaml(text)
     except yaml.YAMLError as exc:
@@ -72,7 +76,7 @@ def _yaml(text: str, where: str) -> Any:
 def load_params(path: str | None, overrides: list[str]) -> dict[str, Any]:
     """The parameters of ``path`` (YAML/JSON, ``-`` = stdin) with ``KEY=VALUE`` overrides applied;
     :class:`ParamsError` names the file (and line) or the override that is wrong."""
-    raw: Any = {}
+    raw: object = {}
     if path == "-":
         raw = _yaml(sys.stdin.read(), "<stdin>") or {}
     elif path:
@@ -95,7 +99,7 @@ def load_params(path: str | None, overrides: list[str]) -> dict[str, Any]:
     return raw
 
 
-def validation_line(flow: str, exc: Any) -> str:
+def validation_line(flow: str, exc: ValidationError) -> str:
     """A pydantic ``ValidationError`` as one line: ``field.path: message`` per error."""
     parts = []
     for err in exc.errors():
@@ -132,7 +136,7 @@ def prefect_api() -> Iterator[None]:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line instead of usage + message
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
         self.exit(2, f"error: {message} (see python -m flows --help)\n")
 
 
