@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 from cstrack.cli import (
@@ -93,6 +93,53 @@ def _root(
 for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
                 tune_cmds, submit_cmds):
     _module.register(app)
+
+
+def _word_metavars(typer_app: typer.Typer) -> None:
+    """Give every option and argument without a metavar a word for its value (``--weights WEIGHTS``,
+    ``SOURCES...``) instead of the Python type typer would show (``<list[str]>``, ``<str>``); a flag
+    (``bool``) shows none."""
+    import inspect
+
+    from typer.models import ArgumentInfo, OptionInfo
+
+    callbacks = [c.callback for c in typer_app.registered_commands]
+    if typer_app.registered_callback is not None:
+        callbacks.append(typer_app.registered_callback.callback)
+    for cb in callbacks:
+        if cb is None:
+            continue
+        for name, param in inspect.signature(cb).parameters.items():
+            info = param.default
+            if not isinstance(info, OptionInfo | ArgumentInfo) or info.metavar is not None:
+                continue
+            if param.annotation in (bool, "bool"):
+                info.metavar = ""
+            elif isinstance(info, OptionInfo):
+                longs = [d for d in info.param_decls or () if d.startswith("--")]
+                info.metavar = (longs[0].split("/")[0][2:] if longs else name).replace("-", "_").upper()
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _word_metavars(group.typer_instance)
+
+
+def _no_argument_type(self: Any, ctx: Any) -> str | None:
+    """An argument's help shows its name (``SOURCES...``) and help text, not its Python type."""
+    return None
+
+
+_option_type = TyperOption.display_type_rich
+
+
+def _no_flag_type(self: Any, ctx: Any) -> str | None:
+    """A flag (``--help``, ``--debug``, ``--progress/--no-progress``) takes no value: no ``<bool>``."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_word_metavars(app)
+# typer has no setting for these: its help shows a parameter's Python type where it has no metavar
+TyperArgument.display_type_rich = _no_argument_type  # type: ignore[method-assign]
+TyperOption.display_type_rich = _no_flag_type  # type: ignore[method-assign]
 
 
 def main() -> None:

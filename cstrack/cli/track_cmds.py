@@ -11,6 +11,10 @@ into ``OUT/timing.json``::
             # sources other than MOT folders also:
             "source", "kind", "frame_rate", "stopped", "dropped", "reconnects"}}
 
+Two ``frame_rate`` values, two meanings: ``settings.frame_rate`` is the checkpoint's (the footage
+rate it was trained on, from its record: the fallback); the top-level ``frame_rate`` is the rate the
+tracker used for this source (``--fps``, else the container's or stream's, else the checkpoint's).
+
 Inference settings come from the checkpoint's record (:mod:`cstrack.model.inference_settings`);
 ``--size``, ``--conf``, ``--nms`` and ``--preset`` override them.  They are printed once on stderr.
 """
@@ -38,6 +42,7 @@ from cstrack.cli.model_options import (
 )
 from cstrack.errors import ConfigError
 from cstrack.signals import GracefulStop
+from cstrack.timing import DEFAULT_PREFETCH
 
 if TYPE_CHECKING:
     from cstrack.runner import DetectionMode
@@ -86,9 +91,10 @@ def register(app: typer.Typer) -> None:
             "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
             "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",
         ),
-        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
-        preset_name: str | None = typer.Option(None, "--preset", help="tracker preset: default, mot17, mot20, "
-                                               "original; default: the checkpoint's"),
+        prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
+        preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
+                                               "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
+                                               "e.g. a tune study's best_preset.yaml); default: the checkpoint's"),
         fps: float | None = typer.Option(None, "--fps", min=0.001, help="source frame rate (default: the "
                                          "container's or stream's, else the checkpoint's training rate, else 30)"),
         max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="stop after this many frames per source"),
