@@ -22,6 +22,7 @@ from cstrack.model.config import variant_names
 from cstrack.names import RULE as NAME_RULE
 from cstrack.names import is_name
 from cstrack.paths import SHIPPED_WEIGHTS
+from cstrack.timing import DEFAULT_PREFETCH
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 from tasks.records import TrackMode
 
@@ -194,7 +195,7 @@ class ClusterSpec(_Model):
         default=None, ge=1, description="torch threads per task; null = the host's cores / its Dask threads"
     )
     prefetch: int = Field(
-        default=2, ge=0,
+        default=DEFAULT_PREFETCH, ge=0,
         description="frames a task decodes + letterboxes ahead in a thread of its own (it runs on spare cores; "
         "0: sequential, a task then uses only its torch threads)",
     )

@@ -135,7 +135,9 @@ def _write_html(root: str | Path | None, out: Path, runs: pd.DataFrame, tables: 
                              "One panel per benchmark with two rows to compare (paper, imported, ours).")]
     figures += [H.figure_html(p, p.stem, "MOTA, IDF1, HOTA per sequence and run (in %)") for p in per_seq]
     sections = [
-        ("benchmarks", "Benchmarks", "".join(bench_parts) or "<p>No evaluated runs.</p>"),
+        ("benchmarks", "Benchmarks", "".join(bench_parts) or '<p class="note">No run with private or public '
+         "detections yet (runs on ground-truth boxes measure association only: Table VIII and the nightly "
+         "history show them).</p>"),
         ("tables", "Paper tables", "".join(H.paper_table_html(t) for t in tables)),
         ("figures", "Figures", "".join(figures)),
         ("nightly", "Nightly history", H.history_html(series, history)),

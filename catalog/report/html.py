@@ -27,7 +27,7 @@ nav a{margin-right:1rem}table{border-collapse:collapse;margin:.5rem 0 1rem;font-
 th,td{border:1px solid #d8d8d8;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f3f4f6}td.t,th.t{text-align:left}tr:nth-child(even) td{background:#fafafa}
 tr.group td{border-top:2px solid #999}img{max-width:100%;height:auto;border:1px solid #eee;margin:.4rem 0}
-.up{color:#0a7a32}.down{color:#b3261e}figure{margin:0 0 1.2rem}figcaption{color:#555;font-size:.88rem}
+.scroll{overflow-x:auto;max-width:100%}.up{color:#0a7a32}.down{color:#b3261e}figure{margin:0 0 1.2rem}figcaption{color:#555;font-size:.88rem}
 """
 
 
@@ -50,7 +50,8 @@ def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], text_cols:
         tr = ' class="group"' if groups is not None and groups[i] and i else ""
         body.append(f"<tr{tr}>" + "".join(f"<td{cls(j)}>{_esc(v)}</td>" for j, v in enumerate(row)) + "</tr>")
     cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            "</div>")
 
 
 def paper_table_html(t: Table) -> str:
