@@ -287,6 +287,7 @@ def check_benchmark_folder(name: str, entry: DatasetEntry, folder: Path) -> list
     found = {p.name: p for p in find_sequences(folder)}
     notes: list[str] = []
     problems: list[str] = []
+    trimmed: list[str] = []
     if bench not in benchmarks():
         if not found:
             raise DatasetError(f"{name}: --from: no sequence folder (with seqinfo.ini) in it", folder)
@@ -310,13 +311,16 @@ def check_benchmark_folder(name: str, entry: DatasetEntry, folder: Path) -> list
             if frames < info.seq_length:
                 problems.append(f"{seq}: seqinfo.ini declares {info.seq_length} frames, {d / info.im_dir} has {frames}")
             if info.seq_length != length:
-                notes.append(f"note: {seq} has {info.seq_length} frames, the benchmark's has {length} (a trimmed copy: "
-                             "the server would reject results of it)")
+                trimmed.append(f"{seq} has {info.seq_length} frames, the benchmark's has {length}")
             if split == "train" and not (d / "gt" / "gt.txt").is_file():
                 problems.append(f"{seq}: no gt/gt.txt (a train sequence)")
     if problems:
         raise DatasetError(f"{name}: --from: not a complete {bench} copy ({len(problems)} problem(s)): "
                            + "; ".join(problems), folder)
+    if trimmed:
+        more = f" (and {len(trimmed) - 3} more)" if len(trimmed) > 3 else ""
+        notes.append(f"note: a trimmed copy, {len(trimmed)} sequence(s) shorter than the benchmark's: "
+                     f"{'; '.join(trimmed[:3])}{more}; the server wants results for every frame")
     n = sum(len(expected_sequences(bench, s)) for s in splits)
     return [f"--from {folder}: all {n} {bench} sequences of {', '.join(splits)} present "
             "(no per-file checksums are published for MOTChallenge data)", *notes]

@@ -36,7 +36,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
 def test_prepare_from_an_extracted_copy(prepared: tuple[Path, Path, str]) -> None:
     base, _, output = prepared
     assert "all 42 MOT17 sequences of train, test present" in output, output
-    assert "note: MOT17-02-DPM has 3 frames, the benchmark's has 600" in output
+    assert ("note: a trimmed copy, 42 sequence(s) shorter than the benchmark's: MOT17-02-DPM has 3 frames, the "
+            "benchmark's has 600;") in output and "(and 39 more)" in output
     d = base / "data" / "mot17"
     for split in ("train", "test"):
         seqs = sorted(p.name for p in (d / "images" / split).iterdir())
