@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from catalog.ingest import RunInfo
 from catalog.record import evaluate_into_catalog, record_tracking, scores_into_catalog
@@ -37,7 +38,9 @@ def evaluate_task(
                                      allow_missing)
 
 
-@task(name="record-scores", task_run_name="evaluate {label}")
+# NO_CACHE: Prefect's default policy would hash every input (a thousand sequences' scores and event
+# rows) for a cache key that is never used.
+@task(name="record-scores", task_run_name="evaluate {label}", cache_policy=NO_CACHE)
 def record_scores_task(
     scores: list[SequenceScore],
     events: list[Any] | None,
