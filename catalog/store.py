@@ -542,7 +542,9 @@ def _has_renamed_columns(fs: fsspec.AbstractFileSystem, path: str, table: str) -
 def _kind(t: pa.DataType) -> str:
     for kind, test in (("integer", pa.types.is_integer), ("floating", pa.types.is_floating),
                        ("text", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
-                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null)):
+                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null),
+                       ("boolean", pa.types.is_boolean), ("map", pa.types.is_map), ("list", pa.types.is_list),
+                       ("struct", pa.types.is_struct), ("binary", pa.types.is_binary)):
         if test(t):
             return kind
     if pa.types.is_dictionary(t):
