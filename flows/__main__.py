@@ -175,13 +175,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {validation_line(args.flow, exc)}", file=sys.stderr)
         return 2
     from cstrack.errors import ConfigError
+    from cstrack.signals import exit_status, terminate_raises
     from stack.temporary import ServerStartError
 
     try:
-        with prefect_api():
+        with terminate_raises(), prefect_api():  # SIGTERM as Ctrl-C: atomic writes clean up (cstrack.signals)
             flow = getattr(importlib.import_module(module), fn)
             state = flow(params, return_state=True)
             result = state.result(raise_on_failure=False)
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc) or 130
+        what = "terminated (SIGTERM)" if status == 143 else "interrupted"
+        print(f"{args.flow}: {what} (outputs already written are kept)", file=sys.stderr)
+        return status
     except ConfigError as exc:  # a setting of the environment (the start-up limit)
         print(f"error: {exc}", file=sys.stderr)
         return 2

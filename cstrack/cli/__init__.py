@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
-from typer.core import TyperArgument, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer.exceptions import TyperException
 
 from cstrack.cli import (
     bench_cmds,
+    catalog_cmds,
     data_cmds,
     eval_cmds,
     export_cmds,
@@ -27,11 +30,51 @@ from cstrack.cli import (
     tune_cmds,
     weights_cmds,
 )
-from cstrack.cli.common import DEBUG_ENV, report_failure
+from cstrack.cli.common import DEBUG_ENV, one_line, report_failure
 from cstrack.signals import Aborted, terminate_raises
+
+
+class OneLineErrors(TyperGroup):
+    """The root group: a usage error (an option out of its range, a missing or unknown option)
+    prints ONE line, ``error: --option: <what is wrong>``, and exits with 2, instead of click's
+    usage box (issue 24)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except TyperException as exc:  # typer's click exceptions (usage errors)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # no_args_is_help: the help, as before
+                exc.show()  # type: ignore[attr-defined]  # a click UsageError
+            else:
+                typer.echo(f"error: {usage_line(exc)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:  # Ctrl-C at a prompt
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)  # an Exit's code, when not standalone
+
+
+def usage_line(exc: Exception) -> str:
+    """``--option: message`` for a bad option value, else click's own message, on one line."""
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and type(exc).__name__ != "MissingParameter" and param is not None:
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else None
+        hint = hint or " / ".join(getattr(param, "opts", None) or []) or param.name or "value"
+        errors = getattr(exc.__cause__, "errors", None)  # typer checks ranges with pydantic
+        if callable(errors):
+            first = errors()[0]
+            return one_line(f"{hint}: got {first.get('input')!s}; {str(first.get('msg', exc.message)).lower()}")
+        return one_line(f"{hint}: {exc.message}")
+    fmt = getattr(exc, "format_message", None)
+    return one_line(fmt() if callable(fmt) else str(exc))
+
 
 app = typer.Typer(
     name="cstrack",
+    cls=OneLineErrors,
     help="CSTrack multi-object tracking: models, tracking, evaluation, training and reports.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,7 +92,7 @@ def _root(
 
 
 for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
-                tune_cmds, submit_cmds):
+                tune_cmds, submit_cmds, catalog_cmds):
     _module.register(app)
 
 

@@ -21,6 +21,7 @@ Inference settings come from the checkpoint's record (:mod:`cstrack.model.infere
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from pathlib import Path
@@ -126,6 +127,9 @@ def register(app: typer.Typer) -> None:
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
         mode = cast("DetectionMode", detections)  # checked just above
+        for option, value in (("--fps", fps), ("--duration", duration)):
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{option}: expected a finite number, got {value}")
         check_output_dir(out, "--out")
         kinds = [classify(s) for s in sources]
         if detections != "private":
