@@ -34,7 +34,7 @@ test-fast: kernels
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Lint rules of pyproject.toml (the code is formatted by hand to STYLE.md, not by `ruff format`) and
-# the type check of cstrack/ catalog/ tasks/ flows/ stack/ ([tool.mypy] in pyproject.toml).
+# the type check of cstrack/ catalog/ tasks/ flows/ stack/ bench/ ([tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

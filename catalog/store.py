@@ -52,6 +52,7 @@ from catalog.schemas import (
     schema,
 )
 from cstrack.errors import DatasetError
+from cstrack.fsutil import io_failure
 from cstrack.names import MAX_NAME, is_name
 
 DEFAULT_ROOT = "results"
@@ -236,6 +237,7 @@ class Transaction:
     fs: fsspec.AbstractFileSystem
     base: str
     changes: list[_Change] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # partition folders made for staging (removed if unused)
 
     def write(self, table: str, data: Any, *, run_id: str | None = None,
               mode: Literal["replace", "append"] = "replace") -> list[str]:
@@ -256,7 +258,15 @@ class Transaction:
                     part = pa.concat_tables([old, part])
             staged = _hidden(path, "new")
             self.changes.append(_Change(table, path, staged))
-            _write_file(self.fs, staged, part.replace_schema_metadata(target.metadata).cast(target))
+            folder, made = path.rsplit("/", 1)[0], []
+            while folder.startswith(self.base + "/") and not self.fs.exists(folder):
+                made.append(folder)  # the partition folder, and its table folder when new
+                folder = folder.rsplit("/", 1)[0]
+            self.created += reversed(made)
+            try:
+                _write_file(self.fs, staged, part.replace_schema_metadata(target.metadata).cast(target))
+            except OSError as exc:  # a full disk names the partition, not the hidden staged file
+                raise (io_failure(exc, path, [staged]) or exc) from None
         return sorted(rids)
 
     def delete(self, table: str, run_id: str) -> None:
@@ -298,6 +308,10 @@ class Transaction:
                 with contextlib.suppress(OSError):
                     if self.fs.exists(ch.staged):
                         self.fs.rm(ch.staged)
+        for folder in reversed(self.created):  # no empty partition folder survives a failure
+            with contextlib.suppress(OSError):
+                if self.fs.exists(folder) and not self.fs.ls(folder):
+                    self.fs.rmdir(folder)
 
 
 @contextlib.contextmanager
@@ -494,13 +508,36 @@ def _renamed(tbl: pa.Table, table: str) -> pa.Table:
 
 
 def _has_renamed_columns(fs: fsspec.AbstractFileSystem, path: str, table: str) -> bool:
-    """Whether the partition file ``path`` was written with a column renamed since (its footer only)."""
-    renames = RENAMED_COLUMNS.get(table)
-    if not renames:
-        return False
+    """Whether the partition file ``path`` was written with a column renamed since (its footer only);
+    a column of another kind of type than the table's is a :class:`SchemaError` naming the file
+    and the table (Arrow would cast a number to text without a word)."""
+    renames = RENAMED_COLUMNS.get(table) or {}
     with fs.open(path, "rb") as fh:
-        names = pq.ParquetFile(fh).schema_arrow.names
-    return any(c in renames for c in names)
+        found = pq.ParquetFile(fh).schema_arrow
+    _check_kinds(found, path, table, renames)
+    return any(c in renames for c in found.names)
+
+
+def _kind(t: pa.DataType) -> str:
+    for kind, test in (("integer", pa.types.is_integer), ("floating", pa.types.is_floating),
+                       ("text", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
+                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null)):
+        if test(t):
+            return kind
+    if pa.types.is_dictionary(t):
+        return _kind(t.value_type)
+    return str(t)
+
+
+def _check_kinds(found: pa.Schema, path: str, table: str, renames: Mapping[str, str]) -> None:
+    sch = schema(table)
+    for f in found:
+        name = renames.get(f.name, f.name)
+        if name not in sch.names or _kind(f.type) == "null":
+            continue
+        want = sch.field(name).type
+        if _kind(f.type) != _kind(want):
+            raise SchemaError(f"{path}: catalog table {table!r}: column {f.name!r} is {f.type}, expected {want}")
 
 
 def _legacy_partition(fs: fsspec.AbstractFileSystem, path: str, table: str) -> ds.Dataset:

@@ -470,8 +470,8 @@ class ObjectCache:
 
     @contextlib.contextmanager
     def folder(self, where: str | Path | Location) -> Iterator[Path]:
-        """A local folder holding the files under ``where`` (the folder itself when local), valid
-        inside the ``with`` block."""
+        """A local folder of the same name holding the files under ``where`` (the folder itself
+        when local), valid inside the ``with`` block."""
         loc = Location.of(where)
         if not loc.remote:
             yield loc.local_path()
@@ -481,8 +481,8 @@ class ObjectCache:
             raise FileNotFoundError(f"{loc}: no such folder (no object under it)")
         key = hashlib.sha256(json.dumps([loc.url, sorted((k, _version(v), v.get("size")) for k, v in listing.items())],
                                         default=str).encode()).hexdigest()[:32]
-        with self._use(key, loc, lambda tmp: self._fill_folder(loc, listing, tmp)) as entry:
-            yield entry
+        with self._use(key, loc, lambda tmp: self._fill_folder(loc, listing, tmp / loc.name)) as entry:
+            yield entry / loc.name  # the folder keeps its name (a sequence's results are named after it)
 
     @contextlib.contextmanager
     def file(self, where: str | Path | Location) -> Iterator[Path]:

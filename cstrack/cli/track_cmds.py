@@ -11,17 +11,19 @@ into ``OUT/timing.json``::
             # sources other than MOT folders also:
             "source", "kind", "frame_rate", "stopped", "dropped", "reconnects"}}
 
+Two ``frame_rate`` values, two meanings: ``settings.frame_rate`` is the checkpoint's (the footage
+rate it was trained on, from its record: the fallback); the top-level ``frame_rate`` is the rate the
+tracker used for this source (``--fps``, else the container's or stream's, else the checkpoint's).
+
 Inference settings come from the checkpoint's record (:mod:`cstrack.model.inference_settings`);
 ``--size``, ``--conf``, ``--nms`` and ``--preset`` override them.  They are printed once on stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
+import math
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,6 +41,8 @@ from cstrack.cli.model_options import (
     weights_option,
 )
 from cstrack.errors import ConfigError
+from cstrack.signals import GracefulStop
+from cstrack.timing import DEFAULT_PREFETCH
 
 if TYPE_CHECKING:
     from cstrack.runner import DetectionMode
@@ -56,27 +60,6 @@ def output_path(option: Path | None, name: str, suffix: str, several: bool) -> P
         raise ConfigError(f"{'--save-video' if suffix == '.mp4' else '--jsonl'}: expected a {suffix} file "
                           f"(or a folder when tracking several sources), got {option}")
     return option
-
-
-@contextlib.contextmanager
-def sigint_stops(stop: threading.Event) -> Iterator[None]:
-    """While active, the first Ctrl-C sets ``stop`` (tracking ends cleanly, results written); a
-    second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping: writing what was tracked so far (Ctrl-C again to abort)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:
@@ -108,9 +91,10 @@ def register(app: typer.Typer) -> None:
             "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
             "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",
         ),
-        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
-        preset_name: str | None = typer.Option(None, "--preset", help="tracker preset: default, mot17, mot20, "
-                                               "original; default: the checkpoint's"),
+        prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
+        preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
+                                               "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
+                                               "e.g. a tune study's best_preset.yaml); default: the checkpoint's"),
         fps: float | None = typer.Option(None, "--fps", min=0.001, help="source frame rate (default: the "
                                          "container's or stream's, else the checkpoint's training rate, else 30)"),
         max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="stop after this many frames per source"),
@@ -143,6 +127,9 @@ def register(app: typer.Typer) -> None:
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
         mode = cast("DetectionMode", detections)  # checked just above
+        for option, value in (("--fps", fps), ("--duration", duration)):
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{option}: expected a finite number, got {value}")
         check_output_dir(out, "--out")
         kinds = [classify(s) for s in sources]
         if detections != "private":
@@ -176,7 +163,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(describe_settings(rec, settings), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
-            with sigint_stops(stop):
+            with GracefulStop(stop) as signals:  # 1st SIGINT/SIGTERM: stop and write; 2nd: abort (cstrack.signals)
                 for spec, source, video_out, jsonl_out in zip(sources, opened, videos, jsonls, strict=True):
                     if stop.is_set():
                         break
@@ -190,6 +177,9 @@ def register(app: typer.Typer) -> None:
             for source in opened:
                 if source is not None:
                     source.close()
+        if signals.exit_status:
+            typer.echo("terminated (SIGTERM): what was tracked so far is written", err=True)
+            raise typer.Exit(code=signals.exit_status)
 
 
 def _check_track_paths(sources: list[str], kinds: list[str], names: list[str], out: Path,

@@ -96,6 +96,7 @@ CONVERTER_OPTIONS: dict[str, dict[str, tuple[_Checker, bool, str]]] = {
     "mot": {
         "splits": (_is_mot_splits, False, "a non-empty list of 'train'/'test'"),
         "sequences": (_is_str, False, "a glob pattern over sequence names"),
+        "labels": (_is_str, False, "a glob over the sequences that get training labels (default: sequences)"),
         "visibility": (_is_fraction, False, "a number in [0, 1]"),
     },
     "jde": {},

@@ -52,3 +52,16 @@ def test_nightly_and_tune_take_it_and_a_bad_file_is_refused_naming_it(tuned: Pat
         TrackAllParams(datasets=[{"name": "synth"}], tracker_preset="nonsense")
     with pytest.raises(ValidationError, match="no such preset file"):
         TrackAllParams(datasets=[{"name": "synth"}], tracker_preset="missing.yaml")
+
+
+def test_extra_datasets_add_to_the_benchmark_list() -> None:
+    """How a dataset joins a deployment's list without restating it (docs/datasets.md)."""
+    p = TrackAllParams(datasets=[{"name": "pets09-s2l1"}],
+                       extra_datasets=[{"name": "mot17", "splits": ["train"], "detector_copies": "once"}])
+    assert [d.name for d in p.datasets] == ["pets09-s2l1", "mot17"] and p.extra_datasets == []
+    assert p.datasets[1].detector_copies == "once"
+    assert TrackAllParams.model_validate_json(p.model_dump_json()) == p  # round trip: added once
+    n = NightlyParams(track={"datasets": [{"name": "pets09-s2l1"}], "extra_datasets": [{"name": "mot17"}]})
+    assert [d.name for d in n.track.datasets] == ["pets09-s2l1", "mot17"]
+    with pytest.raises(ValidationError, match="selected twice"):
+        TrackAllParams(datasets=[{"name": "mot17"}], extra_datasets=[{"name": "mot17"}])

@@ -27,6 +27,8 @@ EXPECTED = {
     "dask-scheduler": svc.DASK_SCHEDULER,
     "dask-worker-1": svc.DASK_WORKER,
     "dask-worker-2": svc.DASK_WORKER,
+    "dask-gpu-worker-1": svc.DASK_GPU_WORKER,
+    "object-store": svc.OBJECT_STORE,
 }
 
 
@@ -68,6 +70,12 @@ def test_service_command_is_a_real_entry_point(compose: dict[str, Any], service:
         return
     exe = BIN / argv[0]
     assert exe.is_file(), f"{argv[0]} is not a console script of this environment"
+    if argv[0] == "weed":  # Go flags: `weed help server` lists them (`--help` exits 2)
+        out = subprocess.run([str(exe), "help", argv[1]], capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        for flag in (a.split("=", 1)[0] for a in argv[2:]):
+            assert f"  {flag}" in out.stdout + out.stderr, f"{service}: weed {argv[1]} has no option {flag}"
+        return
     sub = [a for a in argv[1:3] if not a.startswith(("-", "tcp://"))]
     out = subprocess.run([str(exe), *sub, "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, f"{argv[0]} {' '.join(sub)} --help: {out.stderr[-2000:]}"
@@ -81,14 +89,24 @@ def test_services_are_wired_to_each_other(compose: dict[str, Any]) -> None:
     sched = _match("dask-scheduler", compose)
     api = f"http://prefect-server:{server['port']}/api"
     address = f"tcp://dask-scheduler:{sched['port']}"
-    for name in ("prefect-worker", "deploy", "dask-worker-1", "dask-worker-2"):
+    workers = ("dask-worker-1", "dask-worker-2", "dask-gpu-worker-1")
+    for name in ("prefect-worker", "deploy", *workers):
         env = services[name]["environment"]
         assert env["PREFECT_API_URL"] == api, name
         assert env["CSTRACK_DASK_ADDRESS"] == address, name
-    for name in ("dask-worker-1", "dask-worker-2"):
+    for name in workers:
         w = _match(name, compose)
         assert w["scheduler"] == address and w["host"] == services[name]["hostname"]
-    assert len({_match(n, compose)["name"] for n in ("dask-worker-1", "dask-worker-2")}) == 2
+    assert len({_match(n, compose)["name"] for n in workers}) == 3
+    # the GPU worker: started only with --profile gpu, on the CUDA image, one reserved device that
+    # its CUDA_VISIBLE_DEVICES names; the CPU workers reserve none
+    gpu = services["dask-gpu-worker-1"]
+    assert gpu["profiles"] == ["gpu"] and gpu["image"] == "cstrack:cuda"
+    assert "cu1" in gpu["build"]["args"]["TORCH_INDEX_URL"] and gpu["build"]["args"]["BASE_IMAGE"].startswith("nvidia/cuda")
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert gpu["environment"]["CUDA_VISIBLE_DEVICES"] == ",".join(device["device_ids"]) == "0"
+    assert all("deploy" not in services[n] and "profiles" not in services[n] for n in workers[:2])
     # the worker serves the pool the deployments use
     prefect_yaml = yaml.safe_load((REPO / "flows" / "prefect.yaml").read_text())
     pools = {d["work_pool"]["name"] for d in prefect_yaml["deployments"] if d["name"] == "nightly"}
@@ -99,10 +117,18 @@ def test_services_are_wired_to_each_other(compose: dict[str, Any]) -> None:
     assert url == f"postgresql+asyncpg://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
     # the flow runs (prefect-worker) and the tracking tasks (dask workers) see the same volumes at
     # the same paths: results written by a Dask worker are read by the flow run for evaluation
-    mounts = {n: set(services[n]["volumes"]) for n in ("prefect-worker", "dask-worker-1", "dask-worker-2")}
-    assert mounts["prefect-worker"] == mounts["dask-worker-1"] == mounts["dask-worker-2"]
+    mounts = {n: set(services[n]["volumes"]) for n in ("prefect-worker", *workers)}
+    assert mounts["prefect-worker"] == mounts["dask-worker-1"] == mounts["dask-worker-2"] == mounts["dask-gpu-worker-1"]
     assert {"results:/opt/cstrack/results", "data:/opt/cstrack/data"} <= mounts["prefect-worker"]
     assert {"pgdata", "data", "results"} <= set(compose["volumes"])
+    # the object store: its keys only in secret files, the clients pointed at it and at those files
+    store = _match("object-store", compose)
+    assert store["config"] == "/run/secrets/s3-identities" and "s3-identities" in services["object-store"]["secrets"]
+    for name in ("prefect-worker", *workers):
+        env = services[name]["environment"]
+        assert env["AWS_ENDPOINT_URL"] == f"http://{store['host']}:{store['s3']}", name
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws-credentials" and "aws-credentials" in services[name]["secrets"]
+        assert "AWS_SECRET_ACCESS_KEY" not in env
     # published ports on the host's loopback only
     for name, s in services.items():
         for p in s.get("ports", []):

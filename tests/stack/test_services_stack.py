@@ -48,7 +48,7 @@ def state() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def up(state: Path) -> dict[str, Any]:
     out = services(state, "up", "--prefect-port", "0", "--dask-port", "0", "--dask-http-port", "0", "--pg-port", "0",
-                   "--workers", "1", "--no-ui", "--env", "PREFECT_WORKER_QUERY_SECONDS=1",
+                   "--workers", "1", "--gpu-workers", "1", "--no-ui", "--env", "PREFECT_WORKER_QUERY_SECONDS=1",
                    # a run whose scheduler is gone fails after 5 s instead of the default 30 s
                    "--env", "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -142,16 +142,23 @@ def fault_run(up: dict[str, Any], state: Path, tmp_path: Path) -> Callable[[str,
 
 
 def test_up_starts_every_service_healthy_on_postgres(up: dict[str, Any], state: Path) -> None:
-    assert set(up["pids"]) == {"postgres", "prefect-server", "dask-scheduler", "dask-worker-w1", "prefect-worker"}
+    assert set(up["pids"]) == {"postgres", "prefect-server", "dask-scheduler", "dask-worker-w1",
+                               "dask-gpu-worker-g1", "prefect-worker"}
     for name in up["pids"]:
         assert f"{name} healthy" in up["stdout"]
+    # the GPU worker (no GPU here: the device is only named) is pinned and declares the resource GPU,
+    # the CPU worker CPU: the tracking tasks of this file (device cpu) ask for CPU and run on w1
+    cfg = Stack(state).config()
+    assert cfg is not None and cfg.gpu_workers == 1
+    assert psutil.Process(up["pids"]["dask-gpu-worker-g1"]).environ()["CUDA_VISIBLE_DEVICES"] == cfg.gpu_device(0)
+    assert "CUDA_VISIBLE_DEVICES" not in psutil.Process(up["pids"]["dask-worker-w1"]).environ()
+    identity = httpx.get(f"http://127.0.0.1:{cfg.dask_http_port}/json/identity.json", timeout=30).json()
+    assert {w["name"]: w["resources"] for w in identity["workers"].values()} == {"w1": {"CPU": 1}, "g1": {"GPU": 1}}
     status = services(state, "status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     rows = json.loads(status.stdout)["services"]
     assert all(r["running"] for r in rows) and {r["name"] for r in rows} == set(up["pids"])
     # the server stores its state in our PostgreSQL: the deployments are rows there
-    cfg = Stack(state).config()
-    assert cfg is not None
     pg = Stack(state).postgres(cfg)
     q = subprocess.run([str(pg.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(cfg.pg_port), "-U", "prefect", "-d",
                         "prefect", "-tAc", "SELECT name FROM deployment ORDER BY name"],

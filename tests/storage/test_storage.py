@@ -1,4 +1,4 @@
-"""cstrack.storage on a local folder and on a real S3 store (SeaweedFS, tests/objectstore.py)."""
+"""cstrack.storage on a local folder and on a real S3 store (SeaweedFS, stack/objectstore.py)."""
 
 from __future__ import annotations
 
