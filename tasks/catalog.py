@@ -14,7 +14,8 @@ from typing import Any
 from prefect import task
 
 from catalog.ingest import RunInfo
-from catalog.record import evaluate_into_catalog, record_tracking
+from catalog.record import evaluate_into_catalog, record_tracking, scores_into_catalog
+from cstrack.eval.scores import SequenceScore
 from tasks.remote import staged_results
 
 
@@ -34,6 +35,21 @@ def evaluate_task(
     with staged_results(gt_root, results_dir, sequences) as (gt_local, results_local):
         return evaluate_into_catalog(gt_local, results_local, sequences, preset, label, catalog_root, run,
                                      allow_missing)
+
+
+@task(name="record-scores", task_run_name="evaluate {label}")
+def record_scores_task(
+    scores: list[SequenceScore],
+    events: list[Any] | None,
+    label: str,
+    gt_root: str,
+    results_dir: str,
+    catalog_root: str | None = None,
+    run: RunInfo | None = None,
+) -> dict[str, Any]:
+    """:func:`catalog.record.scores_into_catalog` as a task: the per-sequence scores computed on the
+    workers combined and recorded (returns what :func:`evaluate_task` returns)."""
+    return scores_into_catalog(scores, label, gt_root, results_dir, catalog_root, run, events=events)
 
 
 @task(name="record-tracking", task_run_name="record {label}")
