@@ -365,7 +365,7 @@ def track_all_on_gpu_worker(data_root: Path, work: Path, size: tuple[int, int] |
     """The ``track-all`` flow over PETS09-S2L1 and MOT17-mini on a LocalCluster of one Dask worker
     declaring ``resources={"GPU": 1}`` (a temporary Prefect server under ``work`` when PREFECT_API_URL
     is unset; $PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS bounds its start, default 180 s)."""
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     from bench.batch_precision import truncated
     from cstrack.data.mot import read_seqinfo
@@ -395,6 +395,9 @@ def track_all_on_gpu_worker(data_root: Path, work: Path, size: tuple[int, int] |
     try:
         with prefect_api(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, resources={"GPU": 1},
                                          dashboard_address=None, host="127.0.0.1") as cluster:
+            with Client(cluster) as client:
+                client.wait_for_workers(1, timeout=120)
+                resources = [w.get("resources", {}) for w in client.scheduler_info()["workers"].values()]
             params = TrackAllParams.model_validate({
                 "data_root": str(root), "results_root": str(work / "track-all-results"), "run_name": "gpu-check",
                 "tag": "gpu-check", "model": model, "cluster": {"dask_address": cluster.scheduler_address},
@@ -404,12 +407,11 @@ def track_all_on_gpu_worker(data_root: Path, work: Path, size: tuple[int, int] |
 
             t0 = time.perf_counter()
             summary = track_all(params)
-            workers = cluster.scheduler_info["workers"]
     finally:
         if saved_home is None:
             os.environ.pop("PREFECT_HOME", None)
     return {"device_param": model.get("device", "not yet a ModelSpec field: the model ran on the worker's default (CPU)"),
-            "worker_resources": [w.get("resources", {}) for w in workers.values()],
+            "worker_resources": resources,
             "sequences": summary["sequences"], "tracked": summary["tracked"], "cached": summary["cached"],
             "failed": summary["failed"], "wall_s": time.perf_counter() - t0, "per_sequence": summary["per_sequence"],
             "metrics": summary["metrics"]}

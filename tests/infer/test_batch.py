@@ -14,11 +14,11 @@ import torch
 from cstrack.data.mot import SeqInfo, Sequence, read_results, write_seqinfo
 from cstrack.detection import Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError
-from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, default_batch_size, forward_batches
+from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, batched_frames, default_batch_size
 from cstrack.model.detector import build_detector
 from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
 from cstrack.paths import shipped_weights
-from cstrack.runner import FrameInput, prefetch_inputs, read_frames, track_sequence
+from cstrack.runner import FrameInput, read_frames, track_sequence
 from cstrack.tracker import preset
 
 BOX_ATOL = 1e-3  # px: the tolerance of the issue (batched vs batch 1)
@@ -105,7 +105,7 @@ def test_batched_tracks_equal_batch_one_on_a_pets09_sequence(data_dir: Path, tmp
 
     def reader(seq_: Sequence, det: FrameDetector | None) -> Iterator[FrameInput]:
         assert isinstance(det, BatchedDetector)
-        return forward_batches(prefetch_inputs(read_frames(seq_, det), det, 2), det)
+        return batched_frames(seq_, det, FrameInput, workers=2)  # read + letterbox on 2 threads, forward in batches
 
     run = track_sequence(seq, tmp_path / "b4", "private", tracker, batched, frame_reader=reader)
     assert run.frames == SEQ_FRAMES and calls == [3] * 5 + [1]
