@@ -91,7 +91,7 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
             raise DatasetError(f"missing key {req.replace('_', '')!r}", p)
     info = SeqInfo(**values)
     if not math.isfinite(info.frame_rate) or info.frame_rate <= 0:
-        raise DatasetError(f"frameRate={info.frame_rate} must be a finite number of frames per second above 0", p)
+        raise DatasetError(f"frameRate={info.frame_rate:g} must be a finite number of frames per second above 0", p)
     if info.seq_length < 0:
         raise DatasetError(f"seqLength={info.seq_length} must be >= 0", p)
     if info.im_width <= 0 or info.im_height <= 0:
