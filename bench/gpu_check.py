@@ -45,8 +45,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "bench"):  # the project, and the sibling bench scripts (batch_precision)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 
 def _sync(device: torch.device) -> None:
@@ -312,7 +313,8 @@ def end_to_end(data_root: Path, work: Path, size: tuple[int, int] | None, frames
     and the largest box difference against the CPU fp32 run over the first ``compare_frames`` frames."""
     import copy
 
-    from bench.batch_precision import compare, pets_sequence, truncated
+    from batch_precision import compare, pets_sequence, truncated  # bench/ is on sys.path (see the top)
+
     from cstrack.data.mot import read_results
     from cstrack.eval import evaluate
     from cstrack.infer.batch import BatchedDetector, autocast_dtype, forward_batches
@@ -365,9 +367,9 @@ def track_all_on_gpu_worker(data_root: Path, work: Path, size: tuple[int, int] |
     """The ``track-all`` flow over PETS09-S2L1 and MOT17-mini on a LocalCluster of one Dask worker
     declaring ``resources={"GPU": 1}`` (a temporary Prefect server under ``work`` when PREFECT_API_URL
     is unset; $PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS bounds its start, default 180 s)."""
+    from batch_precision import truncated
     from distributed import Client, LocalCluster
 
-    from bench.batch_precision import truncated
     from cstrack.data.mot import read_seqinfo
     from cstrack.paths import shipped_weights
     from flows.__main__ import prefect_api
