@@ -274,3 +274,24 @@ def batched_frames(seq: Any, detector: BatchedDetector, record: Callable[..., Fr
         return record(number, prep, t1 - t0, time.perf_counter() - t1)
 
     return batched_inputs(prepare, range(1, seq.info.seq_length + 1), detector, workers)
+
+
+def batching(detector: FrameDetector, batch_size: int | None, precision: str = "fp32", live: bool = False) -> FrameDetector:
+    """``detector`` as a source should run it: wrapped in a :class:`BatchedDetector` when it runs
+    several frames per call or in half precision, as it is otherwise.
+
+    ``batch_size``: ``None`` = the default of the model's device (:func:`default_batch_size`; paths
+    that cannot batch, such as onnx, keep 1); live sources always run batch 1.  An explicit batch
+    above 1 or a half precision on a path that cannot batch is a :class:`ConfigError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    try:
+        _, device, _ = _torch_parts(detector)
+    except ConfigError:
+        if (batch_size or 1) > 1 or precision != "fp32":
+            raise
+        return detector
+    batch = 1 if live else (default_batch_size(device) if batch_size is None else batch_size)
+    if batch == 1 and precision == "fp32":
+        return detector
+    return BatchedDetector(detector, batch, precision)

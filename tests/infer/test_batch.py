@@ -126,7 +126,19 @@ def test_precision_resolution() -> None:
     assert default_batch_size("cpu") == 1 and default_batch_size("cuda") > 1
 
 
-def test_onnx_path_cannot_batch(shipped: tuple[Path, InferenceSettings]) -> None:
-    det = build_detector("cstrack-n", shipped[0], (320, 192), path="onnx")
+def test_batching_follows_the_device_default_and_refuses_what_cannot_batch(shipped: tuple[Path, InferenceSettings]) -> None:
+    from cstrack.infer.batch import batching
+
+    eager = build_detector("cstrack-n", shipped[0], (320, 192), path="eager")
+    assert batching(eager, None) is eager  # the CPU default: batch 1, fp32, unwrapped
+    two = batching(eager, 2)
+    assert isinstance(two, BatchedDetector) and two.batch_size == 2 and two.precision == "fp32"
+    assert batching(eager, 4, live=True) is eager  # live sources keep batch 1
+    half = batching(eager, None, "bf16", live=True)
+    assert isinstance(half, BatchedDetector) and half.batch_size == 1
+    onnx = build_detector("cstrack-n", shipped[0], (320, 192), path="onnx")
+    assert batching(onnx, None) is onnx
     with pytest.raises(ConfigError, match="eager or fast"):
-        BatchedDetector(det, 2)
+        batching(onnx, 2)
+    with pytest.raises(ConfigError, match="eager or fast"):
+        batching(onnx, None, "bf16")
