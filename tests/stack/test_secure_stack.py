@@ -50,6 +50,28 @@ else:
 """
 
 
+def _pg_connect(port: int, password: str | None) -> str:
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> str:
+        try:
+            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="prefect", database="prefect",
+                                         password=password, timeout=10)
+        except Exception as exc:
+            return f"refused {type(exc).__name__}"
+        await conn.close()
+        return "connected"
+
+    env = os.environ.pop("PGPASSWORD", None)
+    try:
+        return asyncio.run(go())
+    finally:
+        if env is not None:
+            os.environ["PGPASSWORD"] = env
+
+
 def test_secure_stack_refuses_clients_without_credentials(state: Path) -> None:
     out = _stack(state, "up", "--secure", "--prefect-port", "0", "--dask-port", "0", "--dask-http-port", "0",
                  "--pg-port", "0", "--workers", "1", "--no-ui")
@@ -82,6 +104,15 @@ def test_secure_stack_refuses_clients_without_credentials(state: Path) -> None:
     ok = subprocess.run(["bash", "-c", f"source {state / 'env.sh'} && {BIN / 'python'} -c '{_CLIENT}' $CSTRACK_DASK_ADDRESS"],
                         env=plain, capture_output=True, text=True, timeout=120, check=False)
     assert ok.stdout.startswith("CONNECTED"), ok.stdout + ok.stderr[-2000:]
+    # PostgreSQL: SCRAM passwords only (no trust line), loopback only
+    pg = stack.postgres(cfg)
+    hba = (pg.data_dir / "pg_hba.conf").read_text()
+    rules = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert rules and all(r[-1] == "scram-sha-256" for r in rules), rules
+    assert pg.password() not in out.stdout + out.stderr + env_sh
+    assert _pg_connect(cfg.pg_port, None).startswith("refused InvalidPasswordError")
+    assert _pg_connect(cfg.pg_port, "not-the-password").startswith("refused InvalidPasswordError")
+    assert _pg_connect(cfg.pg_port, pg.password()) == "connected"
     assert _stack(state, "status").returncode == 0
     down = _stack(state, "down", timeout_s=120)
     assert down.returncode == 0 and "prefect-server" in down.stdout
