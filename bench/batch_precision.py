@@ -174,6 +174,55 @@ def forward_timing(data_root: Path, path: str, batches: list[int], rounds: int, 
             "forward_ms_per_frame_all": {str(b): v for b, v in ms.items()}}
 
 
+def detection_diff(data_root: Path, precision: str, frames: int, path: str = "eager") -> dict[str, Any]:
+    """The detections of ``frames`` PETS09 frames in ``precision`` against fp32 (batch 1 both): boxes
+    matched one to one by IoU >= 0.5 (greedy, highest first); the coordinate differences of the
+    matched pairs (px) and the boxes left unmatched on either side."""
+    from cstrack.boxes import iou_matrix
+    from cstrack.data.images import read_image
+    from cstrack.infer import build_optimised_detector
+    from cstrack.infer.batch import BatchedDetector
+    from cstrack.model.detector import ModelDetector, load_model
+    from cstrack.model.inference_settings import settings_for_weights
+    from cstrack.paths import shipped_weights
+
+    weights = shipped_weights()
+    settings = settings_for_weights(weights)
+    post = settings.postprocess_config()
+    model = load_model("cstrack-n", weights)
+    ref: Any = (ModelDetector(model, settings.input_size, post) if path == "eager"
+                else build_optimised_detector(model, settings.input_size, path, post))
+    half = BatchedDetector(ref, 1, precision)
+    seq = pets_sequence(data_root)
+    diffs: list[float] = []
+    unmatched = [0, 0]
+    total = [0, 0]
+    for k in range(1, frames + 1):
+        img = read_image(seq / "img1" / f"{k:06d}.jpg")
+        a, b = (d.postprocess(d.forward(p), p) for d in (ref, half) for p in [d.preprocess(img)])
+        total[0] += len(a)
+        total[1] += len(b)
+        iou = iou_matrix(a.xyxy, b.xyxy) if len(a) and len(b) else np.zeros((len(a), len(b)))
+        used_a: set[int] = set()
+        used_b: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            i, j = divmod(int(flat), iou.shape[1])
+            if iou[i, j] < 0.5:
+                break
+            if i in used_a or j in used_b:
+                continue
+            used_a.add(i)
+            used_b.add(j)
+            diffs.append(float(np.abs(a.xyxy[i] - b.xyxy[j]).max()))
+        unmatched[0] += len(a) - len(used_a)
+        unmatched[1] += len(b) - len(used_b)
+    d = np.asarray(diffs)
+    return {"precision": precision, "frames": frames, "boxes_fp32": total[0], "boxes_half": total[1],
+            "matched": len(diffs), "unmatched_fp32": unmatched[0], "unmatched_half": unmatched[1],
+            "box_diff_px": {"median": float(np.median(d)) if len(d) else None, "p95": float(np.percentile(d, 95)) if len(d) else None,
+                            "max": float(d.max()) if len(d) else None}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="data root holding pets09-s2l1/ (prepared)")
@@ -183,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", nargs="+", default=["fp32"], help="fp32 fp16 bf16 (each at batch 1 when not fp32)")
     ap.add_argument("--frames", type=int, default=0, help="first N frames only (0: all), scored on their ground truth")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--detections-only", type=int, default=0, metavar="FRAMES",
+                    help="only compare each --precisions' detections with fp32 on the first FRAMES frames")
     ap.add_argument("--forward-only", type=int, default=0, metavar="ROUNDS",
                     help="only time the forward per frame at each --batches size, ROUNDS interleaved rounds of 8 frames")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "batch_precision")
@@ -195,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.detections_only:
+        diffs = {p: detection_diff(args.data, p, args.detections_only, args.path) for p in args.precisions if p != "fp32"}
+        atomic_write_json(args.out, {"detections_only": diffs, "provenance": collect().to_dict()})
+        print(diffs)
+        return 0
     if args.forward_only:
         runs = {p: forward_timing(args.data, args.path, args.batches, args.forward_only, 8, p) for p in args.precisions}
         atomic_write_json(args.out, {"forward_only": runs, "load_avg_1min_end": os.getloadavg()[0],
