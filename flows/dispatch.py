@@ -25,6 +25,7 @@ from flows.cluster import (
     is_connection_loss,
     job_resources,
     placed,
+    placement,
     scheduler_lost,
     scheduler_unreachable,
 )
@@ -156,13 +157,17 @@ class _Scorer:
         self.runner, self.run_dir, self.presets = runner, run_dir, presets
         self.futures: dict[str, Any] = {}
         self.done: dict[str, ScoredSequence] = {}
+        self.declared: set[str] | None = None  # the cluster's worker resources, read at the first submission
 
     def submit(self, seq: SequenceRef) -> None:
         if self.presets is None or not seq.has_gt or seq.label in self.done:
             return
         out_dir = str(self.run_dir / seq.dataset / seq.split)
-        self.futures[seq.label] = self.runner.client.submit(score_tracked, seq, out_dir, self.presets[seq.dataset],
-                                                            True, pure=False, key=f"score-{seq.label}-{uuid4().hex}")
+        if self.declared is None:
+            self.declared = declared_resources(self.runner.client)
+        with placed(placement(False, self.declared)):  # evaluation needs no GPU: it stays off the GPU workers
+            self.futures[seq.label] = self.runner.client.submit(score_tracked, seq, out_dir, self.presets[seq.dataset],
+                                                                True, pure=False, key=f"score-{seq.label}-{uuid4().hex}")
 
     def gather(self) -> dict[str, ScoredSequence]:
         for label, fut in self.futures.items():

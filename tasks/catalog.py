@@ -1,10 +1,10 @@
 """Evaluate a folder of results and record it in the catalog: thin tasks over :mod:`catalog.record`.
 
 A track-all run spanning several datasets becomes one catalog run per (dataset, split): the
-catalog's ``runs`` row has one dataset, split, detection mode and preset.  Its ``run_id`` is derived
-from content (:func:`catalog.runids.catalog_run_id`): re-ingesting the same tracking records (a
-fully cached re-run) replaces the catalog run instead of adding one, while a new tracking execution
-(new timing records, even with identical boxes) is a new run in the history.
+catalog's ``runs`` row has one dataset, split, detection mode and preset.  Every flow run is an
+observation (:func:`flows.recording.run_info`): its ``run_id`` hashes the results and the flow run,
+so a fully cached re-run adds its own row, sharing the earlier run's ``tracks``/``events`` by
+reference (:mod:`catalog.ingest`).
 """
 
 from __future__ import annotations

@@ -126,6 +126,8 @@ def check_output_file(path: Path | None, option: str, inputs: Iterable[Input | N
     if path is None:
         return
     check_paths([Output(path, option)], inputs)
+    if not path.is_dir():
+        check_writable(path.parent, option)  # before the work, not after it
     if path.is_dir():
         raise ConfigError(f"{option}: {path} is a folder, expected a file name")
     for parent in path.parents:

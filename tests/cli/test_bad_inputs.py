@@ -424,7 +424,21 @@ def _original(e: Env) -> Path:
     return e.root / "orig.pt"
 
 
+def _read_only(m: pytest.MonkeyPatch) -> None:
+    """Every folder read-only (chmod does not stop the root test user): the probe file fails."""
+    import cstrack.pathrules
+
+    def mkstemp(*args: object, dir: str = "", **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/.cstrack-probe-x")
+
+    m.setattr(cstrack.pathrules.tempfile, "mkstemp", mkstemp)
+
+
 FULL_DISK = [
+    Case("track-out-read-only", lambda e: e.track_args("--detections", "gt"),
+         "--out: cannot write to", fault=_read_only),
+    Case("eval-json-read-only", lambda e: e.eval_args("--json", str(e.out / "m.json")),
+         "--json: cannot write to", fault=_read_only),
     Case("track-full-disk-results", lambda e: e.track_args("--detections", "gt"),
          f"out/{SEQ}.txt: No space left on device", fault=_full_disk_fsync),
     Case("eval-json-full-disk", lambda e: e.eval_args("--json", str(e.root / "m.json")),

@@ -37,6 +37,7 @@ import catalog
 from cstrack.storage import Location, upload_tree
 from stack.commands import DASK_SCHEDULER, DASK_WORKER, PREFECT_SERVER
 from stack.objectstore import SeaweedServer, weed_binary
+from stack.security import TlsFiles, make_tls, prefect_auth, prefect_client_env, prefect_server_env
 from tests.fake_detector import write_sequence
 from tests.flows.harness import BIN, REPO, Service, Services, clean_env, wait_until
 
@@ -135,9 +136,19 @@ class Hosts:
     flow_dir: Path  # what the workers cannot see: data/, results/ of the flow
     store: SeaweedServer
     services: Services
-    scheduler: str
+    scheduler: str  # tls://
     env: dict[str, str]  # the flow's (root namespace) environment
+    api: str
+    auth: str  # the Prefect API's user:password
+    tls: TlsFiles
+    private: Path
     workers: dict[str, Service] = field(default_factory=dict)
+
+    def security(self) -> Any:
+        from distributed.security import Security
+
+        return Security(tls_ca_file=str(self.tls.ca), tls_client_cert=str(self.tls.cert),
+                        tls_client_key=str(self.tls.key), require_encryption=True)
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +164,10 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
     try:
         net.create()
         store.start()
+        # beyond 127.0.0.1, every service wants credentials: Dask TLS certificates, the Prefect API's
+        # auth string, the store's keys (owner-only files under private/secrets, given in environments)
+        tls = make_tls(private / "secrets", [net.host, *(net.address(w) for w in WORKERS)])
+        auth = prefect_auth(private / "secrets")
         # the Prefect server (SQLite) and the Dask scheduler on the bridge's address
         home = private / "prefect-home"
         home.mkdir()
@@ -161,19 +176,21 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         server = services.start(PREFECT_SERVER, env=clean_env(
             PREFECT_HOME=str(home), PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'p.db'}",
             PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-            PREFECT_SERVER_LOGGING_LEVEL="WARNING"), host=net.host, port=port)
-        wait_until("the Prefect server", lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 180,
-                   server)
+            PREFECT_SERVER_LOGGING_LEVEL="WARNING", **prefect_server_env(auth)), host=net.host, port=port)
+        user, password = auth.split(":", 1)
+        wait_until("the Prefect server", lambda: httpx.get(f"{api}/health", timeout=2,
+                                                           auth=(user, password)).status_code == 200, 180, server)
         dport = _free_port(net.host)
         scheduler = services.start(
-            DASK_SCHEDULER, env=clean_env(DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL="10s"),  # a cut link: 10 s
+            DASK_SCHEDULER, env=clean_env(DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL="10s",  # a cut link: 10 s
+                                          **tls.dask_env()),
             host=net.host, port=dport, http=f"{net.host}:0")
-        address = f"tcp://{net.host}:{dport}"
+        address = f"tls://{net.host}:{dport}"
         common = {**store.aws_env(), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                  "PREFECT_LOGGING_LEVEL": "INFO"}
+                  "PREFECT_LOGGING_LEVEL": "INFO", **prefect_client_env(auth), **tls.dask_env()}
         hosts = Hosts(net, flow_dir, store, services, address,
                       clean_env(**common, PREFECT_HOME=str(home), CSTRACK_CACHE=str(private / "flow-cache"),
-                                DASK_TEMPORARY_DIRECTORY=str(private / "flow-dask")))
+                                DASK_TEMPORARY_DIRECTORY=str(private / "flow-dask")), api, auth, tls, private)
         for w in WORKERS:
             own = private / w
             own.mkdir()
@@ -192,7 +209,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
             svc = Service(f"dask-{w}", cmd, log, proc)
             services.started.append(svc)
             hosts.workers[w] = svc
-        wait_until("both namespaced workers at the scheduler", lambda: set(WORKERS) <= _worker_names(address), 240,
+        wait_until("both namespaced workers at the scheduler", lambda: set(WORKERS) <= _worker_names(hosts), 240,
                    scheduler, interval_s=1.0)
         yield hosts
     finally:
@@ -203,17 +220,17 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _worker_names(address: str) -> set[str]:
+def _worker_names(hosts: Hosts) -> set[str]:
     from distributed import Client
 
-    with Client(address, timeout=10) as c:
+    with Client(hosts.scheduler, timeout=10, security=hosts.security()) as c:
         return {str(w["name"]) for w in c.scheduler_info(n_workers=-1)["workers"].values()}
 
 
-def _on_workers(address: str, fn: Any, *args: Any) -> dict[str, Any]:
+def _on_workers(hosts: Hosts, fn: Any, *args: Any) -> dict[str, Any]:
     from distributed import Client
 
-    with Client(address, timeout=10) as c:
+    with Client(hosts.scheduler, timeout=10, security=hosts.security()) as c:
         info = c.scheduler_info(n_workers=-1)["workers"]
         return {str(v["name"]): c.submit(fn, *args, workers=[k], pure=False).result(timeout=60)
                 for k, v in info.items()}
@@ -258,9 +275,9 @@ def test_track_all_s3_to_s3_on_workers_in_other_namespaces(hosts: Hosts, monkeyp
     upload_tree(hosts.flow_dir / "data", f"{bucket}/data", manifest=None)
 
     # the workers cannot see the flow's folders
-    seen = _on_workers(hosts.scheduler, os.path.exists, str(split))
+    seen = _on_workers(hosts, os.path.exists, str(split))
     assert seen == {"w1": False, "w2": False} and split.is_dir()
-    listed = _on_workers(hosts.scheduler, subprocess.check_output, ["ip", "-4", "-o", "addr", "show"])
+    listed = _on_workers(hosts, subprocess.check_output, ["ip", "-4", "-o", "addr", "show"])
     own = {w: sorted(line.split()[3].split("/")[0] for line in out.decode().splitlines()) for w, out in listed.items()}
     assert own == {w: sorted([hosts.net.address(w), "127.0.0.1"]) for w in WORKERS}  # their own network
 
@@ -286,6 +303,57 @@ def test_track_all_s3_to_s3_on_workers_in_other_namespaces(hosts: Hosts, monkeyp
     assert not (hosts.flow_dir / "results").exists()  # nothing went to a local folder
 
 
+_REFUSED_CLIENT = """
+import sys
+from distributed import Client
+from distributed.security import Security
+sec = Security(tls_ca_file=sys.argv[2], tls_client_cert=sys.argv[3], tls_client_key=sys.argv[4],
+               require_encryption=sys.argv[1].startswith("tls"))
+try:
+    Client(sys.argv[1], timeout=8, security=sec)
+except Exception as exc:
+    print("refused", type(exc).__name__)
+else:
+    print("CONNECTED")
+"""
+
+
+def test_each_service_refuses_a_client_without_credentials(hosts: Hosts) -> None:
+    """Prefect answers 401 without its auth string; the Dask scheduler refuses plain TCP and a TLS
+    client or worker whose certificate is not signed by the stack's CA; the store answers 403 to
+    a request without keys from a worker's namespace; the secret files are owner-only."""
+    user, password = hosts.auth.split(":", 1)
+    assert httpx.post(f"{hosts.api}/flows/filter", json={}, timeout=10).status_code == 401
+    assert httpx.post(f"{hosts.api}/flows/filter", json={}, timeout=10, auth=(user, "wrong")).status_code == 401
+    assert httpx.post(f"{hosts.api}/flows/filter", json={}, timeout=10, auth=(user, password)).status_code == 200
+
+    stranger = make_tls(hosts.private / "stranger", [hosts.net.host])  # a CA of its own, not the stack's
+    env = clean_env()
+    for address in (hosts.scheduler, hosts.scheduler.replace("tls://", "tcp://")):
+        out = subprocess.run([str(BIN / "python"), "-c", _REFUSED_CLIENT, address, str(stranger.ca), str(stranger.cert),
+                              str(stranger.key)], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert out.stdout.startswith("refused"), (address, out.stdout, out.stderr[-2000:])
+    # a worker in w2's namespace with the stranger's certificate never joins
+    argv = DASK_WORKER.render(scheduler=hosts.scheduler, host=hosts.net.address("w2"), name="intruder",
+                              http=f"{hosts.net.address('w2')}:0")
+    argv = [str(BIN / "dask"), *argv[1:argv.index("--death-timeout")], "--death-timeout", "15"]
+    intruder = subprocess.run(["ip", "netns", "exec", hosts.net.namespaces["w2"], *argv], cwd=REPO,
+                              env=clean_env(**TlsFiles(stranger.ca, stranger.cert, stranger.key).dask_env()),
+                              capture_output=True, text=True, timeout=180, check=False)
+    assert intruder.returncode != 0 and "intruder" not in _worker_names(hosts)
+    assert _worker_names(hosts) == set(WORKERS)
+
+    probe = ("import urllib.request, urllib.error, sys\n"
+             "try: urllib.request.urlopen(sys.argv[1] + '/hosts/', timeout=10)\n"
+             "except urllib.error.HTTPError as e: print(e.code)\n")
+    code = subprocess.run(["ip", "netns", "exec", hosts.net.namespaces["w1"], str(BIN / "python"), "-c", probe,
+                           hosts.store.endpoint], capture_output=True, text=True, timeout=60, check=False)
+    assert code.stdout.strip() == "403", code.stderr[-2000:]
+    for f in (hosts.tls.key, hosts.tls.cert, hosts.private / "secrets" / "prefect-auth"):
+        assert f.stat().st_mode & 0o777 == 0o600
+    assert (hosts.private / "secrets").stat().st_mode & 0o777 == 0o700
+
+
 def test_link_cut_and_store_restart_mid_run_then_rerun_tracks_only_what_is_missing(
     hosts: Hosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,7 +372,7 @@ def test_link_cut_and_store_restart_mid_run_then_rerun_tracks_only_what_is_missi
     run = _track_all(hosts, params, hosts.flow_dir, wait=False)
     try:
         # cut w1's link while it holds a sequence, then restart the store while w2 works on
-        with Client(hosts.scheduler, timeout=10) as c:
+        with Client(hosts.scheduler, timeout=10, security=hosts.security()) as c:
             def busy_w1() -> bool:
                 names = {k: v["name"] for k, v in c.scheduler_info(n_workers=-1)["workers"].items()}
                 return any(names.get(w) == "w1" and tasks for w, tasks in c.processing().items())
