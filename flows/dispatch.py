@@ -15,7 +15,7 @@ from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
 from flows.cluster import is_connection_loss, scheduler_lost, scheduler_unreachable
-from flows.inference import job_model
+from flows.inference import track_all_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
 from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
@@ -48,13 +48,10 @@ def resolve_weights(weights: str | None) -> str | None:
 def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
     """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection:
     the checkpoint's inference settings with the run's overrides, resolved (:mod:`flows.inference`)."""
-    model, settings = job_model(params, resolve_weights(params.model.weights))
     return TrackJob(
         mode=params.mode_of(selection),
         uses_model=params.appearance_of(selection),
-        model=model,
-        tracker_preset=settings.tracker_preset,
-        settings=settings,
+        model=track_all_model(params, resolve_weights(params.model.weights)),
         torch_threads=params.cluster.torch_threads,
         prefetch=params.cluster.prefetch,
         results_root=str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
