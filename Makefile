@@ -34,7 +34,7 @@ test-fast: kernels
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Lint rules of pyproject.toml (the code is formatted by hand to STYLE.md, not by `ruff format`) and
-# the type check of cstrack/ catalog/ tasks/ flows/ ([tool.mypy] in pyproject.toml).
+# the type check of cstrack/ catalog/ tasks/ flows/ stack/ bench/ ([tool.mypy] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -51,12 +51,12 @@ deploy: $(STAMP)
 	$(BIN)/prefect --no-prompt deploy --all --prefect-file flows/prefect.yaml
 
 # The whole stack on 127.0.0.1 (PostgreSQL, Prefect server + deployments, Dask, process worker) with its
-# state in .services/ (flows/stack.py); `down` stops exactly what `up` started.
+# state in .services/ (stack/local.py); `down` stops exactly what `up` started.
 services-up: kernels
-	$(BIN)/python -m flows.services up
+	$(BIN)/python -m stack up
 
 services-down:
-	$(BIN)/python -m flows.services down
+	$(BIN)/python -m stack down
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -34,6 +34,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def select(pred: np.ndarray, conf: float, score_kind: str, nms: str) -> tuple[np
     return xyxy[idx], score[idx]
 
 
-def frame_stats(det: np.ndarray, gt: np.ndarray, gt_cls: np.ndarray) -> dict[str, float]:
+def frame_stats(det: np.ndarray, gt: np.ndarray, gt_cls: np.ndarray) -> dict[str, Any]:  # counts + height ratios
     """Match ``det`` xyxy to pedestrian gt (IoU >= 0.5, Hungarian); boxes matched to distractors drop."""
     from scipy.optimize import linear_sum_assignment
 
@@ -156,9 +157,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    import cv2
     import torch
 
+    from cstrack.cli.common import parse_size
+    from cstrack.data.images import read_image
     from cstrack.data.letterbox import letterbox, to_input
     from cstrack.fsutil import atomic_write_json
     from cstrack.model import build_model
@@ -167,7 +169,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
     confs = [float(c) for c in args.confs.split(",")]
     frames = load_frames(args.pets_test, args.pets_frames)
     coco_state = safe_torch_load(coco_yolov5n_weights())
@@ -178,14 +180,14 @@ def main() -> None:
     anchors_grid = torch.tensor(coco_state["model.24.anchors"]).float() if not isinstance(
         coco_state["model.24.anchors"], torch.Tensor) else coco_state["model.24.anchors"].float()
 
-    decode_check: dict[str, float] = {}
+    decode_check: dict[str, dict[str, float]] = {}
     ren_shift: dict[str, list[float]] = {}
     results = []
     for size in sizes:
         acc: dict[tuple, dict] = {}
         max_abs = {"xywh_px": 0.0, "obj": 0.0, "cls": 0.0}
         for fr in frames:
-            img = cv2.imread(str(fr["image"]))
+            img = read_image(fr["image"])
             lb, meta = letterbox(img, size)
             x = torch.from_numpy(to_input(lb))
             with torch.inference_mode():

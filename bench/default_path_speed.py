@@ -79,7 +79,8 @@ def worker_batch(weights: str, size: str, threads: int, batches: list[int], iter
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(b, 3, h, w),), buf, input_names=["images"],
+            torch.onnx.export(net, (torch.zeros(b, 3, h, w),), buf,  # type: ignore[arg-type]  # torch's annotation omits file objects
+                              input_names=["images"],
                               output_names=["emb", "pred"], opset_version=17, do_constant_folding=True, dynamo=False)
         sess = ort.InferenceSession(buf.getvalue(), session_options(threads), providers=["CPUExecutionProvider"])
         x = np.random.default_rng(0).random((b, 3, h, w), dtype=np.float32)

@@ -167,7 +167,7 @@ def main() -> None:
             cold_times[key].append(cold(key, args.workers))
     load_after = os.getloadavg()
 
-    def stats(xs: list[float]) -> dict[str, float]:
+    def stats(xs: list[float]) -> dict[str, Any]:  # JSON: seconds and the runs
         return {"median_s": statistics.median(xs), "min_s": min(xs), "runs_s": xs}
 
     warm = {k: stats(v) for k, v in times.items()}

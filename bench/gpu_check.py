@@ -157,7 +157,7 @@ def pets_frames(n: int, size: tuple[int, int]) -> list[torch.Tensor]:
 
     video = shared_data() / "raw" / "PETS09-S2L1.mp4"  # the shipped sequence (795 frames of 768x576)
     cap = cv2.VideoCapture(str(video))
-    out = []
+    out: list[torch.Tensor] = []
     try:
         while len(out) < n:
             ok, frame = cap.read()

@@ -28,7 +28,7 @@ untimed run comes first.
 The machine's load average is recorded at start and end: on a shared VM other jobs steal cores.
 
 ``--backend``: the temporary server's database, SQLite (the demo's default) or a throw-away
-PostgreSQL cluster (``flows.postgres``); ``both`` runs everything on each, one after the other.
+PostgreSQL cluster (``stack.postgres``); ``both`` runs everything on each, one after the other.
 ``cpu_s_by_process``: CPU seconds each kind of process used during a run's flow call (Dask workers,
 this process with the flow, the Dask scheduler and the nannies, the Prefect server, PostgreSQL,
 other): on 2 cores every CPU second the services take is one the second worker does not get.
@@ -207,7 +207,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     w, h = (int(v) for v in args.size.lower().split("x"))
     load_start = os.getloadavg()
 
-    from flows.services.temporary import temporary_prefect_server
+    from stack.temporary import temporary_prefect_server
 
     with tempfile.TemporaryDirectory(prefix="track-all-scaling-") as tmp_name:
         tmp = Path(tmp_name)

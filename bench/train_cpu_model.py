@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "bench") not in sys.path:
@@ -133,7 +134,7 @@ def track_and_score(weights: str, extra: list[str], out: Path, gt_root: Path, se
     if proc.returncode:
         raise SystemExit(f"{shlex.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     res = evaluate(gt_root, out, seqs, preset)
-    row = {k: float(res.combined[k]) for k in REPORTED}
+    row: dict[str, Any] = {k: float(res.combined[k]) for k in REPORTED}  # the JSON row
     row["per_sequence"] = {s: {k: float(res.per_sequence[s][k]) for k in ("MOTA", "IDF1", "DetA")} for s in seqs}
     row["command"] = shlex.join(cmd)
     row["settings_line"] = next((ln for ln in proc.stderr.splitlines() if ln.startswith("settings:")), None)

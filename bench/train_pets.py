@@ -142,7 +142,7 @@ def main() -> None:
     cfg = TrainConfig.from_dict(train_config(args, data_root, run_dir))
     eval_cfg = TrackEvalConfig(
         gt_root=str(data_root), sequences=("PETS09-S2L1-test",), out_dir=str(run_dir / "tracks"),
-        settings=InferenceSettings(input_size=tuple(cfg.data.input_size), conf_thres=args.conf,
+        settings=InferenceSettings(input_size=(cfg.data.input_size[0], cfg.data.input_size[1]), conf_thres=args.conf,
                                    tracker_preset=args.tracker_preset),
         eval_preset="mot15", every=args.eval_every,
     )

@@ -6,6 +6,13 @@ row.  Each table's partition of the run is replaced atomically, so ingesting the
 replaces it instead of adding rows; a table not given this time (e.g. no events) is emptied for
 the run rather than left stale.  ``train_steps`` is left alone (training writes it).
 
+**Every flow run is an observation** (issue 28): the flows give each run of theirs its own run id,
+so a night whose results did not change still adds its ``runs`` row.  What did not change is not
+stored twice: the per-sequence rows of ``sequence_metrics`` / ``sequence_stats`` are small and
+*copied* under the new run id (so every join on ``run_id`` keeps working), while the big ``tracks``
+and ``events`` rows are *shared by reference*: a run whose ``results_hash`` equals an earlier run's
+writes none and names that run in ``results_run_id`` (:func:`results_run` resolves it).
+
 :func:`ingest_tracking` records a run whose sequences have no ground truth: ``sequence_stats``
 (counts, track lengths, fps), ``tracks`` and the ``runs`` row.
 """
@@ -25,10 +32,13 @@ import pandas as pd
 from catalog import store
 from catalog.schemas import SchemaError
 from cstrack.data.mot import read_results
+from cstrack.data.names import canonical_dataset
 from cstrack.eval.events import event_log
 from cstrack.eval.prepare import PreparedSequence
 from cstrack.eval.result import COMBINED, METRIC_FIELDS, EvalResult
 from cstrack.fsutil import sha256_file, stable_hash
+from cstrack.names import RULE as NAME_RULE
+from cstrack.names import is_name
 from cstrack.provenance import Provenance, collect
 from cstrack.timing import RENAMED, STAGES, stage_ms
 
@@ -59,14 +69,26 @@ class RunInfo:
     results_uri: str | None = None
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
+    run_name: str | None = None
+    run_group: str | None = None
+    tracker_preset: str | None = None
+    device: str | None = None
+    results_hash: str | None = None
+    sequences_tracked: int | None = None
+    sequences_cached: int | None = None
 
     def __post_init__(self) -> None:
         store.check_run_id(self.run_id)
+        object.__setattr__(self, "dataset", canonical_dataset(self.dataset) if self.dataset else self.dataset)
         if self.source not in SOURCES:
             raise SchemaError(f"source: expected one of {SOURCES}, got {self.source!r}")
         for name in ("dataset", "tracker"):
             if not getattr(self, name):
                 raise SchemaError(f"{name}: required")
+        for name in ("dataset", "tag"):  # full-string names (a trailing newline is refused)
+            value = getattr(self, name)
+            if value is not None and not is_name(value):
+                raise SchemaError(f"{name}: invalid name {value!r} ({NAME_RULE})")
 
 
 def config_json(config: Mapping[str, Any]) -> str:
@@ -74,28 +96,48 @@ def config_json(config: Mapping[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def run_row(info: RunInfo, provenance: Provenance | None = None) -> dict[str, Any]:
-    """The ``runs`` row of ``info`` with ``provenance`` (default: this process's)."""
+def default_label(info: RunInfo) -> str:
+    """A label that tells runs apart: the given one, else (our runs) the variant, the tracker preset
+    and the weights' short hash (``cstrack-n default 1a2b3c4d``), else the tracker's name."""
+    if info.label:
+        return info.label
+    if info.source == "cstrack" and info.variant:
+        parts = [info.variant, info.tracker_preset, (info.weights_sha256 or "")[:8] or None]
+        return " ".join(p for p in parts if p)
+    return info.tracker
+
+
+def run_row(info: RunInfo, provenance: Provenance | None = None, results_run_id: str | None = None) -> dict[str, Any]:
+    """The ``runs`` row of ``info`` with ``provenance`` (default: this process's); ``results_run_id``:
+    the earlier run whose ``tracks``/``events`` this run shares (None: its own)."""
     prov = provenance if provenance is not None else collect()
     now = store.utc_now()
     return {
         "run_id": info.run_id,
         "flow_run_id": info.flow_run_id,
+        "run_group": info.run_group,
+        "run_name": info.run_name,
         "tag": info.tag,
         "source": info.source,
         "tracker": info.tracker,
-        "label": info.label or info.tracker,
+        "label": default_label(info),
         "git_commit": prov.git_commit,
         "git_dirty": prov.git_dirty,
         "config_json": config_json(info.config),
         "config_hash": stable_hash(dict(info.config)),
         "variant": info.variant,
+        "tracker_preset": info.tracker_preset,
         "weights_sha256": info.weights_sha256,
+        "device": info.device,
         "dataset": info.dataset,
         "split": info.split,
         "detection_mode": info.detection_mode,
         "eval_preset": info.eval_preset,
         "results_uri": info.results_uri,
+        "results_hash": info.results_hash,
+        "results_run_id": results_run_id,
+        "sequences_tracked": info.sequences_tracked,
+        "sequences_cached": info.sequences_cached,
         "cpu_model": prov.cpu_model or None,
         "cpu_cores": prov.cpu_cores or None,
         "gpu": prov.gpu,
@@ -207,6 +249,29 @@ def results_fingerprint(results_dir: str | Path, sequences: Sequence[str]) -> st
     return stable_hash(parts)
 
 
+def shared_results(root: str | Path | None, info: RunInfo) -> str | None:
+    """The earlier run whose ``tracks``/``events`` rows ``info``'s would repeat: one with the same
+    ``results_hash`` that holds its own rows; None when there is none (or no hash)."""
+    if not info.results_hash:
+        return None
+    runs = store.load("runs", filters={"results_hash": info.results_hash}, root=root,
+                      columns=["run_id", "results_run_id", "started_at"])
+    own = runs[runs["results_run_id"].isna() & (runs["run_id"] != info.run_id)]
+    if own.empty:
+        return None
+    have = set(store.run_ids("tracks", root)) | set(store.run_ids("events", root))
+    own = own[own["run_id"].isin(list(have))].sort_values(["started_at", "run_id"])
+    return None if own.empty else str(own.iloc[0]["run_id"])
+
+
+def results_run(runs: pd.DataFrame, run_id: str) -> str:
+    """The run whose ``tracks`` and ``events`` rows are ``run_id``'s (``runs``: the ``runs`` table)."""
+    row = runs[runs["run_id"] == run_id]
+    if row.empty or pd.isna(row.iloc[0]["results_run_id"]):
+        return run_id
+    return str(row.iloc[0]["results_run_id"])
+
+
 def ingest_evaluation(
     root: str | Path | None,
     info: RunInfo,
@@ -221,22 +286,28 @@ def ingest_evaluation(
 
     ``prepared`` (from :func:`cstrack.eval.prepare`) gives the event log, ``results_dir`` the
     track rows and, unless ``timings`` is given, the timing records found there.  The tables are
-    written as one :func:`catalog.store.transaction`: all of them or none.
+    written as one :func:`catalog.store.transaction`: all of them or none.  A run whose
+    ``results_hash`` an earlier run already recorded writes no ``tracks``/``events`` of its own
+    (:func:`shared_results`; the counts say 0 for them).
     """
     rid = info.run_id
     if timings is None and results_dir is not None:
         timings = read_timings(results_dir)
     metrics = metric_rows(rid, result, timings)
-    events = event_rows(prepared or [])
-    tracks = track_rows(results_dir, list(result.per_sequence)) if results_dir is not None else {}
+    shared = shared_results(root, info)
+    events = event_rows(prepared or []) if shared is None else event_rows([])
+    tracks = track_rows(results_dir, list(result.per_sequence)) if results_dir is not None and shared is None else {}
     with store.transaction(root) as tx:  # all four tables or none (issue 20)
         tx.write("sequence_metrics", metrics, run_id=rid)
-        tx.write("events", events, run_id=rid)
+        if shared is None:
+            tx.write("events", events, run_id=rid)
+        else:
+            tx.delete("events", rid)
         if tracks:
             tx.write("tracks", tracks, run_id=rid)
         else:
             tx.delete("tracks", rid)
-        tx.write("runs", [run_row(info, provenance)], run_id=rid)
+        tx.write("runs", [run_row(info, provenance, shared)], run_id=rid)
     return {"runs": 1, "sequence_metrics": len(metrics), "events": len(events),
             "tracks": len(tracks.get("frame", []))}
 
@@ -288,11 +359,15 @@ def ingest_tracking(
     if timings is None:
         timings = read_timings(results_dir)
     stats = stats_rows(rid, results_dir, sequences, timings, frame_rates)
-    tracks = track_rows(results_dir, sequences)
+    shared = shared_results(root, info)
+    tracks = track_rows(results_dir, sequences) if shared is None else {"frame": np.zeros(0, np.int32)}
     with store.transaction(root) as tx:
         tx.write("sequence_stats", stats, run_id=rid)
-        tx.write("tracks", tracks, run_id=rid)
+        if shared is None:
+            tx.write("tracks", tracks, run_id=rid)
+        else:
+            tx.delete("tracks", rid)
         tx.delete("sequence_metrics", rid)
         tx.delete("events", rid)
-        tx.write("runs", [run_row(info, provenance)], run_id=rid)
+        tx.write("runs", [run_row(info, provenance, shared)], run_id=rid)
     return {"sequence_stats": len(stats), "tracks": len(tracks["frame"]), "runs": 1}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,19 +41,29 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from catalog.schemas import PARTITION, RENAMED_COLUMNS, SORT_KEYS, TABLES, SchemaError, file_schema, schema
+from catalog.schemas import (
+    CANONICAL_VALUES,
+    PARTITION,
+    RENAMED_COLUMNS,
+    SORT_KEYS,
+    TABLES,
+    SchemaError,
+    file_schema,
+    schema,
+)
 from cstrack.errors import DatasetError
+from cstrack.fsutil import io_failure
+from cstrack.names import MAX_NAME, is_name
 
 DEFAULT_ROOT = "results"
 PART_FILE = "part-0.parquet"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 Filters: TypeAlias = Mapping[str, Any] | Sequence[Any] | pc.Expression | None
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` if it is a safe partition value (letters, digits, ``._-``; 1-200 chars)."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not is_name(run_id, MAX_NAME):
         raise SchemaError(f"run_id: {run_id!r} must be 1-200 characters of letters, digits, '.', '_' or '-'"
                           " (starting with a letter or digit)")
     return run_id
@@ -63,6 +72,10 @@ def check_run_id(run_id: str) -> str:
 def filesystem(root: str | Path | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """``(fsspec filesystem, path inside it)`` of a catalog root (local path or URL)."""
     text = DEFAULT_ROOT if root is None else str(root)
+    if text.startswith(("s3://", "s3a://")):  # the endpoint and keys of the AWS variables, no stale listings
+        from cstrack.storage import filesystem as store_filesystem
+
+        return store_filesystem(text)
     fs, path = fsspec.core.url_to_fs(text)
     if isinstance(fs, LocalFileSystem):
         path = str(Path(path).resolve())
@@ -185,7 +198,7 @@ def to_arrow(table: str, data: Any, run_id: str | None = None) -> pa.Table:
             parts.append(f"unknown column(s) {unknown}")
         raise SchemaError(f"{table}: {'; '.join(parts)}")
     arrays = [_column_array(cols[f.name], f, n, table) for f in sch]
-    out = pa.Table.from_arrays(arrays, schema=sch)
+    out = _canonical(pa.Table.from_arrays(arrays, schema=sch), table)
     for rid in pc.unique(out[PARTITION]).to_pylist():
         check_run_id(rid)
         if run_id is not None and rid != run_id:
@@ -224,6 +237,7 @@ class Transaction:
     fs: fsspec.AbstractFileSystem
     base: str
     changes: list[_Change] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # partition folders made for staging (removed if unused)
 
     def write(self, table: str, data: Any, *, run_id: str | None = None,
               mode: Literal["replace", "append"] = "replace") -> list[str]:
@@ -244,7 +258,15 @@ class Transaction:
                     part = pa.concat_tables([old, part])
             staged = _hidden(path, "new")
             self.changes.append(_Change(table, path, staged))
-            _write_file(self.fs, staged, part.replace_schema_metadata(target.metadata).cast(target))
+            folder, made = path.rsplit("/", 1)[0], []
+            while folder.startswith(self.base + "/") and not self.fs.exists(folder):
+                made.append(folder)  # the partition folder, and its table folder when new
+                folder = folder.rsplit("/", 1)[0]
+            self.created += reversed(made)
+            try:
+                _write_file(self.fs, staged, part.replace_schema_metadata(target.metadata).cast(target))
+            except OSError as exc:  # a full disk names the partition, not the hidden staged file
+                raise (io_failure(exc, path, [staged]) or exc) from None
         return sorted(rids)
 
     def delete(self, table: str, run_id: str) -> None:
@@ -286,6 +308,10 @@ class Transaction:
                 with contextlib.suppress(OSError):
                     if self.fs.exists(ch.staged):
                         self.fs.rm(ch.staged)
+        for folder in reversed(self.created):  # no empty partition folder survives a failure
+            with contextlib.suppress(OSError):
+                if self.fs.exists(folder) and not self.fs.ls(folder):
+                    self.fs.rmdir(folder)
 
 
 @contextlib.contextmanager
@@ -433,11 +459,17 @@ def load(
     if unknown:
         raise SchemaError(f"{table}: unknown column(s) {unknown}")
     read_cols = list(dict.fromkeys([*wanted, *SORT_KEYS[table]]))
+    expr = _expression(filters)
+    canonical = table in CANONICAL_VALUES
+    if canonical:  # old partitions may spell a value otherwise: filter after making it canonical
+        read_cols, scan_filter = list(sch.names), None
+    else:
+        scan_filter = expr
     files = sorted(fs.glob(f"{tdir}/{PARTITION}=*/{PART_FILE}")) if fs.exists(tdir) else []
     if files:
         try:
             old = [f for f in files if _has_renamed_columns(fs, f, table)]
-            parts = [_legacy_partition(fs, f, table).to_table(columns=read_cols, filter=_expression(filters))
+            parts = [_legacy_partition(fs, f, table).to_table(columns=read_cols, filter=scan_filter)
                      for f in old]
             current = [f for f in files if f not in old]
             if current or not parts:
@@ -446,14 +478,27 @@ def load(
                     partitioning=ds.partitioning(pa.schema([sch.field(PARTITION)]), flavor="hive"),
                     partition_base_dir=tdir,
                 )
-                parts.insert(0, dataset.to_table(columns=read_cols, filter=_expression(filters)))
+                parts.insert(0, dataset.to_table(columns=read_cols, filter=scan_filter))
             tbl = pa.concat_tables(parts)
+            if canonical:
+                tbl = _canonical(tbl, table)
+                tbl = tbl if expr is None else tbl.filter(expr)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise DatasetError(f"unreadable catalog table {table!r} ({_one_line(exc)})", tdir) from None
     else:
         tbl = sch.empty_table().select(read_cols)
     tbl = tbl.sort_by([(k, "ascending") for k in SORT_KEYS[table]]).select(wanted)
     return _to_pandas(tbl)
+
+
+def _canonical(tbl: pa.Table, table: str) -> pa.Table:
+    """``tbl`` with the values of :data:`~catalog.schemas.CANONICAL_VALUES` spelled as they are now."""
+    for column, fix in CANONICAL_VALUES.get(table, {}).items():
+        if column in tbl.column_names:
+            i = tbl.column_names.index(column)
+            values = [None if v is None else fix(v) for v in tbl.column(column).to_pylist()]
+            tbl = tbl.set_column(i, tbl.schema.field(i), pa.array(values, tbl.schema.field(i).type))
+    return tbl
 
 
 def _renamed(tbl: pa.Table, table: str) -> pa.Table:
@@ -463,13 +508,36 @@ def _renamed(tbl: pa.Table, table: str) -> pa.Table:
 
 
 def _has_renamed_columns(fs: fsspec.AbstractFileSystem, path: str, table: str) -> bool:
-    """Whether the partition file ``path`` was written with a column renamed since (its footer only)."""
-    renames = RENAMED_COLUMNS.get(table)
-    if not renames:
-        return False
+    """Whether the partition file ``path`` was written with a column renamed since (its footer only);
+    a column of another kind of type than the table's is a :class:`SchemaError` naming the file
+    and the table (Arrow would cast a number to text without a word)."""
+    renames = RENAMED_COLUMNS.get(table) or {}
     with fs.open(path, "rb") as fh:
-        names = pq.ParquetFile(fh).schema_arrow.names
-    return any(c in renames for c in names)
+        found = pq.ParquetFile(fh).schema_arrow
+    _check_kinds(found, path, table, renames)
+    return any(c in renames for c in found.names)
+
+
+def _kind(t: pa.DataType) -> str:
+    for kind, test in (("integer", pa.types.is_integer), ("floating", pa.types.is_floating),
+                       ("text", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
+                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null)):
+        if test(t):
+            return kind
+    if pa.types.is_dictionary(t):
+        return _kind(t.value_type)
+    return str(t)
+
+
+def _check_kinds(found: pa.Schema, path: str, table: str, renames: Mapping[str, str]) -> None:
+    sch = schema(table)
+    for f in found:
+        name = renames.get(f.name, f.name)
+        if name not in sch.names or _kind(f.type) == "null":
+            continue
+        want = sch.field(name).type
+        if _kind(f.type) != _kind(want):
+            raise SchemaError(f"{path}: catalog table {table!r}: column {f.name!r} is {f.type}, expected {want}")
 
 
 def _legacy_partition(fs: fsspec.AbstractFileSystem, path: str, table: str) -> ds.Dataset:

@@ -61,3 +61,8 @@ class ExtractionError(CSTrackError):
 
 class EvaluationError(CSTrackError):
     """Evaluation could not run (e.g. a requested sequence has no result file)."""
+
+
+class StorageError(CSTrackError):
+    """An object store or folder that cannot be used: a missing bucket, refused credentials, an
+    unreachable endpoint (names the URL; never the credentials)."""

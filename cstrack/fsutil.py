@@ -10,9 +10,11 @@ can read the outputs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -50,27 +52,169 @@ def make_temp_dir(parent: str | Path, prefix: str) -> Path:
     return tmp
 
 
+WRITE_FAILURES = ("file write failed", "No space left on device", "unexpected pos", "Input/output error",
+                  "Read-only file system", "Disk quota exceeded")  # torch's / OpenCV's wrapped I/O errors
+
+
+def io_failure(exc: BaseException, path: str | Path, staged: Iterable[str | Path] = ()) -> OSError | None:
+    """``exc``, raised while writing ``path`` (through one of the ``staged`` temporary names), as
+    an :class:`OSError` that names ``path`` (the user's file, never a hidden temporary name), or
+    None when it is not a write failure.  Recognised: an ``OSError`` naming nothing or a staged
+    name (ENOSPC from ``write``, EIO from ``fsync``, EROFS from ``mkstemp``), and torch's
+    ``RuntimeError`` / OpenCV's ``cv2.error`` that wrap a failed write."""
+    hidden = {str(p) for p in staged}
+    if isinstance(exc, OSError):
+        if exc.filename is None or str(exc.filename) in hidden or Path(str(exc.filename)).name.startswith("."):
+            return OSError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, str(path))
+        return None
+    cv2 = sys.modules.get("cv2")
+    wrapped = isinstance(exc, RuntimeError) or (cv2 is not None and isinstance(exc, getattr(cv2, "error", ())))
+    text = str(exc)
+    if wrapped and any(w in text for w in WRITE_FAILURES):
+        code = errno.ENOSPC if "No space left" in text else errno.EROFS if "Read-only" in text else errno.EIO
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return OSError(code, f"{os.strerror(code)} ({first})" if code != errno.EIO else f"write failed ({first})",
+                       str(path))
+    return None
+
+
+def _staged_name(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _finish(tmp: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+        os.fchmod(fh.fileno(), file_mode())  # mkstemp made it 0600; the writer may have replaced it
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced, given the umask's file
     mode and renamed onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched; a failed write
+    (disk full, I/O error, read-only file system, also torch's and OpenCV's wrapped forms) is
+    raised as an ``OSError`` naming ``path`` (:func:`io_failure`).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _staged_name(target)
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), file_mode())  # mkstemp made it 0600; the writer may have replaced it
+        _finish(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        mapped = io_failure(exc, target, [tmp] if tmp is not None else [])
+        if mapped is not None:
+            raise mapped from None
         raise
+
+
+def _journal(primary: Path) -> Path:
+    return primary.parent / f".{primary.name}.publish.json"
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """Like :func:`atomic_path` for files that must agree (a checkpoint and its record): yields one
+    temporary path per target (same folder); when the block ends they are published together by
+    :func:`publish_together`, so that a reader finds the old set or the new set, never a mix."""
+    targets = [Path(p) for p in paths]
+    if len({t.resolve() for t in targets}) != len(targets):
+        raise ValueError(f"atomic_paths: the same file twice in {[str(t) for t in targets]}")
+    if len({t.parent.resolve() for t in targets}) != 1:
+        raise ValueError("atomic_paths: the files of one set must share a folder")
+    tmps: list[Path] = []
+    try:
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        for t in targets:
+            tmps.append(_staged_name(t))
+        yield list(tmps)
+        for tmp in tmps:
+            _finish(tmp)
+        publish_together(dict(zip(targets, tmps, strict=True)))
+    except BaseException as exc:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        mapped = io_failure(exc, targets[0], tmps)
+        if mapped is not None:
+            raise mapped from None
+        raise
+
+
+def publish_together(staged: Mapping[Path, Path]) -> None:
+    """Rename each staged file onto its target (all in one folder) so that the set changes as one.
+
+    The current files are hard-linked aside first and a journal (``.<first>.publish.json``) names
+    them; then the renames run and the journal and the copies aside are removed.  A failure during
+    the renames puts the old files back before it propagates; a process killed during them leaves
+    the journal, and :func:`recover_together` (which every reader of the set calls first) puts the
+    old set back.  Either way a reader finds the old set or the new one."""
+    targets = list(staged)
+    token = next(iter(staged.values())).name.rsplit(".", 2)[-2]  # mkstemp's random part: unique here
+    aside = {t: t.parent / f".{t.name}.{token}.old" for t in targets}
+    journal = _journal(targets[0])
+    made: list[Path] = []
+    try:
+        for t in targets:
+            if t.exists():
+                os.link(t, aside[t])
+                made.append(aside[t])
+        record = {"targets": [t.name for t in targets], "aside": {t.name: aside[t].name for t in targets if aside[t] in made},
+                  "staged": {t.name: staged[t].name for t in targets}}
+        atomic_write_bytes(journal, json.dumps(record).encode("utf-8"))
+    except BaseException:
+        for p in made:
+            p.unlink(missing_ok=True)
+        raise
+    done: list[Path] = []
+    try:
+        for t in targets:
+            os.replace(staged[t], t)
+            done.append(t)
+    except BaseException:
+        for t in reversed(done):
+            if aside[t] in made:
+                os.replace(aside[t], t)
+            else:
+                t.unlink(missing_ok=True)
+        for p in made:
+            p.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
+        raise
+    journal.unlink()
+    for p in made:
+        p.unlink(missing_ok=True)
+
+
+def recover_together(primary: str | Path) -> bool:
+    """Undo a publish of :func:`publish_together` whose process was killed midway (its journal
+    beside ``primary`` remains): the files set aside go back, new files that had no old version
+    are removed, the staged files and the journal too.  True when something was undone."""
+    journal = _journal(Path(primary))
+    if not journal.is_file():
+        return False
+    folder = journal.parent
+    try:
+        record = json.loads(journal.read_text(encoding="utf-8"))
+        targets, aside, staged = record["targets"], record["aside"], record["staged"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        journal.unlink()  # written atomically, so only a foreign file can be unreadable
+        return False
+    for name in targets:
+        if name in aside and (folder / aside[name]).exists():
+            os.replace(folder / aside[name], folder / name)
+        elif name not in aside:
+            (folder / name).unlink(missing_ok=True)
+        (folder / staged[name]).unlink(missing_ok=True)
+    journal.unlink()
+    return True
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -106,6 +250,33 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently): a ``yaml.YAMLError`` whose ``problem`` is ``duplicate key 'K' (first on line N)`` and
+    whose ``problem_mark`` points at the second one, so callers' YAML error lines name it."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep=deep)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+
+
 def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: bool = False) -> dict[str, Any]:
     """The mapping a JSON file holds (``yaml_ok``: a JSON or YAML file).  Text that does not parse
     or holds something else raises ``error(reason)``, reason ``unreadable (<parser's first line>)``
@@ -116,7 +287,7 @@ def read_mapping(path: str | Path, error: Callable[[str], Exception], yaml_ok: b
             import yaml
 
             try:
-                data = yaml.safe_load(text)
+                data = load_yaml(text)
             except yaml.YAMLError as exc:
                 raise ValueError(str(exc)) from None
         else:

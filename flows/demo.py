@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from flows.services.temporary import temporary_prefect_server
+from cstrack.errors import ConfigError
+from stack.temporary import STARTUP_ENV, ServerStartError, startup_limit, temporary_prefect_server
 
 
 def flush_prefect() -> None:
@@ -38,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     home = Path(args.results).resolve() / ".prefect-demo"
-    print(f"[demo] starting a temporary Prefect server (home {home})", flush=True)
     try:
-        with temporary_prefect_server(home) as settings:
+        limit = startup_limit()
+    except ConfigError as exc:
+        print(f"[demo] error: {exc}", file=sys.stderr)
+        return 2
+    print(f"[demo] starting a temporary Prefect server (home {home}), waiting up to {limit} s ({STARTUP_ENV})",
+          flush=True)
+    failed_start = False
+    try:
+        with temporary_prefect_server(home, limit) as settings:
             os.environ.update(settings)  # before Prefect is imported: the flow and the Dask workers use it
             os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
             print(f"[demo] Prefect API at {settings['PREFECT_API_URL']} ({time.time() - t0:.0f} s)", flush=True)
@@ -52,8 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             state = demo(params, return_state=True)
             out = state.result(raise_on_failure=False)
             flush_prefect()  # send the last logs and events while the server is still up
+    except ServerStartError as exc:
+        failed_start = True  # its home (and the server log the message names) is kept
+        print(f"[demo] error: {exc}", file=sys.stderr)
+        return 1
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if not failed_start:
+            shutil.rmtree(home, ignore_errors=True)
     if isinstance(out, BaseException):
         print(f"[demo] FAILED: {out}", file=sys.stderr)
         return 1
@@ -66,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     report = Path(summary["tables"]) / "report.md"
     if report.is_file():
         print("\n" + report.read_text(encoding="utf-8"))
-    print(f"tables:  {summary['tables']}/ (report.md, table_vi.*, ablations.*, upper_bound.*, *.png)")
+    print(f"tables:  {summary['tables']}/ (report.md, table_vi.*, ablations.*, upper_bound.*, summary_*.txt, *.png)")
+    page = Path(summary["tables"]) / "report.html"
+    if page.is_file():
+        print(f"report:  {page.resolve().as_uri()} (one self-contained page: open it in a browser, it needs no server)")
     print(f"catalog: {summary['catalog']}/ (runs, sequence_metrics, events, tracks)")
     print(f"video:   {out['video']['path']} ({out['video']['frames']} frames, {out['video']['tracks']} tracks)")
+    print("note:    the Prefect UI links printed above (http://127.0.0.1:...) were of the demo's temporary "
+          "server, which has stopped with it; the report page and the catalog stay. For a UI that stays, run "
+          "`python -m stack up` and the deployments (docs/pipeline.md).")
     print(f"demo finished in {time.time() - t0:.0f} s")
     return 0
 

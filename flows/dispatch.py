@@ -14,11 +14,20 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
-from flows.cluster import is_connection_loss, scheduler_lost, scheduler_unreachable
+from cstrack.storage import Location, is_remote
+from flows.cluster import (
+    declared_resources,
+    is_connection_loss,
+    job_resources,
+    placed,
+    scheduler_lost,
+    scheduler_unreachable,
+)
 from flows.inference import track_all_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
 from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
+from tasks.remote import cache_storage
 from tasks.results import check_cached_result
 from tasks.track import track_sequence_task
 
@@ -30,6 +39,12 @@ TrackFuture = PrefectDaskFuture[TrackRecord]
 
 def abs_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
+
+
+def abs_root(root: str | Path) -> Path | Location:
+    """A data/results/catalog root: an absolute local path, or an ``s3://`` (any URL) location kept
+    as given (:mod:`cstrack.storage`; ``/`` and ``str`` work alike on both)."""
+    return Location.of(str(root)) if is_remote(root) else abs_path(root)
 
 
 def error_text(exc: BaseException) -> str:
@@ -54,17 +69,18 @@ def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
         model=track_all_model(params, resolve_weights(params.model.weights)),
         torch_threads=params.cluster.torch_threads,
         prefetch=params.cluster.prefetch,
-        results_root=str(abs_path(params.results_root)),  # cached mode: where detcache/ lives
+        results_root=str(abs_root(params.results_root)),  # cached mode: where detcache/ lives
     )
 
 
-def tracking_task(results_root: Path, retries: int, refresh: bool = False) -> Any:
+def tracking_task(results_root: Path | Location, retries: int, refresh: bool = False) -> Any:
     """The tracking task with its cache records under ``results_root/.cache`` (shared by every
-    worker that sees the results volume, and surviving a temporary Prefect home)."""
+    worker that sees the results volume or bucket, and surviving a temporary Prefect home)."""
     cache = results_root / CACHE_DIR
     return track_sequence_task.with_options(
-        cache_policy=CachePolicy.from_cache_key_fn(track_cache_key).configure(key_storage=str(cache / "keys")),
-        result_storage=cache / "records",
+        cache_policy=CachePolicy.from_cache_key_fn(track_cache_key).configure(
+            key_storage=cache_storage(str(cache / "keys")) if isinstance(cache, Location) else str(cache / "keys")),
+        result_storage=cache_storage(str(cache / "records")),
         retries=retries,
         refresh_cache=refresh,
     )
@@ -97,13 +113,16 @@ def _outcome(seq: SequenceRef, future: TrackFuture) -> SequenceOutcome:
     return SequenceOutcome(seq, "cached" if state.name == "Cached" else "tracked", record)
 
 
-def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path,
+def _submit(runner: DaskTaskRunner, task: Any, seqs: Iterable[SequenceRef], run_dir: Path | Location,
             jobs: Mapping[str, TrackJob]) -> list[tuple[SequenceRef, TrackFuture]]:
-    return [
-        (s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s.dataset / s.split),
-                                            "job": jobs[s.dataset]}))
-        for s in seqs
-    ]
+    """One task per sequence; a job whose model runs on CUDA asks for a GPU worker (flows.cluster)."""
+    declared = declared_resources(runner.client)
+    pairs = []
+    for s in seqs:
+        with placed(job_resources(jobs[s.dataset], declared)):
+            pairs.append((s, runner.submit(task, parameters={"seq": s, "out_dir": str(run_dir / s.dataset / s.split),
+                                                             "job": jobs[s.dataset]})))
+    return pairs
 
 
 def _gather(runner: DaskTaskRunner, pairs: list[tuple[SequenceRef, TrackFuture]], logger: Logger, done_before: int,
@@ -133,8 +152,8 @@ def _gather(runner: DaskTaskRunner, pairs: list[tuple[SequenceRef, TrackFuture]]
     return out
 
 
-def run_sequences(runner: DaskTaskRunner, params: TrackAllParams, seqs: list[SequenceRef], run_dir: Path,
-                  results_root: Path, logger: Logger) -> list[SequenceOutcome]:
+def run_sequences(runner: DaskTaskRunner, params: TrackAllParams, seqs: list[SequenceRef], run_dir: Path | Location,
+                  results_root: Path | Location, logger: Logger) -> list[SequenceOutcome]:
     """Track every sequence; cached records are checked (and their result put in place) and
     re-tracked when their result file is gone or differs."""
     jobs = {d.name: job_for(params, d) for d in params.datasets}

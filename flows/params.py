@@ -11,6 +11,7 @@ root for the deployments in ``flows/prefect.yaml``).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,14 +21,16 @@ from cstrack.errors import ConfigError
 from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
 from cstrack.model.device import check_device
+from cstrack.names import RULE as NAME_RULE
+from cstrack.names import is_name
 from cstrack.paths import SHIPPED_WEIGHTS
+from cstrack.timing import DEFAULT_PREFETCH
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 from tasks.records import TrackMode
 
 DetectionModeName = TrackMode  # the one list: tasks.records (cached: replay cstrack.run.detcache)
 ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
 # report and the cache records.
 RESERVED_RUN_NAMES = frozenset({*CATALOG_TABLES, "tables", "cache", ".cache"})
@@ -44,12 +47,36 @@ def _check_size(v: tuple[int, int] | None) -> tuple[int, int] | None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion between types (``retries: true`` is not 1, ``"2"`` is not 2); a YAML list
+    # is accepted for the (width, height) tuples only, where the field says strict=False
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_paths(outputs: list[tuple[str | None, str]], inputs: list[tuple[str | None, str]],
+                 catalog_out: tuple[str | None, str] | None = None,
+                 catalog_in: tuple[str | None, str] | None = None) -> None:
+    """The output rule of :mod:`cstrack.pathrules` over a flow's parameters ((path, field) pairs;
+    a catalog root counts by its table folders), as a ``ValueError`` for pydantic."""
+    from pathlib import Path
+
+    from cstrack.errors import ConfigError
+    from cstrack.pathrules import Input, Output, check_paths
+
+    outs = [Output(Path(p), f) for p, f in outputs if p]
+    ins = [Input(Path(p), f) for p, f in inputs if p]
+    if catalog_out is not None and catalog_out[0] and "://" not in catalog_out[0]:
+        outs += [Output(Path(catalog_out[0]) / t, catalog_out[1], folder=True) for t in CATALOG_TABLES]
+    if catalog_in is not None and catalog_in[0] and "://" not in catalog_in[0]:
+        ins += [Input(Path(catalog_in[0]) / t, catalog_in[1]) for t in CATALOG_TABLES]
+    try:
+        check_paths(outs, ins)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(f"invalid {what} {value!r} (letters, digits, '.', '_', '-'; no path separators)")
+    if not is_name(value):
+        raise ValueError(f"invalid {what} {value!r} ({NAME_RULE})")
     return value
 
 
@@ -79,6 +106,10 @@ class DatasetSelection(_Model):
         default=None, description="public/gt modes: embed boxes with the model; null = the run's setting"
     )
     eval_preset: str | None = Field(default=None, description="evaluation preset; null = from the dataset name")
+    detector_copies: Literal["each", "once"] = Field(
+        default="each", description="once: track each distinct image sequence once (MOT17's DPM/FRCNN/SDP copies "
+        "hold the same images) and write its result under every copy's name, as the MOTChallenge server wants "
+        "(not with public detections: each copy has its own boxes)")
 
     @field_validator("name")
     @classmethod
@@ -134,7 +165,7 @@ class ModelSpec(_Model):
     # null = the checkpoint's inference settings (its record's "inference" block; 1088x608, conf 0.5,
     # nms 0.6 for checkpoints without one, e.g. 'coco'): cstrack.model.inference_settings.
     input_size: tuple[int, int] | None = Field(
-        default=None, description="network input (width, height), x32; null = the checkpoint's"
+        default=None, strict=False, description="network input (width, height), x32; null = the checkpoint's"
     )
     path: ModelPathName = Field(default="auto", description="inference path (auto: the fastest proven identical to "
                                 "eager; eager on a GPU)")
@@ -180,7 +211,7 @@ class ClusterSpec(_Model):
         default=None, ge=1, description="torch threads per task; null = the host's cores / its Dask threads"
     )
     prefetch: int = Field(
-        default=2, ge=0,
+        default=DEFAULT_PREFETCH, ge=0,
         description="frames a task decodes + letterboxes ahead in a thread of its own (it runs on spare cores; "
         "0: sequential, a task then uses only its torch threads)",
     )
@@ -191,6 +222,25 @@ class ClusterSpec(_Model):
         if v is not None and v != "" and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", v):
             raise ValueError(f"expected a Dask scheduler address such as tcp://127.0.0.1:8786, got {v!r}")
         return v or None
+
+
+def check_tracker_preset(v: str) -> str:
+    """A built-in preset name as it is, or a preset file (as ``cstrack track --preset FILE``) made
+    absolute and checked now, so that a bad file fails the parameters naming it, before any work."""
+    from cstrack.errors import ConfigError
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+    if not looks_like_file(v):
+        if v not in TRACKER_PRESETS:
+            raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)} or give a "
+                             "preset file (.yaml/.json)")
+        return v
+    path = str(Path(v).expanduser().resolve())
+    try:
+        read_preset_file(path)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return path
 
 
 class TrackAllParams(_Model):
@@ -207,12 +257,25 @@ class TrackAllParams(_Model):
     appearance: bool = Field(default=False, description="public/gt modes: embed boxes with the model")
     model: ModelSpec = Field(default_factory=ModelSpec)
     tracker_preset: str | None = Field(
-        default=None, description="tracker preset (cstrack.tracker.preset); null = the checkpoint's, else default"
+        default=None, description="tracker preset: a built-in name (" + ", ".join(TRACKER_PRESETS) + ") or a preset "
+        "file (YAML/JSON, e.g. a tune study's best_preset.yaml; its detection.conf_thres applies unless "
+        "model.conf_thres is set); null = the checkpoint's, else default"
     )
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     evaluate: bool = Field(default=True, description="evaluate sequences that have ground truth")
     catalog_root: str | None = Field(default=None, description="catalog root; null = results_root (docs/catalog.md)")
     label: str | None = Field(default=None, description="method name in the report tables; null = the variant")
+    extra_datasets: list[DatasetSelection] = Field(
+        default_factory=list, description="datasets tracked in addition to `datasets` (how to add one to a "
+        "deployment's benchmark list without restating it, e.g. MOT17 prepared with `cstrack data prepare mot17 "
+        "--from DIR`: [{name: mot17, splits: [train], detector_copies: once}]; docs/datasets.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extra(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("extra_datasets"):
+            data = {**data, "datasets": [*(data.get("datasets") or []), *data["extra_datasets"]], "extra_datasets": []}
+        return data
     retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
 
     @field_validator("run_name", "tag")
@@ -230,9 +293,7 @@ class TrackAllParams(_Model):
     @field_validator("tracker_preset")
     @classmethod
     def _tracker(cls, v: str | None) -> str | None:
-        if v is not None and v not in TRACKER_PRESETS:
-            raise ValueError(f"unknown tracker preset {v!r}; choose from {', '.join(TRACKER_PRESETS)}")
-        return v
+        return None if v is None else check_tracker_preset(v)
 
     @model_validator(mode="after")
     def _unique(self) -> TrackAllParams:
@@ -240,6 +301,13 @@ class TrackAllParams(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"datasets: {dup} selected twice (merge the selections)")
+        public = [d.name for d in self.datasets if d.detector_copies == "once" and self.mode_of(d) == "public"]
+        if public:
+            raise ValueError(f"datasets {public}: detector_copies 'once' with public detections: each copy has its "
+                             "own boxes, track each")
+        _check_paths([(f"{self.results_root}/{self.run_name}", "results_root/run_name")],
+                     [(self.data_root, "data_root"), (self.model.weights, "model.weights")],
+                     catalog_out=(self.catalog, "catalog_root"))
         return self
 
     def needs_model(self) -> bool:
@@ -283,13 +351,20 @@ class TrainParams(_Model):
     out_dir: str | None = Field(default=None, description="output folder; null = the config's")
     device: str = Field(default="auto", description="auto (cuda when available), cpu or cuda[:N]")
     resume: bool = Field(default=True, description="continue from the newest checkpoint in out_dir")
+    processes: int | None = Field(default=None, ge=1, description=(
+        "training processes (DDP under torchrun); null = one per visible GPU when device is auto/cuda, else 1"))
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", v):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
             raise ValueError(f"expected auto, cpu, cuda or cuda:N, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _paths(self) -> TrainParams:
+        _check_paths([(self.out_dir, "out_dir")], [(self.config, "config")])
+        return self
 
 
 class EvaluateParams(_Model):
@@ -318,6 +393,12 @@ class EvaluateParams(_Model):
     def _tracker(cls, v: str) -> str:
         return _check_name(v, "name")
 
+    @model_validator(mode="after")
+    def _paths(self) -> EvaluateParams:
+        _check_paths([], [(self.gt_root, "gt_root"), (self.results, "results")],
+                     catalog_out=(self.catalog_root, "catalog_root"))
+        return self
+
 
 class ReportParams(_Model):
     """Parameters of the ``report`` flow: regenerate the tables from the catalog."""
@@ -325,6 +406,13 @@ class ReportParams(_Model):
     catalog_root: str = Field(default="results", description="catalog root")
     out_dir: str | None = Field(default=None, description="write the tables here; null = <catalog_root>/tables")
     publish: bool = Field(default=True, description="publish the tables as a Prefect markdown artifact")
+    html: bool = Field(default=True, description="also write report.html: one self-contained page (tables, figures, "
+                       "nightly history)")
+
+    @model_validator(mode="after")
+    def _paths(self) -> ReportParams:
+        _check_paths([(self.out_dir, "out_dir")], [], catalog_in=(self.catalog_root, "catalog_root"))
+        return self
 
 
 class Thresholds(_Model):
@@ -379,7 +467,7 @@ class DemoParams(_Model):
         default=None, description=f"checkpoint; null = {DEMO_WEIGHTS} when it exists, else the COCO weights"
     )
     input_size: tuple[int, int] | None = Field(
-        default=None, description="network input (width, height), x32; null = the checkpoint's"
+        default=None, strict=False, description="network input (width, height), x32; null = the checkpoint's"
     )
     local_workers: int | None = Field(default=None, ge=1, description="LocalCluster size; null = usable cores")
     render: str = Field(default="PETS09-S2L1", description="sequence to render as an annotated MP4")
@@ -389,6 +477,11 @@ class DemoParams(_Model):
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         return _check_size(v)
+
+    @model_validator(mode="after")
+    def _paths(self) -> DemoParams:
+        _check_paths([(self.results_root, "results_root")], [(self.data_root, "data_root"), (self.weights, "weights")])
+        return self
 
 
 class TuneParams(_Model):
@@ -401,7 +494,14 @@ class TuneParams(_Model):
     model: ModelSpec = Field(default_factory=ModelSpec, description="the model whose outputs are cached (as "
                              "track-all's; its conf_thres is searched, not used)")
     objective: Literal["HOTA", "MOTA", "IDF1", "DetA", "AssA"] = Field(default="HOTA")
-    tracker_preset: str = Field(default="default", description="preset whose declared search space is searched")
+    tracker_preset: str | None = Field(
+        default=None, description="preset whose declared search space is searched and whose values are the "
+        "baseline: a built-in name or a preset file; null = the checkpoint's")
+
+    @field_validator("tracker_preset")
+    @classmethod
+    def _tracker(cls, v: str | None) -> str | None:
+        return None if v is None else check_tracker_preset(v)
     eval_preset: str | None = Field(default=None, description="evaluation preset; null = by sequence name")
     seed: int = Field(default=0, description="TPE sampler seed")
     batch: int = Field(default=4, ge=1, description="trials proposed together and scored in parallel")
@@ -419,4 +519,10 @@ class TuneParams(_Model):
         if self.model.weights is None:
             raise ValueError("model.weights: tuning replays cached detections of trained weights (a checkpoint or "
                              "'coco'), not random init")
+        return self
+
+    @model_validator(mode="after")
+    def _paths(self) -> TuneParams:
+        _check_paths([(self.results_root, "results_root")],
+                     [*((q, "sequences") for q in self.sequences), *((q, "val") for q in self.val)])
         return self

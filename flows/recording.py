@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from catalog.ingest import RunInfo
 from catalog.runids import catalog_run_id
+from cstrack.fsutil import stable_hash
+from cstrack.storage import Location
 from cstrack.tracker import preset
-from flows.dispatch import abs_path, error_text, job_for
+from flows.dispatch import abs_root, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
 from tasks.catalog import evaluate_task, record_tracking_task
@@ -39,24 +41,57 @@ def catalog_config(params: TrackAllParams, selection: DatasetSelection) -> dict[
 
 
 def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, records: list[TrackRecord],
-             results_dir: Path, flow_run_id: str | None) -> RunInfo:
-    """The catalog run of one (dataset, split) group of tracked sequences; its id is derived from
-    the records' content (a fully cached re-run replaces the run, :func:`tasks.catalog.catalog_run_id`)."""
+             results_dir: Path | Location, flow_run_id: str | None, *, flow: FlowRun | None = None,
+             tracked: int | None = None) -> RunInfo:
+    """The catalog run of one (dataset, split) group of tracked sequences.
+
+    Every flow run is an observation (issue 28): the run id is hashed over the results *and* the
+    flow run, so a fully cached re-run adds its own row (its own start and end, tag, flow run id,
+    sequences tracked vs from the cache); ``results_hash`` (over the result files, config and
+    evaluation preset, not over when they were made) is what lets it share the earlier run's
+    ``tracks``/``events`` rows (:mod:`catalog.ingest`)."""
     job = job_for(params, selection)
     config = _config(params, selection, job)
     weights = weights_fingerprint(job.model.weights) if job.uses_model else None
-    content = {"records": sorted((r.sequence, r.result_sha256, r.started, r.worker) for r in records),
-               "config": config, "preset": selection.preset}
+    results_hash = stable_hash({"results": sorted((r.sequence, r.result_sha256) for r in records),
+                                "config": config, "preset": selection.preset})
+    flow = flow or FlowRun(flow_run_id=flow_run_id)
     tracker = params.model.variant
+    started = flow.started_at or dt.datetime.fromisoformat(min(r.started for r in records))
+    ended = flow.ended_at or dt.datetime.now(dt.UTC)
+    if ended < started:
+        ended = started
     return RunInfo(
-        run_id=catalog_run_id(tracker, selection.name, split, content),
-        dataset=selection.name, tracker=tracker, source="cstrack", label=params.label or tracker, tag=params.tag,
+        run_id=catalog_run_id(tracker, selection.name, split, {"results": results_hash, "flow": flow.key()}),
+        dataset=selection.name, tracker=tracker, source="cstrack", label=params.label, tag=params.tag,
         split=split, variant=params.model.variant, detection_mode=params.mode_of(selection),
         eval_preset=selection.preset, config=config,
         weights_sha256=weights.split(":", 1)[-1] if weights else None, flow_run_id=flow_run_id,
-        results_uri=str(results_dir), started_at=dt.datetime.fromisoformat(min(r.started for r in records)),
-        ended_at=dt.datetime.fromisoformat(max(r.finished for r in records)),
+        results_uri=str(results_dir), started_at=started, ended_at=ended, run_name=params.run_name,
+        run_group=flow.group or flow_run_id, tracker_preset=preset_label(job.tracker_preset),
+        device=str(getattr(job.model, "device", None) or "cpu"), results_hash=results_hash,
+        sequences_tracked=len(records) if tracked is None else tracked,
+        sequences_cached=0 if tracked is None else len(records) - tracked,
     )
+
+
+def preset_label(name: str) -> str:
+    """A tracker preset as the catalog names it: a built-in name, or a preset file's stem."""
+    return Path(name).stem if name.endswith((".yaml", ".yml", ".json")) else name
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowRun:
+    """The flow run that records catalog runs: its id, the group (top-level flow run) its catalog
+    runs belong to, and its own start (and end, when known); ``key()`` makes run ids unique to it."""
+
+    flow_run_id: str | None = None
+    group: str | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+
+    def key(self) -> str:
+        return self.flow_run_id or (self.started_at.isoformat() if self.started_at else dt.datetime.now(dt.UTC).isoformat())
 
 
 def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple[str, str],
@@ -69,18 +104,21 @@ def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple
     return sorted(groups.items())
 
 
-def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path, flow_run_id: str | None,
-               has_gt: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location, flow_run_id: str | None,
+               has_gt: bool, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split), one catalog run: evaluated (``has_gt``) or with its counts only."""
     selections = {d.name: d for d in params.datasets}
-    catalog_root = str(abs_path(params.catalog))
+    catalog_root = str(abs_root(params.catalog))
     done: list[dict[str, Any]] = []
     errors: list[str] = []
     for (dataset, split), group in _by_split(outcomes, has_gt):
         label = f"{dataset}/{split}"
         results_dir = run_dir / dataset / split
         selection = selections[dataset]
-        run = run_info(params, selection, split, [r for _, r in group], results_dir, flow_run_id)
+        tracked = sum(o.status == "tracked" for o in outcomes
+                      if o.record is not None and (o.seq.dataset, o.seq.split) == (dataset, split))
+        run = run_info(params, selection, split, [r for _, r in group], results_dir, flow_run_id, flow=flow,
+                       tracked=tracked)
         step: Literal["evaluation", "catalogue"]
         if has_gt:
             step = "evaluation"
@@ -99,18 +137,18 @@ def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir:
     return done, errors
 
 
-def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
-                      flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
+                      flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
     them in the catalog as one run."""
-    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True)
+    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True, flow=flow)
 
 
-def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path,
-                       flow_run_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
+                       flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): catalogue the tracked sequences without ground truth (counts, track
     lengths, fps: ``sequence_stats``) as one run."""
-    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=False)
+    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=False, flow=flow)
 
 
 def stats_markdown(stats: list[dict[str, Any]]) -> str:

@@ -11,6 +11,7 @@ the list of failed sequences.  A lost Dask worker's task is rescheduled by Dask 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -18,9 +19,10 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.cluster import describe, task_runner_for
-from flows.dispatch import CACHE_DIR, abs_path, run_sequences
+from flows.detector_copies import collapse, write_copies
+from flows.dispatch import CACHE_DIR, abs_root, run_sequences
 from flows.params import TrackAllParams
-from flows.recording import evaluate_outcomes, record_unevaluated, run_markdown
+from flows.recording import FlowRun, evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
 from tasks.publish import artifact_key, publish_markdown
 from tasks.report import build_report_task
@@ -44,19 +46,27 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
 
     flow_start = time.time()
     logger = get_run_logger()
-    data_root, results_root = abs_path(params.data_root), abs_path(params.results_root)
+    data_root, results_root = abs_root(params.data_root), abs_root(params.results_root)  # local or s3://
     run_dir = results_root / params.run_name
-    seqs = select_sequences(str(data_root), params.datasets)
+    seqs, copies = collapse(select_sequences(str(data_root), params.datasets), params.datasets)
     logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s.frames for s in seqs),
                 data_root, run_dir)
     logger.info("running on %s", describe(params.cluster))
     with task_runner_for(params.cluster) as runner:
         outcomes = run_sequences(runner, params, seqs, run_dir, results_root, logger)
 
+    copied = write_copies(outcomes, run_dir, copies)  # MOT17: the other detector copies' names
+    if copied:
+        logger.info("wrote %d detector copies (same images): %s", len(copied), ", ".join(copied))
     failed = [f"{o.seq.label}: {o.error}" for o in outcomes if o.status == "failed"]
     flow_run_id = str(flow_run.id) if flow_run.id else None
-    evals, eval_errors = evaluate_outcomes(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
-    stats, stats_errors = record_unevaluated(params, outcomes, run_dir, flow_run_id) if params.evaluate else ([], [])
+    root = flow_run.root_flow_run_id
+    flow = FlowRun(flow_run_id, str(root) if root else flow_run_id,
+                   dt.datetime.fromtimestamp(flow_start, dt.UTC), dt.datetime.now(dt.UTC))
+    evals, eval_errors = (evaluate_outcomes(params, outcomes, run_dir, flow_run_id, flow) if params.evaluate
+                          else ([], []))
+    stats, stats_errors = (record_unevaluated(params, outcomes, run_dir, flow_run_id, flow) if params.evaluate
+                           else ([], []))
     eval_errors += stats_errors
     firsts = [o.record.first_frame_unix for o in outcomes
               if o.status == "tracked" and o.record is not None and o.record.first_frame_unix]
@@ -65,9 +75,10 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "run_name": params.run_name,
         "tag": params.tag,
         "results": str(run_dir),
-        "catalog": str(abs_path(params.catalog)),
+        "catalog": str(abs_root(params.catalog)),
         "catalog_runs": [e["run_id"] for e in [*evals, *stats] if e.get("run_id")],
         "sequences": len(outcomes),
+        "copies": copied,
         "tracked": sum(o.status == "tracked" for o in outcomes),
         "cached": sum(o.status == "cached" for o in outcomes),
         "failed": failed + eval_errors,

@@ -29,7 +29,10 @@ def tune(params: TuneParams) -> dict[str, Any]:
     logger = get_run_logger()
     results = abs_path(params.results_root)
     model = job_model(params.model, resolve_weights(params.model.weights))
-    cfg = StudyConfig(params.study, params.trials, params.tracker_preset, params.objective, params.seed, params.batch)
+    settings = model.settings  # the checkpoint's own, with the model's overrides
+    tracker_preset = params.tracker_preset or settings.tracker_preset  # the baseline: the checkpoint's own settings
+    cfg = StudyConfig(params.study, params.trials, tracker_preset, params.objective, params.seed, params.batch,
+                      baseline_conf=settings.conf_thres)
     seqs = [str(abs_path(s)) for s in [*params.sequences, *params.val]]
     check_names(seqs)
     sdir = study_dir(results, params.study)
@@ -39,7 +42,7 @@ def tune(params: TuneParams) -> dict[str, Any]:
                                                                  "model": model}) for s in seqs]
         caches = list(zip(seqs, [f.result() for f in futures], strict=True))
         n = len(params.sequences)
-        tune_job, val_job, protocol = build_jobs(caches[:n], caches[n:], sdir, params.tracker_preset,
+        tune_job, val_job, protocol = build_jobs(caches[:n], caches[n:], sdir, tracker_preset,
                                                  params.objective, params.eval_preset)
 
         def mapper(fn: Any, jobs: Any, trial_params: Any, tags: Any) -> list[dict[str, Any]]:
@@ -52,6 +55,6 @@ def tune(params: TuneParams) -> dict[str, Any]:
     md = Path(files["report"]).read_text(encoding="utf-8")
     publish_markdown(artifact_key("tune", params.study), md,
                      f"tune {params.study}: {len(result.trials)} trials, best vs default on the val windows")
-    logger.info("val %s: best %.4f, default %.4f (%s)", params.objective, result.val_score,
-                result.default_val_score, protocol)
+    logger.info("val %s: best %.4f, baseline %.4f (%s)%s", params.objective, result.val_score,
+                result.default_val_score, protocol, "" if result.beats_baseline else ": not better, no preset written")
     return {**result.to_json(), "protocol": protocol, "files": files}

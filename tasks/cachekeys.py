@@ -20,6 +20,7 @@ from typing import Any
 
 from cstrack.data.mot import Sequence
 from cstrack.fsutil import code_fingerprint, sha256_file, stable_hash
+from cstrack.storage import is_remote
 from tasks.records import SequenceRef, TrackJob
 
 KEY_VERSION = 1  # bump when the meaning of a key changes
@@ -116,4 +117,8 @@ def track_cache_key(context: Any, parameters: Mapping[str, Any]) -> str | None:
     """``cache_key_fn`` of the tracking task: :func:`track_key` of its ``seq``
     (:class:`~tasks.records.SequenceRef`) and ``job`` (:class:`~tasks.records.TrackJob`)."""
     seq: SequenceRef = parameters["seq"]
+    if is_remote(seq.seq_dir):  # hashed on the worker's local copy: the key of the same bytes on a local disk
+        from tasks.remote import sequence_key
+
+        return sequence_key(seq, lambda local: track_key(local, parameters["job"], seq.video))
     return track_key(seq.seq_dir, parameters["job"], seq.video)

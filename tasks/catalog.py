@@ -15,6 +15,7 @@ from prefect import task
 
 from catalog.ingest import RunInfo
 from catalog.record import evaluate_into_catalog, record_tracking
+from tasks.remote import staged_results
 
 
 @task(name="evaluate", task_run_name="evaluate {label}")
@@ -28,8 +29,11 @@ def evaluate_task(
     run: RunInfo | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
-    """:func:`catalog.record.evaluate_into_catalog` as a task (see there)."""
-    return evaluate_into_catalog(gt_root, results_dir, sequences, preset, label, catalog_root, run, allow_missing)
+    """:func:`catalog.record.evaluate_into_catalog` as a task (see there); ground truth and results
+    in a bucket are evaluated from a local copy of what evaluation reads (:mod:`tasks.remote`)."""
+    with staged_results(gt_root, results_dir, sequences) as (gt_local, results_local):
+        return evaluate_into_catalog(gt_local, results_local, sequences, preset, label, catalog_root, run,
+                                     allow_missing)
 
 
 @task(name="record-tracking", task_run_name="record {label}")
@@ -42,4 +46,5 @@ def record_tracking_task(
     frame_rates: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """:func:`catalog.record.record_tracking` as a task: returns ``{"label", "run_id", "counts", "rows"}``."""
-    return record_tracking(results_dir, sequences, label, catalog_root, run, frame_rates)
+    with staged_results(None, results_dir, sequences) as (_, results_local):
+        return record_tracking(results_local, sequences, label, catalog_root, run, frame_rates)

@@ -17,6 +17,7 @@ from prefect import task
 from cstrack.data.convert import IMAGES_DIR
 from cstrack.data.mot import read_seqinfo
 from cstrack.errors import ConfigError
+from cstrack.storage import is_remote
 from tasks.records import SequenceRef
 
 # Files of a dataset split tracked as video sequences (whatever OpenCV's FFmpeg decodes; these
@@ -82,6 +83,10 @@ def find_selection(data_root: str | Path, selection: DatasetQuery) -> list[Seque
     raises :class:`ConfigError` naming it (a typo must not silently track nothing).
     """
     name = selection.name
+    if is_remote(data_root):  # s3://bucket/prefix (tasks/remote.py)
+        from tasks.remote import find_remote_selection
+
+        return find_remote_selection(str(data_root), name, selection.splits, selection.sequences)
     images = Path(data_root) / name / IMAGES_DIR
     if not images.is_dir():
         raise ConfigError(f"datasets.{name}: not prepared under {Path(data_root).resolve()} (no {images.name}/ folder); "

@@ -42,11 +42,19 @@ def tracking_markdown(outcomes: Sequence[SequenceOutcome]) -> str:
 
 def metrics_markdown(evals: Sequence[dict[str, Any]], columns: Sequence[str] = ("HOTA", "MOTA", "IDF1", "IDSW", "FP",
                                                                                "FN")) -> str:
+    """One table per evaluation: ratios in percent (one decimal; the header says ``%``), counts as
+    counts.  The catalog keeps fractions; every table people read shows percent and says so."""
+    from cstrack.eval.result import FLOAT_FIELDS
+
+    def cell(r: dict[str, Any], c: str) -> Any:
+        return f"{100.0 * float(r[c]):.1f}" if c in FLOAT_FIELDS and r[c] is not None else r[c]
+
     parts = []
     for ev in evals:
         title = f"### {ev['label']} ({ev['preset']})" + (f" — catalog run `{ev['run_id']}`" if ev.get("run_id") else "")
         parts.append(title)
-        parts.append(md_table(["sequence", *columns], [[r["sequence"], *(r[c] for c in columns)] for r in ev["rows"]]))
+        heads = [f"{c} %" if c in FLOAT_FIELDS else c for c in columns]
+        parts.append(md_table(["sequence", *heads], [[r["sequence"], *(cell(r, c) for c in columns)] for r in ev["rows"]]))
     return "\n\n".join(parts)
 
 

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from cstrack.fsutil import atomic_path, atomic_write_json, sha256_file
+from cstrack.storage import is_remote
 from tasks.records import TrackRecord
 from tasks.track import timing_path
 
@@ -18,6 +19,10 @@ from tasks.track import timing_path
 def check_cached_result(record: TrackRecord, out_dir: str) -> str | None:
     """Make ``out_dir/<SEQ>.txt`` hold the cached result; ``None`` on success, else the problem
     (the caller then tracks the sequence again)."""
+    if is_remote(out_dir):
+        from tasks.remote import check_cached_remote
+
+        return check_cached_remote(record, out_dir)
     name, want = record.sequence, record.result_sha256
     dest = Path(out_dir) / f"{name}.txt"
     if not (dest.is_file() and sha256_file(dest) == want):

@@ -27,6 +27,7 @@ from prefect.cache_policies import CachePolicy
 from cstrack.errors import CSTrackError
 from cstrack.fsutil import atomic_write_json, sha256_file
 from cstrack.model.device import describe_device
+from cstrack.storage import is_remote
 from tasks.cachekeys import track_cache_key, weights_fingerprint
 from tasks.records import JobModel, SequenceRef, TrackJob, TrackRecord
 from tasks.runtime import set_torch_threads, worker_identity
@@ -130,6 +131,10 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 )
 def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackRecord:
     """Track one sequence; return its record (timing, result file + sha256, worker)."""
+    if is_remote(seq.seq_dir) or is_remote(out_dir):  # s3:// data or results: a local copy in front (tasks/remote.py)
+        from tasks.remote import track_remote
+
+        return track_remote(track_sequence_task.fn, seq, out_dir, job)
     from cstrack.model.inference_settings import tracker_config
     from cstrack.run.frames import prefetched_frames
     from cstrack.run.sequence import track_sequence

@@ -80,11 +80,28 @@ def _text(v: Any) -> str:
     return "" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v)
 
 
+SETUP_KEYS = ("dataset", "split", "source", "tracker", "label", "detection_mode", "config_hash")
+
+
+def latest_per_setup(runs: pd.DataFrame) -> pd.DataFrame:
+    """The latest run (by ``started_at``) of each setup (:data:`SETUP_KEYS`): every flow run is a
+    catalog run (a nightly adds one a night), the tables show each setup once, at its latest."""
+    if runs.empty:
+        return runs
+    keys = [k for k in SETUP_KEYS if k in runs]
+    filled = runs.assign(**{f"_k_{k}": runs[k].astype("string").fillna("") for k in keys})
+    latest = filled.sort_values(["started_at", "run_id"], kind="stable").drop_duplicates(
+        [f"_k_{k}" for k in keys], keep="last")
+    return runs.loc[sorted(latest.index)]
+
+
 def run_summary(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: the ``runs`` columns plus its ``COMBINED`` metrics (runs without metrics
-    are dropped), with ``source_label`` (ours / external) and ``eval_set`` (``MOT17-half-val``)."""
+    """One row per setup at its latest run (:func:`latest_per_setup`): the ``runs`` columns plus its
+    ``COMBINED`` metrics (runs without metrics are dropped), with ``source_label`` (ours / external)
+    and ``eval_set`` (``MOT17-half-val``)."""
     combined = metrics[metrics["sequence"] == "COMBINED"].drop(columns=["sequence"])
-    df = runs.merge(combined, on="run_id", how="inner")
+    df = latest_per_setup(runs[runs["run_id"].isin(list(combined["run_id"]))]).merge(combined, on="run_id",
+                                                                                     how="inner")
     df["source_label"] = ["ours" if s == "cstrack" else "external" for s in df["source"]]
     df["eval_set"] = [f"{d}-{s}" if _text(s) else str(d) for d, s in zip(df["dataset"], df["split"], strict=True)]
     df["method"] = [_text(lbl) or _text(t) for lbl, t in zip(df["label"], df["tracker"], strict=True)]
@@ -126,7 +143,8 @@ def table_vi(summary: pd.DataFrame, paper: pd.DataFrame | None) -> Table:
     rows += _run_rows_vi(summary)
     rows.sort(key=lambda r: (_dataset_key(r["Dataset"]), SOURCE_ORDER[r["Source"]], r["_order"], r["Method"],
                              r["Split"]))
-    return Table("table_vi", "Table VI: comparison with published trackers (private detections)",
+    return Table("table_vi", "Table VI: comparison with published trackers (private detections; MOTA, IDF1, "
+                 "HOTA, MT, ML in %)",
                  TABLE_VI_COLUMNS, tuple(rows), group="Dataset")
 
 
@@ -152,7 +170,8 @@ def table_ablations(summary: pd.DataFrame, paper: pd.DataFrame | None) -> Table:
                      "IDSW": sum(int(m["IDSW"]) for m in members) / len(members), "_order": 10**6})
     rows.sort(key=lambda r: (ABLATION_TABLES.index(r["Table"]), SOURCE_ORDER[r["Source"]], r["_order"],
                              r["Setting"], r["Eval set"]))
-    return Table("ablations", "Tables I, II, III and V: ablations (paper rows, then our runs by setting)",
+    return Table("ablations", "Tables I, II, III and V: ablations (paper rows, then our runs by setting; MOTA, "
+                 "IDF1 in %)",
                  ABLATION_COLUMNS, tuple(rows), group="Table")
 
 
@@ -187,8 +206,52 @@ def table_upper_bound(summary: pd.DataFrame, paper: pd.DataFrame | None) -> Tabl
                      "IDSW": float(grp["IDSW"].astype(float).mean()), "_order": 10**6})
     rows.sort(key=lambda r: (SOURCE_ORDER[r["Source"]], r["_order"], r["Method"], r["Eval set"],
                              0 if r["Detections"] == "private" else 1))
-    return Table("upper_bound", "Table VIII: upper bound with ground-truth boxes (private vs gt detections)",
+    return Table("upper_bound", "Table VIII: upper bound with ground-truth boxes (private vs gt detections; "
+                 "MOTA, IDF1, IDP, IDR in %)",
                  UPPER_BOUND_COLUMNS, tuple(rows), group="Source")
+
+
+BENCHMARK_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "FP", "FN", "Frag",
+                     "MT", "ML", "FPS")
+_PERCENT = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDP", "IDR")
+
+
+def benchmark_rows(summary: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Per benchmark (dataset), the COMBINED metrics of each run in the summary (private/public
+    detections, not gt), best HOTA first: ``Method, Source, Split`` and :data:`BENCHMARK_COLUMNS`
+    (ratios in %, MT/ML as % of ground-truth ids, counts as counts)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    sel = summary[np.array([_text(m) != "gt" for m in summary["detection_mode"]], dtype=bool)]
+    for _, r in sel.iterrows():
+        n_ids = int(r["MT"]) + int(r["PT"]) + int(r["ML"])
+        row: dict[str, Any] = {"Method": r["method"], "Source": r["source_label"], "Split": _text(r["split"]),
+                               "Run": r["run_id"]}
+        row.update({k: _pct(r[k]) for k in _PERCENT})
+        row.update({k: int(r[k]) for k in ("IDSW", "FP", "FN", "Frag")})
+        row["MT"] = 100.0 * int(r["MT"]) / n_ids if n_ids else None
+        row["ML"] = 100.0 * int(r["ML"]) / n_ids if n_ids else None
+        row["FPS"] = _num(r["fps"])
+        out.setdefault(str(r["dataset"]), []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: (-(r["HOTA"] if r["HOTA"] is not None else -1e9), r["Method"], r["Split"]))
+    return dict(sorted(out.items(), key=lambda kv: _dataset_key(kv[0])))
+
+
+def summary_text(dataset: str, rows: list[dict[str, Any]]) -> str:
+    """A benchmark's summary as plain text, like TrackEval's ``<tracker>_summary.txt`` (a header of
+    metric names, then values) with one line per method: fixed-width columns, ratios in %."""
+    width = max([len("Method"), *(len(str(r["Method"]).replace(" ", "_")) for r in rows)])
+    head = f"{'Method':<{width}} {'Split':<10} " + " ".join(f"{c:>8}" for c in BENCHMARK_COLUMNS)
+    lines = [f"# {dataset}: COMBINED metrics per method (latest run of each); HOTA..IDR, MT, ML in %, "
+             "IDSW/FP/FN/Frag counts, FPS frames/s", head]
+    for r in rows:
+        vals = []
+        for c in BENCHMARK_COLUMNS:
+            v = r.get(c)
+            vals.append(f"{'-':>8}" if v is None else f"{v:>8.0f}" if c in ("IDSW", "FP", "FN", "Frag")
+                        else f"{v:>8.3f}")
+        lines.append(f"{str(r['Method']).replace(' ', '_'):<{width}} {r['Split'] or '-':<10} " + " ".join(vals))
+    return "\n".join(lines) + "\n"
 
 
 def comparison_key(config_json: str | None) -> str:

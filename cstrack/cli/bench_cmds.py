@@ -19,6 +19,7 @@ from cstrack.cli.model_options import (
     variant_option,
     weights_option,
 )
+from cstrack.timing import DEFAULT_PREFETCH
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
         device: str = device_option(),
         threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
         warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
-        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
+        prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
         workers: int | None = typer.Option(None, "--workers", min=1, help="frame workers running read + letterbox + "
                                            "forward of whole frames (ONNX Runtime paths; default: --threads; 1: off)"),
         fake_dets: int = typer.Option(

@@ -3,7 +3,7 @@
 Error reporting (:func:`guarded`, :func:`expected_failure`): a failure the user can act on (a
 project error, a file that cannot be read or written, text that is not UTF-8, a Parquet file
 Arrow cannot read, an interruption) prints ONE line naming the file, line, parameter or source
-and exits with status 2 (130 after Ctrl-C); anything else is a bug in this program and keeps its
+and exits with status 2 (130 after Ctrl-C, 143 after SIGTERM: :mod:`cstrack.signals`); anything else is a bug in this program and keeps its
 traceback.  ``--debug`` or ``CSTRACK_DEBUG=1`` shows the full traceback of every failure.
 """
 
@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,6 +21,8 @@ import click
 import typer
 
 from cstrack.errors import ConfigError, CSTrackError
+from cstrack.pathrules import Input, Output, check_paths, check_writable
+from cstrack.signals import EXIT_TERMINATED, Aborted, exit_status, terminate_raises
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,7 +42,6 @@ def parse_size(text: str, param: str = "--size") -> tuple[int, int]:
 
 DEBUG_ENV = "CSTRACK_DEBUG"
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def debug_enabled() -> bool:
@@ -87,9 +88,11 @@ def report_failure(exc: BaseException) -> int | None:
     the exit status; None (nothing printed) for a bug or in debug mode, where the caller re-raises."""
     if debug_enabled():
         return None
-    if isinstance(exc, KeyboardInterrupt):
-        typer.echo("interrupted (outputs already written are kept; an unfinished file is not written)", err=True)
-        return EXIT_INTERRUPTED
+    status = exit_status(exc)
+    if status is not None:
+        what = "terminated (SIGTERM)" if status == EXIT_TERMINATED else "interrupted"
+        typer.echo(f"{what} (outputs already written are kept; an unfinished file is not written)", err=True)
+        return status
     message = expected_failure(exc)
     if message is None:
         return None
@@ -104,8 +107,9 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
-        except (Exception, KeyboardInterrupt) as exc:
+            with terminate_raises():  # SIGTERM: as Ctrl-C (cstrack.signals)
+                return fn(*args, **kwargs)
+        except (Exception, KeyboardInterrupt, Aborted) as exc:
             if isinstance(exc, typer.Exit | click.exceptions.Exit | click.ClickException | click.Abort):
                 raise  # click's own exits and usage errors
             code = report_failure(exc)
@@ -116,10 +120,12 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def check_output_file(path: Path | None, option: str) -> None:
-    """Refuse, before any work, an output file option that names a folder or lies below a file."""
+def check_output_file(path: Path | None, option: str, inputs: Iterable[Input | None] = ()) -> None:
+    """Refuse, before any work, an output file option that names a folder or lies below a file,
+    or that is, or lies inside, one of ``inputs`` (:func:`cstrack.pathrules.check_paths`)."""
     if path is None:
         return
+    check_paths([Output(path, option)], inputs)
     if path.is_dir():
         raise ConfigError(f"{option}: {path} is a folder, expected a file name")
     for parent in path.parents:
@@ -129,14 +135,48 @@ def check_output_file(path: Path | None, option: str) -> None:
             break
 
 
-def check_output_dir(path: Path, option: str) -> None:
-    """Refuse, before any work, an output folder option that names a file or lies below one."""
+def check_output_dir(path: Path, option: str, inputs: Iterable[Input | None] = (), whole: bool = False) -> None:
+    """Refuse, before any work, an output folder option that names a file or lies below one, that
+    cannot be written (:func:`cstrack.pathrules.check_writable`), or that is or lies inside one of
+    ``inputs`` (``whole``: a folder built and replaced as a whole, which may not hold one either;
+    :func:`cstrack.pathrules.check_paths`)."""
+    check_paths([Output(path, option, folder=whole)], inputs)
     for p in (path, *path.parents):
         if p.exists():
             if not p.is_dir():
                 what = f"{p} is a file, not a folder" if p == path else f"{p} is a file, so {path} cannot be created"
                 raise ConfigError(f"{option}: {what}")
-            return
+            break
+    check_writable(path, option)
+
+
+def file_inputs(weights: str | Path | None = None, preset: str | None = None,
+                **paths: Path | str | None) -> list[Input]:
+    """The inputs a command reads for :func:`cstrack.pathrules.check_paths`: a checkpoint given by
+    path (``--weights``, with its ``.json`` record beside), a preset given as a file (``--preset``),
+    and ``paths`` (role, given as the keyword ``gt_root`` for ``--gt-root``: path)."""
+    found: list[Input] = []
+    if weights is not None and str(weights) not in ("random", "coco"):
+        w = Path(weights)
+        found += [Input(w, "--weights"), Input(w.with_suffix(".json"), "--weights record")]
+    if preset is not None and Path(preset).suffix.lower() in (".yaml", ".yml", ".json"):
+        found.append(Input(Path(preset), "--preset"))
+    for key, value in paths.items():
+        if value is not None:
+            found.append(Input(Path(value), "--" + key.replace("_", "-")))
+    return found
+
+
+def catalog_outputs(root: str | Path, option: str) -> list[Output]:
+    """A local catalog root's table folders as outputs (the root itself may hold inputs such as
+    ``results/track``); none for an fsspec URL."""
+    text = str(root)
+    if "://" in text and not text.startswith("file://"):
+        return []
+    from catalog.schemas import TABLES  # the CLI is the part of cstrack that may import catalog
+
+    base = Path(text.removeprefix("file://"))
+    return [Output(base / table, option, folder=True) for table in TABLES]
 
 
 def print_json(obj: Any) -> None:

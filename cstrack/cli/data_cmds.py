@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded, parse_size
+from cstrack.cli.common import check_output_dir, guarded, parse_size
+from cstrack.errors import ConfigError
+from cstrack.pathrules import Input
 
 
 def register(app: typer.Typer) -> None:
@@ -38,19 +40,35 @@ def register(app: typer.Typer) -> None:
         retries: int = typer.Option(4, "--retries", min=0, help="retries per mirror on transient errors"),
         timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="network timeout in seconds"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+        upload: str | None = typer.Option(
+            None, "--upload", help="then upload ROOT/<dataset>/ to URL/<dataset>/ (s3://bucket/prefix; AWS_* "
+            "variables; only changed files, manifest last)"),
+        source: Path | None = typer.Option(
+            None, "--from", metavar="DIR|ARCHIVE",
+            help="use a copy you already have instead of downloading: the extracted folder (checked against the "
+                 "sequences the server expects) or the archive (checked against the registry's sha256 when known); "
+                 "one dataset name only"),
     ) -> None:
         """Download, verify, extract and convert datasets (idempotent; local sources work offline)."""
         from cstrack.data.prepare import prepare
         from cstrack.data.registry import load_registry
+        from cstrack.storage import Location, sync_tree
 
         reg = load_registry()
         log = (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
-        for name in reg.expand(names):
+        expanded = reg.expand(names)
+        if source is not None and len(expanded) != 1:
+            raise ConfigError(f"--from: give one dataset name, got {', '.join(expanded)}")
+        for name in expanded:
             res = prepare(name, root, registry=reg, force=force, progress=not quiet, retries=retries,
-                          timeout=timeout, log=log)
+                          timeout=timeout, log=log, source=source)
             state = "already prepared" if res.skipped else "prepared"
             lists = ", ".join(f"{k} {v}" for k, v in res.record.get("lists", {}).items())
             typer.echo(f"{name}: {state} in {res.path} ({lists})")
+            if upload is not None:
+                target = Location.of(upload).child(name)
+                sync = sync_tree(res.path, target)
+                typer.echo(f"{name}: uploaded {sync.uploaded} file(s) to {target} ({sync.unchanged} unchanged)")
 
     @data.command("convert-video")
     @guarded
@@ -73,6 +91,9 @@ def register(app: typer.Typer) -> None:
         from cstrack.data.convert import parse_frame_range, video_to_sequence
 
         rng = parse_frame_range(frames) if frames else None
+        check_output_dir(out / name, "--out", [Input(video, "VIDEO"), Input(gt, "--gt") if gt else None,
+                                              Input(det, "--det") if det else None,
+                                              Input(seqinfo, "--seqinfo") if seqinfo else None], whole=True)
         with tqdm(unit="frame", desc=name, leave=False, disable=None) as bar:  # a bar on terminals only
             res = video_to_sequence(
                 video, out, name, gt=gt, det=det, seqinfo=seqinfo, frames=rng, frame_rate=frame_rate,

@@ -15,8 +15,9 @@ from typing import Any
 
 import typer
 
-from cstrack.cli.common import check_output_file, guarded
+from cstrack.cli.common import catalog_outputs, check_output_dir, check_output_file, file_inputs, guarded
 from cstrack.errors import ConfigError
+from cstrack.pathrules import Input, Output, check_paths
 
 
 def _sequences(values: list[str] | None) -> list[str] | None:
@@ -53,8 +54,10 @@ def _load_config(path: Path | None) -> dict[str, Any]:
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
+        from cstrack.fsutil import load_yaml
+
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}" if mark is not None else ""
@@ -109,15 +112,19 @@ def register(app: typer.Typer) -> None:
         from cstrack.fsutil import atomic_write_text, sha256_file
 
         p = get_preset(preset)
-        check_output_file(json_out, "--json")
+        recorded = catalog_root is not None or import_tracker is not None
+        root = catalog_root or DEFAULT_ROOT
+        inputs = file_inputs(weights, gt_root=gt_root, results_root=results_root, config=config)
+        check_output_file(json_out, "--json", inputs)
+        if recorded:
+            check_paths([*catalog_outputs(root, "--catalog"), Output(json_out, "--json") if json_out else None],
+                        inputs)
         if weights is not None and not weights.is_file():
             raise ConfigError(f"--weights: {weights} not found")
         if detection_mode is not None and detection_mode not in ("private", "public", "gt"):
             raise ConfigError(f"--detection-mode: expected private, public or gt, got {detection_mode!r}")
         run_config = _load_config(config)
         title = import_tracker or label or results_root.name
-        recorded = catalog_root is not None or import_tracker is not None
-        root = catalog_root or DEFAULT_ROOT
 
         def shown_then_run(result: EvalResult) -> RunInfo | None:
             """Print the table (and write --json) before anything is recorded; the run to record."""
@@ -161,9 +168,15 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="output folder for the tables and figures"),
         reference: Path | None = typer.Option(None, "--reference", help="folder with paper_table_vi.csv and "
                                               "paper_ablations.csv (default: shared/reference)"),
+        html: bool = typer.Option(False, "--html", help="also write OUT/report.html: one self-contained page "
+                                  "(tables, figures inlined, nightly history with its intervals; no network)"),
     ) -> None:
-        """Regenerate Table VI, the ablation tables and Table VIII (Markdown, CSV, LaTeX, PNG)."""
+        """Regenerate Table VI, the ablation tables, Table VIII, per-benchmark summaries and comparison plots
+        (Markdown, CSV, LaTeX, PNG, text; --html: one page of all of it)."""
         from catalog.report import build_report
+        from catalog.schemas import TABLES as CATALOG_TABLES
 
-        for path in build_report(results, out, reference):
+        tables = [Input(Path(results) / t, "--results") for t in CATALOG_TABLES] if "://" not in results else []
+        check_output_dir(out, "--out", [*tables, Input(reference, "--reference") if reference else None])
+        for path in build_report(results, out, reference, html=html):
             typer.echo(str(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import check_output_file, guarded
+from cstrack.cli.common import check_output_file, file_inputs, guarded
 from cstrack.cli.model_options import model_warnings, size_option, speaks_flags, variant_option, weights_option
 from cstrack.errors import ConfigError
 
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         variant, weights_arg = resolve_model(variant, weights)
         settings = effective_settings(weights_arg, size, None, None, None)
         input_size = settings.input_size
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", file_inputs(weights_arg, calib=calib))
         torch.manual_seed(seed)
         with model_warnings():
             model = load_model(variant, weights_arg)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded
+from cstrack.cli.common import check_output_file, guarded
+from cstrack.pathrules import Input
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
         Anything missing or invalid is listed (one per line) and nothing is written (exit 2)."""
         from cstrack.eval.submit import SubmissionError, write_submission
 
+        check_output_file(out, "--out", [Input(results, "RESULTS")])
         try:
             res = write_submission(results, benchmark, split, out)
         except SubmissionError as exc:

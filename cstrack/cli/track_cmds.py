@@ -12,23 +12,25 @@ into ``OUT/timing.json``::
             # sources other than MOT folders also:
             "source", "kind", "frame_rate", "stopped", "dropped", "reconnects"}}
 
+Two ``frame_rate`` values, two meanings: ``settings.frame_rate`` is the checkpoint's (the footage
+rate it was trained on, from its record: the fallback); the top-level ``frame_rate`` is the rate the
+tracker used for this source (``--fps``, else the container's or stream's, else the checkpoint's).
+
 Inference settings come from the checkpoint's record (:mod:`cstrack.model.inference_settings`);
 ``--size``, ``--conf``, ``--nms`` and ``--preset`` override them.  They are printed once on stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
+import math
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from cstrack.cli.common import check_output_dir, guarded, merge_timing
+from cstrack.cli.common import check_output_dir, file_inputs, guarded, merge_timing
 from cstrack.cli.model_options import (
     build,
     conf_option,
@@ -45,6 +47,8 @@ from cstrack.cli.model_options import (
     weights_option,
 )
 from cstrack.errors import ConfigError
+from cstrack.signals import GracefulStop
+from cstrack.timing import DEFAULT_PREFETCH
 
 if TYPE_CHECKING:
     from cstrack.run.sequence import DetectionMode
@@ -62,27 +66,6 @@ def output_path(option: Path | None, name: str, suffix: str, several: bool) -> P
         raise ConfigError(f"{'--save-video' if suffix == '.mp4' else '--jsonl'}: expected a {suffix} file "
                           f"(or a folder when tracking several sources), got {option}")
     return option
-
-
-@contextlib.contextmanager
-def sigint_stops(stop: threading.Event) -> Iterator[None]:
-    """While active, the first Ctrl-C sets ``stop`` (tracking ends cleanly, results written); a
-    second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping: writing what was tracked so far (Ctrl-C again to abort)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:
@@ -113,9 +96,10 @@ def register(app: typer.Typer) -> None:
         nms: float | None = nms_option(),
         model_path: str = path_option(),
         device: str = device_option(),
-        prefetch: int = typer.Option(2, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
-        preset_name: str | None = typer.Option(None, "--preset", help="tracker preset: default, mot17, mot20, "
-                                               "original; default: the checkpoint's"),
+        prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
+        preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
+                                               "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
+                                               "e.g. a tune study's best_preset.yaml); default: the checkpoint's"),
         fps: float | None = typer.Option(None, "--fps", min=0.001, help="source frame rate (default: the "
                                          "container's or stream's, else the checkpoint's training rate, else 30)"),
         max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="stop after this many frames per source"),
@@ -148,6 +132,9 @@ def register(app: typer.Typer) -> None:
         if detections not in DETECTION_MODES:
             raise ConfigError(f"--detections: expected one of {', '.join(DETECTION_MODES)}, got {detections!r}")
         mode = cast("DetectionMode", detections)  # checked just above
+        for option, value in (("--fps", fps), ("--duration", duration)):
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{option}: expected a finite number, got {value}")
         check_output_dir(out, "--out")
         kinds = [classify(s) for s in sources]
         if detections != "private":
@@ -165,8 +152,11 @@ def register(app: typer.Typer) -> None:
         ref = dev = None
         if uses_model:
             ref, dev = resolve_ref(model_ref(variant, weights, model_path, device))  # fails before any work
-        settings = effective_settings(None if ref is None else ref.weights, size, conf, nms, preset_name)
-        rec = settings_record(settings, None if ref is None else ref.variant, None if ref is None else ref.weights,
+        weights_arg = None if ref is None else ref.weights
+        _check_track_paths(sources, kinds, names, out, videos, jsonls, save_video if several else None,
+                           jsonl if several else None, weights_arg, preset_name)
+        settings = effective_settings(weights_arg, size, conf, nms, preset_name)
+        rec = settings_record(settings, None if ref is None else ref.variant, weights_arg,
                               None if ref is None else ref.path, dev)
         opened = _open_all(sources, kinds, queue, reconnects, make_source)  # validate every source first
         try:
@@ -174,7 +164,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(describe_settings(rec, settings), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
-            with sigint_stops(stop):
+            with GracefulStop(stop) as signals:  # 1st SIGINT/SIGTERM: stop and write; 2nd: abort (cstrack.signals)
                 for spec, source, video_out, jsonl_out in zip(sources, opened, videos, jsonls, strict=True):
                     if stop.is_set():
                         break
@@ -188,6 +178,36 @@ def register(app: typer.Typer) -> None:
             for source in opened:
                 if source is not None:
                     source.close()
+        if signals.exit_status:
+            typer.echo("terminated (SIGTERM): what was tracked so far is written", err=True)
+            raise typer.Exit(code=signals.exit_status)
+
+
+def _check_track_paths(sources: list[str], kinds: list[str], names: list[str], out: Path,
+                       videos: list[Path | None], jsonls: list[Path | None], video_dir: Path | None,
+                       jsonl_dir: Path | None, weights: str | Path | None, preset_name: str | None) -> None:
+    """The output rule (:mod:`cstrack.pathrules`) over everything ``track`` reads and writes, and the
+    output folders' writability: refused before any source is opened."""
+    import glob
+
+    from cstrack.pathrules import Input, Output, check_paths
+
+    inputs = file_inputs(weights, preset_name)
+    for spec, kind in zip(sources, kinds, strict=True):
+        if kind in ("mot", "images", "video"):
+            inputs.append(Input(Path(spec), "SOURCE"))
+        elif kind == "glob":
+            inputs += [Input(Path(m), "SOURCE") for m in sorted(glob.glob(spec))]
+    outputs: list[Output | None] = [Output(out, "--out")]
+    outputs += [Output(out / f"{n}.txt", "--out") for n in names] + [Output(out / "timing.json", "--out")]
+    outputs += [Output(v, "--save-video") if v is not None else None for v in videos]
+    outputs += [Output(j, "--jsonl") if j is not None else None for j in jsonls]
+    outputs += [Output(video_dir, "--save-video") if video_dir is not None else None,
+                Output(jsonl_dir, "--jsonl") if jsonl_dir is not None else None]
+    check_paths(outputs, inputs)
+    for option, files in (("--save-video", videos), ("--jsonl", jsonls)):
+        for folder in sorted({f.parent for f in files if f is not None}):
+            check_output_dir(folder, option)
 
 
 def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int, make_source: Any) -> list[Any]:

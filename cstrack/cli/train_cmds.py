@@ -15,12 +15,15 @@ def register(app: typer.Typer) -> None:
         config: str = typer.Argument(..., help="training config (YAML, see cstrack.train.config)"),
         resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in out_dir"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+        out_dir: str | None = typer.Option(None, "--out-dir", help="output folder (default: the config's out_dir)"),
+        device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: the config's)"),
     ) -> None:
         """Train; writes per-epoch checkpoints, train_steps rows and the final EMA weights."""
         from catalog.train_steps import CatalogSteps
         from cstrack.train import Trainer, load_train_config
 
-        cfg = load_train_config(config)
+        overrides = {k: v for k, v in (("out_dir", out_dir), ("device", device)) if v is not None}
+        cfg = load_train_config(config, **overrides)
         result = Trainer(cfg, progress=progress, steps=CatalogSteps.for_training(cfg)).fit(resume=resume)
         if result.record is not None:
             last = result.history[-1] if result.history else {}

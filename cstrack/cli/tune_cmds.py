@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
         objective: str = typer.Option("HOTA", "--objective", help="HOTA, MOTA, IDF1, DetA or AssA (maximised)"),
         results: Path = typer.Option(Path("results"), "--results", help="results root (caches, study, catalog)"),
         catalog: Path | None = typer.Option(None, "--catalog", help="catalog root (default: --results)"),
-        preset_name: str = typer.Option("default", "--preset", help="tracker preset whose search space is searched"),
+        preset_name: str | None = typer.Option(
+            None, "--preset", metavar="NAME|FILE",
+            help="tracker preset whose search space is searched and whose values are the baseline: a built-in "
+                 "name (default, original, sots, mot17, mot20) or a preset file; default: the checkpoint's"),
         variant: str | None = typer.Option(None, "--variant", help="model variant (default: the checkpoint's)"),
         size: str | None = typer.Option(None, "--size", help="network input WxH (default: the checkpoint's)"),
         model_path: str = typer.Option("auto", "--path", help="inference path of the cached outputs: auto, eager, "
@@ -69,10 +72,14 @@ def register(app: typer.Typer) -> None:
         """Tune tracker parameters on SOURCE sequences; validate the best once on --val (or the val half)."""
         from catalog.record import tune_trials_writer
         from cstrack.cli.cached_track import ensure_caches
+        from cstrack.model.inference_settings import settings_for_weights
         from cstrack.tune.pipeline import build_jobs, check_names, run, study_dir
         from cstrack.tune.study import StudyConfig
 
-        cfg = StudyConfig(study, trials, preset_name, objective, seed, batch)
+        # the baseline is what runs without tuning: the checkpoint's own preset and detection threshold
+        own = settings_for_weights(None if weights == "random" else weights)
+        preset_name = preset_name or own.tracker_preset
+        cfg = StudyConfig(study, trials, preset_name, objective, seed, batch, baseline_conf=own.conf_thres)
         check_names([*sources, *val])  # before any network work
         caches = ensure_caches([*sources, *val], results, weights, variant, size, model_path, floor, progress,
                                device=device)
@@ -91,8 +98,9 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"study {study}: {len(result.trials)} trials ({result.new_trials} new), protocol {protocol}")
         typer.echo(f"tuned on {', '.join(result.tune_windows)}: best {objective} {result.tune_score:.4f} "
-                   f"(default {result.default_tune_score:.4f})")
+                   f"(baseline {result.default_tune_score:.4f})")
         typer.echo(f"validated on {', '.join(result.val_windows)}: best {result.val_score:.4f}, "
-                   f"default {result.default_val_score:.4f}")
+                   f"baseline {result.default_val_score:.4f}"
+                   + ("" if result.beats_baseline else " -- NOT better than the baseline: no best_preset.yaml written"))
         for k, v in result.files.items():
             typer.echo(f"{k}: {v}")

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import typer
 
-from cstrack.cli.common import guarded
+from cstrack.cli.common import check_output_file, guarded
 from cstrack.errors import ConfigError
+from cstrack.pathrules import Input, Output, check_paths
+
+
+def _check_checkpoint_out(out: Path, *inputs: Input | None) -> None:
+    """``--out`` and the record beside it (``out.json``) against the inputs and each other."""
+    check_output_file(out, "--out", inputs)
+    check_paths([Output(out, "--out"), Output(out.with_suffix(".json"), "--out's record")], inputs)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +37,7 @@ def register(app: typer.Typer) -> None:
         from cstrack.model.architecture import load_description
         from cstrack.model.sots import import_checkpoint
 
+        _check_checkpoint_out(out, Input(src, "SRC"), Input(arch, "--arch") if arch is not None else None)
         description = None
         if arch is not None:
             try:
@@ -57,5 +65,6 @@ def register(app: typer.Typer) -> None:
         from cstrack.model.sots import export_original
         from cstrack.model.weights import load_weights
 
+        check_output_file(out, "--out", [Input(weights, "WEIGHTS"), Input(weights.with_suffix(".json"), "WEIGHTS record")])
         state = export_original(load_weights(weights), out)
         typer.echo(f"{weights} -> {out}: {len(state)} tensors under the original names")

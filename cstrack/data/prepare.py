@@ -109,11 +109,29 @@ def prepare(
     retries: int = 4,
     timeout: float = 30.0,
     log: Callable[[str], None] = lambda msg: None,
+    source: str | Path | None = None,
 ) -> PrepareResult:
-    """Download/verify/extract/convert registry entry ``name`` into ``root/<name>`` (see module doc)."""
+    """Download/verify/extract/convert registry entry ``name`` into ``root/<name>`` (see module doc).
+
+    ``source`` (``cstrack data prepare NAME --from PATH``): a copy the user already has instead of a
+    download: the extracted folder (checked with :func:`check_benchmark_folder`: every sequence the
+    server expects, images for every frame of ``seqinfo.ini``) or the archive itself (verified
+    against the registry's sha256 where the registry knows it, as a download is).  It prepares the
+    dataset again even when one is prepared (the copy is what the user asked for)."""
     reg = registry or load_registry()
     entry = reg.get(name)
     d = dataset_dir(root, name)
+    if source is not None:
+        src = Path(source).expanduser().resolve()
+        if len(entry.files) != 1:
+            raise DatasetError(f"{name}: --from takes a dataset of one archive; this entry has {len(entry.files)}",
+                               src)
+        if src.is_dir():
+            for line in check_benchmark_folder(name, entry, src):
+                log(f"{name}: {line}")
+        elif not src.is_file():
+            raise DatasetError(f"{name}: --from: no such file or folder", src)
+        force = True
     if not force and is_prepared(entry, d):
         rec = read_record(d) or {}
         return PrepareResult(name, d, True, _lists(d, rec), rec)
@@ -123,16 +141,22 @@ def prepare(
         if not force and is_prepared(entry, d):  # done by another process while we waited
             rec = read_record(d) or {}
             return PrepareResult(name, d, True, _lists(d, rec), rec)
-        return _prepare_locked(entry, d, name, progress=progress, retries=retries, timeout=timeout, log=log)
+        return _prepare_locked(entry, d, name, progress=progress, retries=retries, timeout=timeout, log=log,
+                               source=None if source is None else Path(source).expanduser().resolve())
 
 
 def _prepare_locked(
     entry: DatasetEntry, d: Path, name: str, *, progress: bool, retries: int, timeout: float,
-    log: Callable[[str], None],
+    log: Callable[[str], None], source: Path | None = None,
 ) -> PrepareResult:
     files: list[dict[str, Any]] = []
     sources: dict[str, Path] = {}
     for f in entry.files:
+        if source is not None and source.is_dir():  # an extracted copy (checked by prepare)
+            sources[f.name] = source
+            files.append({"name": f.name, "archive": "dir", "path": str(source), "from": "--from"})
+            continue
+        urls = [source.as_uri()] if source is not None else [resolve_url(u) for u in f.urls]
         if f.archive == "dir":
             path = _local_dir(entry, f.name, f.urls)
             sources[f.name] = path
@@ -147,7 +171,7 @@ def _prepare_locked(
         hook = partial(check_archive, fmt=f.archive) if (f.sha256 is None and f.archive in _ARCHIVES) else None
         log(f"{name}: fetching {f.name}")
         res = download(
-            [resolve_url(u) for u in f.urls], dest, sha256=f.sha256, size=f.size, verify=hook,
+            urls, dest, sha256=f.sha256, size=f.size, verify=hook,
             retries=retries, timeout=timeout, progress=progress,
         )
         files.append({"name": f.name, "archive": f.archive, "sha256": res.sha256, "size": res.size,
@@ -246,6 +270,62 @@ def _local_dir(entry: DatasetEntry, name: str, urls: tuple[str, ...]) -> Path:
     raise DatasetError(f"{entry.name}: folder source {name!r} not found at any of {list(urls)}")
 
 
+def check_benchmark_folder(name: str, entry: DatasetEntry, folder: Path) -> list[str]:
+    """Check an extracted MOTChallenge copy before converting it; returns notes (lines to show).
+
+    Every sequence the server expects for the entry's splits (``cstrack/eval/benchmarks.yaml``; MOT17:
+    each DPM/FRCNN/SDP copy) must be a folder with ``seqinfo.ini`` and an image for every frame it
+    declares.  A sequence shorter than the benchmark's (a trimmed copy) is noted, not refused.  The
+    MOTChallenge archives publish no per-file checksums (the registry's are null), so none are checked
+    here; an archive given to ``--from`` is checked against the registry's sha256 when it has one.
+    Anything missing raises :class:`DatasetError` listing every problem."""
+    from cstrack.data.mot import read_seqinfo
+    from cstrack.data.names import canonical_dataset
+    from cstrack.eval.submit import benchmarks, expected_sequences
+
+    bench = canonical_dataset(name)
+    found = {p.name: p for p in find_sequences(folder)}
+    notes: list[str] = []
+    problems: list[str] = []
+    trimmed: list[str] = []
+    if bench not in benchmarks():
+        if not found:
+            raise DatasetError(f"{name}: --from: no sequence folder (with seqinfo.ini) in it", folder)
+        return [f"{len(found)} sequences found (no server file list for {name})"]
+    splits = [str(s) for s in entry.options.get("splits", ["train"])]
+    for split in splits:
+        want = expected_sequences(bench, split)
+        missing = [s for s in want if s not in found]
+        if missing:
+            problems.append(f"{split}: missing {len(missing)} of {len(want)} sequences: {', '.join(missing)}")
+        for seq, length in want.items():
+            if seq not in found:
+                continue
+            d = found[seq]
+            try:
+                info = read_seqinfo(d)
+            except DatasetError as exc:
+                problems.append(str(exc))
+                continue
+            frames = sum(1 for p in (d / info.im_dir).glob(f"*{info.im_ext}")) if (d / info.im_dir).is_dir() else 0
+            if frames < info.seq_length:
+                problems.append(f"{seq}: seqinfo.ini declares {info.seq_length} frames, {d / info.im_dir} has {frames}")
+            if info.seq_length != length:
+                trimmed.append(f"{seq} has {info.seq_length} frames, the benchmark's has {length}")
+            if split == "train" and not (d / "gt" / "gt.txt").is_file():
+                problems.append(f"{seq}: no gt/gt.txt (a train sequence)")
+    if problems:
+        raise DatasetError(f"{name}: --from: not a complete {bench} copy ({len(problems)} problem(s)): "
+                           + "; ".join(problems), folder)
+    if trimmed:
+        more = f" (and {len(trimmed) - 3} more)" if len(trimmed) > 3 else ""
+        notes.append(f"note: a trimmed copy, {len(trimmed)} sequence(s) shorter than the benchmark's: "
+                     f"{'; '.join(trimmed[:3])}{more}; the server wants results for every frame")
+    n = sum(len(expected_sequences(bench, s)) for s in splits)
+    return [f"--from {folder}: all {n} {bench} sequences of {', '.join(splits)} present "
+            "(no per-file checksums are published for MOTChallenge data)", *notes]
+
+
 # --------------------------------------------------------------------------------------------
 # converters: (entry, dataset folder, {file name: local path}) -> summary dict
 
@@ -253,6 +333,7 @@ def _local_dir(entry: DatasetEntry, name: str, urls: tuple[str, ...]) -> Path:
 def _convert_mot(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict[str, Any]:
     splits = list(entry.options.get("splits", ["train"]))
     pattern = str(entry.options.get("sequences", "*"))
+    labels = str(entry.options.get("labels", pattern))
     n = 0
     for src in sources.values():
         for seq in find_sequences(src):
@@ -263,8 +344,12 @@ def _convert_mot(entry: DatasetEntry, d: Path, sources: dict[str, Path]) -> dict
             n += 1
     if n == 0:
         raise DatasetError(f"{entry.name}: no MOT sequence matching {pattern!r} in splits {splits}", d)
-    summary = write_mot_labels(d, splits=splits, sequences=pattern, visibility=float(entry.options.get("visibility", 0.0)))
-    return _summary_dict(summary)
+    label_splits = [s for s in splits if s != "test"] or splits  # test sequences have no ground truth
+    summary = write_mot_labels(d, splits=label_splits, sequences=labels,
+                               visibility=float(entry.options.get("visibility", 0.0)))
+    out = _summary_dict(summary)
+    out["tracking_sequences"] = n
+    return out
 
 
 def _materialise_sequence(src: Path, dst: Path) -> None:

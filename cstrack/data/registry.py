@@ -32,7 +32,8 @@ from typing import Any
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import plain, stable_hash
+from cstrack.fsutil import load_yaml, plain, stable_hash
+from cstrack.names import NAME_PATTERN
 from cstrack.paths import shared_data
 
 DEFAULT_REGISTRY = Path(__file__).with_name("datasets.yaml")
@@ -40,7 +41,7 @@ DEFAULT_REGISTRY = Path(__file__).with_name("datasets.yaml")
 ARCHIVE_FORMATS = ("zip", "tar", "tar.gz", "tar.bz2", "tar.xz", "file", "dir")
 CONVERTERS = ("mot", "jde", "crowdhuman", "video", "synthetic")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = NAME_PATTERN  # cstrack.names: matched in full
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _URL_RE = re.compile(r"^(https?://\S+|file://\S+|shared:\S+|/\S*)$")
 
@@ -85,7 +86,7 @@ def _is_odgt_splits(v: Any) -> bool:
     return (
         isinstance(v, dict)
         and bool(v)
-        and all(_NAME_RE.match(str(k)) for k in v)
+        and all(_NAME_RE.fullmatch(str(k)) for k in v)
         and all(isinstance(f, list) and f and all(_is_str(x) for x in f) for f in v.values())
     )
 
@@ -95,6 +96,7 @@ CONVERTER_OPTIONS: dict[str, dict[str, tuple[_Checker, bool, str]]] = {
     "mot": {
         "splits": (_is_mot_splits, False, "a non-empty list of 'train'/'test'"),
         "sequences": (_is_str, False, "a glob pattern over sequence names"),
+        "labels": (_is_str, False, "a glob over the sequences that get training labels (default: sequences)"),
         "visibility": (_is_fraction, False, "a number in [0, 1]"),
     },
     "jde": {},
@@ -230,7 +232,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
     """Load and validate a registry YAML (the packaged one by default)."""
     p = Path(path) if path is not None else DEFAULT_REGISTRY
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the dataset registry ({exc.strerror})") from None
     except yaml.YAMLError as exc:
@@ -257,7 +259,7 @@ def parse_registry(raw: Any, source: str = "<registry>") -> Registry:
     mixtures: dict[str, tuple[str, ...]] = {}
     for name, members in mix_raw.items():
         where = f"mixtures.{name}"
-        if not _NAME_RE.match(str(name)):
+        if not _NAME_RE.fullmatch(str(name)):
             raise ConfigError(f"{where}: invalid name")
         if str(name) in datasets:
             raise ConfigError(f"{where}: name clashes with a dataset")
@@ -292,7 +294,7 @@ _FILE_KEYS = {"name", "urls", "sha256", "size", "archive", "manual"}
 
 def _parse_entry(name: str, body: Any) -> DatasetEntry:
     where = f"datasets.{name}"
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}: invalid dataset name (letters, digits, '.', '_', '-')")
     if not isinstance(body, dict):
         raise ConfigError(f"{where}: must be a mapping")
@@ -344,7 +346,7 @@ def _parse_file(where: str, body: Any) -> SourceFile:
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
     name = body.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}.name: required, a plain file name, got {name!r}")
     urls = body.get("urls")
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):

@@ -22,7 +22,8 @@ import numpy as np
 from cstrack.data.images import read_image
 from cstrack.detection import FrameDetector
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.model.network import CSTrackModel, check_input_size
+from cstrack.model.input_size import checked_size
+from cstrack.model.network import CSTrackModel
 from cstrack.model.postprocess import PostprocessConfig
 
 OPTIMISED_PATHS = ("fast", "onnx", "int8")
@@ -86,7 +87,7 @@ def build_optimised_detector(
     """The detector of an optimised ``path`` (``fast``, ``onnx`` or ``int8``) for ``model`` at
     ``input_size = (W, H)``; ONNX files are exported / quantised once and cached
     (:mod:`cstrack.infer.cache`)."""
-    check_input_size(*input_size)
+    input_size = checked_size(input_size)
     if path == "fast":
         from cstrack.infer.fast import FastDetector
 

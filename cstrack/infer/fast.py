@@ -17,7 +17,8 @@ import torch
 from cstrack.detection import Detections, Prepared
 from cstrack.infer.frames import DEFAULT_SLOTS, InputRing, embed_boxes, postprocess_outputs
 from cstrack.infer.graph import inference_model, to_channels_last
-from cstrack.model.network import CSTrackModel, check_input_size
+from cstrack.model.input_size import checked_size
+from cstrack.model.network import CSTrackModel
 from cstrack.model.postprocess import PostprocessConfig
 
 
@@ -40,8 +41,8 @@ class FastDetector:
         compile: bool = False,
         slots: int = DEFAULT_SLOTS,
     ) -> None:
-        check_input_size(*input_size)
-        self.input_size = input_size
+        input_size = checked_size(input_size)
+        self.input_size: tuple[int, int] = input_size
         self.emb_dim = model.emb_dim
         self.post = post or PostprocessConfig()
         self.input_slots = slots

@@ -31,7 +31,8 @@ from torch import nn
 from cstrack.infer.fold import fold_batchnorm
 from cstrack.model.blocks import BottleneckCSP
 from cstrack.model.detect import STRIDES, Detect
-from cstrack.model.network import CSTrackModel, check_input_size
+from cstrack.model.input_size import checked_size
+from cstrack.model.network import CSTrackModel
 from cstrack.model.ren import DESCRIPTOR_HW, REN
 from cstrack.model.saan import SAAN, ChannelAttention, SpatialAttention
 
@@ -188,9 +189,7 @@ class InferenceChannelAttention(nn.Module):
         self.att = att
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = x.mean(dim=(2, 3)).unsqueeze(1)
-        mx = x.amax(dim=(2, 3)).unsqueeze(1)
-        w = torch.sigmoid(self.att._mlp(avg) + self.att._mlp(mx)).squeeze(1)  # [B, C]
+        w = self.att.channel_weights(x)  # [B, C]
         return x * (w[:, :, None, None] + 1)
 
 
@@ -232,8 +231,8 @@ class InferenceModel(nn.Module):
 
     def __init__(self, model: CSTrackModel, input_size: tuple[int, int]) -> None:
         super().__init__()
-        check_input_size(*input_size)
-        self.input_size = input_size
+        input_size = checked_size(input_size)
+        self.input_size: tuple[int, int] = input_size
         self.emb_dim = model.emb_dim
         self.variant = model.config.variant
         net = fold_batchnorm(model)

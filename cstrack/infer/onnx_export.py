@@ -24,7 +24,8 @@ import torch
 from cstrack.errors import ConfigError
 from cstrack.fsutil import atomic_path, stable_hash
 from cstrack.infer.graph import inference_model
-from cstrack.model.network import CSTrackModel, check_input_size
+from cstrack.model.input_size import checked_size
+from cstrack.model.network import CSTrackModel
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -46,7 +47,7 @@ def export_onnx(
     """
     import onnx
 
-    check_input_size(*input_size)
+    input_size = checked_size(input_size)
     w, h = input_size
     net = inference_model(model, input_size)
     x = torch.zeros(1, 3, h, w)

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from cstrack.errors import ConfigError
+from cstrack.timing import DEFAULT_PREFETCH
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -53,7 +54,7 @@ class Prefetcher(Generic[T]):
     consumer's current item, ``depth`` queued ones and the one the producer is handing over.
     """
 
-    def __init__(self, source: Iterable[T], depth: int = 2, name: str = "prefetch", nice: int = DEFAULT_NICE) -> None:
+    def __init__(self, source: Iterable[T], depth: int = DEFAULT_PREFETCH, name: str = "prefetch", nice: int = DEFAULT_NICE) -> None:
         if depth < 1:
             raise ConfigError(f"prefetch depth: must be >= 1, got {depth}")
         self.depth = depth
@@ -118,7 +119,7 @@ class Prefetcher(Generic[T]):
         self.close()
 
 
-def prefetch(source: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(source: Iterable[T], depth: int = DEFAULT_PREFETCH) -> Iterator[T]:
     """``source``'s items, produced ``depth`` ahead in a background thread.
 
     A generator: leaving the loop early (``break``, an exception, or dropping the iterator) stops

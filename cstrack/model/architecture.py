@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from cstrack.errors import ConfigError
+from cstrack.fsutil import load_yaml
 from cstrack.model.registry import LayerSpec, output_channels
 
 STRIDES = (8, 16, 32)
@@ -215,7 +214,7 @@ def load_trunk(name: str) -> dict[str, Any]:
     if name not in TRUNKS:
         raise ConfigError(f"trunk: unknown {name!r}, expected one of {TRUNKS}")
     text = resources.files("cstrack.model").joinpath(f"architectures/{name}.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 # ---------------------------------------------------------------------------------------------

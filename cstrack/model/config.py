@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-import yaml
-
 from cstrack.errors import ConfigError
+from cstrack.fsutil import load_yaml
 from cstrack.model.architecture import (
     TRUNKS,
     Architecture,
@@ -140,7 +139,7 @@ class ModelConfig:
 @functools.cache
 def _variants() -> dict[str, dict[str, Any]]:
     text = resources.files("cstrack.model").joinpath("architectures/variants.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def variant_names() -> list[str]:

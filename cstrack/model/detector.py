@@ -11,7 +11,8 @@ import torch
 from cstrack.data.letterbox import boxes_to_frame, boxes_to_net, letterbox, to_input
 from cstrack.detection import Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError
-from cstrack.model.network import CSTrackModel, build_model, check_input_size
+from cstrack.model.input_size import checked_size
+from cstrack.model.network import CSTrackModel, build_model
 from cstrack.model.postprocess import PostprocessConfig, gather_embeddings, postprocess_image
 
 PATHS = ("eager", "fast", "onnx", "int8")
@@ -55,10 +56,10 @@ class ModelDetector:
         post: PostprocessConfig | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        check_input_size(*input_size)
+        input_size = checked_size(input_size)
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self.input_size = input_size
+        self.input_size: tuple[int, int] = input_size
         self.emb_dim = model.emb_dim
         self.post = post or PostprocessConfig()
         w, h = input_size
@@ -135,7 +136,7 @@ def build_detector(
     model (and each frame's input tensor) on the concrete torch ``device`` (``cpu`` or ``cuda:N``;
     :func:`cstrack.model.device.resolve_device` resolves ``auto``)."""
     path = resolve_path(path, device)
-    check_input_size(*input_size)
+    input_size = checked_size(input_size)  # checked here (before the weights load) or where it came from
     model = load_model(variant, weights)
     if path == "eager":
         return ModelDetector(model, input_size, post, device=device)

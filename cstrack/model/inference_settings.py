@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from cstrack.errors import ConfigError
+from cstrack.model.input_size import STRIDE, InputSize
 
 RECORD_KEY = "inference"  # the weights record's key holding the block
-STRIDE = 32  # network input sides are multiples of the coarsest detection stride (spec §1)
 
 
 # Two cells of the coarsest (stride-32) map.  Issue 20: at 32x32 a 768x576 frame shrinks 24 times,
@@ -62,13 +62,13 @@ class InferenceSettings:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         ):
             raise ConfigError(f"expected (width, height) integers, got {size!r}", "input_size")
-        object.__setattr__(self, "input_size", (int(size[0]), int(size[1])))
-        w, h = self.input_size
+        w, h = int(size[0]), int(size[1])
         if w <= 0 or h <= 0 or w % STRIDE or h % STRIDE:
             raise ConfigError(f"width and height must be positive multiples of {STRIDE}, got {w}x{h}", "input_size")
         if min(w, h) < MIN_INPUT_SIDE:
             raise ConfigError(f"{w}x{h} is too small to detect people; each side must be at least {MIN_INPUT_SIDE}",
                               "input_size")
+        object.__setattr__(self, "input_size", InputSize(w, h))  # checked: the detectors take it as it is
         for name in ("conf_thres", "nms_thres"):
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v <= 1.0:

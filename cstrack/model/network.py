@@ -12,17 +12,10 @@ from cstrack.errors import ConfigError
 from cstrack.model.architecture import Architecture
 from cstrack.model.config import ModelConfig, resolve, variant_config
 from cstrack.model.detect import Detect, decode
+from cstrack.model.input_size import check_input_size
 from cstrack.model.registry import build_trunk
 from cstrack.model.ren import REN, NoDecoupler, PlainDecoupler
 from cstrack.model.saan import SAAN, JDEEmbedding
-
-STRIDE = 32  # the coarsest level; input sides must be multiples of it
-
-
-def check_input_size(width: int, height: int) -> None:
-    """Raise :class:`ConfigError` unless both sides are positive multiples of 32."""
-    if width <= 0 or height <= 0 or width % STRIDE or height % STRIDE:
-        raise ConfigError(f"input size {width}x{height} is not supported: width and height must be multiples of {STRIDE}")
 
 
 class CSTrackModel(nn.Module):

@@ -53,11 +53,15 @@ class ChannelAttention(nn.Module):
     def _mlp(self, v: torch.Tensor) -> torch.Tensor:  # v [B, 1, C]
         return self.fc(self.act(self.norm(self.conv(v))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``w = sigmoid(mlp(avgpool(x)) + mlp(maxpool(x)))``: ``x [B, C, H, W]`` -> ``w [B, C]``
+        (the inference graph applies it as ``x * (1 + w)``, :mod:`cstrack.infer.graph`)."""
         avg = x.mean(dim=(2, 3)).unsqueeze(1)
         mx = x.amax(dim=(2, 3)).unsqueeze(1)
-        w = torch.sigmoid(self._mlp(avg) + self._mlp(mx)).squeeze(1)  # [B, C]
-        return x * w[:, :, None, None] + x
+        return torch.sigmoid(self._mlp(avg) + self._mlp(mx)).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.channel_weights(x)[:, :, None, None] + x
 
 
 def _attention(c: int, sam: bool, cam: bool, act: str) -> nn.Module:

@@ -148,9 +148,10 @@ def read_original(path: str | Path) -> OriginalCheckpoint:
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
     if not zipfile.is_zipfile(p):
-        with open(p, "rb") as fh:
-            if fh.read(1) != b"\x80":  # neither torch's zip format nor a pickle stream (issue 20)
-                raise WeightsError(f"{p}: not a PyTorch checkpoint (neither torch's zip format nor a pickle stream)")
+        from cstrack.model.weights import NOT_A_CHECKPOINT, is_legacy_torch_file
+
+        if not is_legacy_torch_file(p):  # neither torch's zip format nor its legacy one (issues 20, 24)
+            raise WeightsError(f"{p}: {NOT_A_CHECKPOINT}")
         raise WeightsError(
             f"{p}: a legacy (non-zip) torch file, whose pickle cannot be inspected before it runs; re-save it "
             f"as a zip checkpoint where you trust it (torch>=1.6: torch.save(torch.load(f)['model'].state_dict(), "
@@ -426,6 +427,9 @@ def map_original(state: Mapping[str, torch.Tensor], model: CSTrackModel, src: st
 def import_original(src: str | Path, arch: Architecture | None = None, variant: str | None = None) -> tuple[CSTrackModel, OriginalCheckpoint]:
     """Build our model from an original checkpoint (architecture given, named or inferred)."""
     found = read_original(src)
+    from cstrack.model.weights import check_finite
+
+    check_finite(found.state, src)
     if variant is not None:
         if variant not in variant_names():
             raise WeightsError(f"--variant: unknown variant {variant!r}; known: {', '.join(variant_names())}")

@@ -13,6 +13,7 @@ training provenance.  Loading is strict: missing or unexpected keys fail with th
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import pickle
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from cstrack.errors import WeightsError
-from cstrack.fsutil import atomic_path, atomic_write_json, read_mapping, sha256_file, stable_hash
+from cstrack.fsutil import atomic_paths, read_mapping, recover_together, sha256_file, stable_hash
 from cstrack.model.config import ModelConfig
 from cstrack.model.network import CSTrackModel
 
@@ -48,6 +49,8 @@ def save_weights(
     and the ``extra`` keys (e.g. ``inference`` settings, ``import`` details of an original checkpoint).
     """
     p = Path(path)
+    if p.suffix.lower() == ".json":
+        raise WeightsError(f"{p}: a checkpoint cannot end in .json: its record {record_path(p).name} is written beside it")
     cfg = model.config.to_dict()
     payload = {
         "format": FORMAT,
@@ -55,33 +58,44 @@ def save_weights(
         "config": cfg,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    with atomic_path(p) as tmp:
-        torch.save(payload, tmp)
-    record = {
-        "file": p.name,
-        "sha256": sha256_file(p),
-        "bytes": p.stat().st_size,
-        "variant": model.config.variant,
-        "config": cfg,
-        "config_hash": stable_hash(cfg),
-        "provenance": dict(provenance or {}),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        **dict(extra or {}),
-    }
-    atomic_write_json(record_path(p), record)
+    # the checkpoint and its record are staged completely, then published together (issue 24): a
+    # reader finds the old pair or the new one, never a new .pt beside the old record
+    with atomic_paths(p, record_path(p)) as (pt_tmp, record_tmp):
+        torch.save(payload, pt_tmp)
+        record = {
+            "file": p.name,
+            "sha256": sha256_file(pt_tmp),
+            "bytes": pt_tmp.stat().st_size,
+            "variant": model.config.variant,
+            "config": cfg,
+            "config_hash": stable_hash(cfg),
+            "provenance": dict(provenance or {}),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            **dict(extra or {}),
+        }
+        record_tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return record
+
+
+# the first bytes of torch's legacy (pre-1.6, non-zip) format: a pickled magic number
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+NOT_A_CHECKPOINT = "not a torch checkpoint (neither torch's zip format nor its legacy format)"
+
+
+def is_legacy_torch_file(path: str | Path) -> bool:
+    """True when ``path`` starts with torch's legacy-format magic number."""
+    with open(path, "rb") as fh:
+        return fh.read(len(LEGACY_MAGIC)) == LEGACY_MAGIC
 
 
 def check_checkpoint_file(path: str | Path) -> None:
     """Raise :class:`WeightsError` unless ``path`` exists and looks like a torch checkpoint (torch's
-    zip format, or a legacy pickle stream), before any record or hash is looked at."""
+    zip format, or its legacy format), before any record or hash is looked at."""
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
-    with open(p, "rb") as fh:
-        head = fh.read(1)
-    if not (zipfile.is_zipfile(p) or head == b"\x80"):
-        raise WeightsError(f"{p}: not a PyTorch checkpoint (neither torch's zip format nor a pickle stream)")
+    if not (zipfile.is_zipfile(p) or is_legacy_torch_file(p)):
+        raise WeightsError(f"{p}: {NOT_A_CHECKPOINT}")
 
 
 def safe_torch_load(path: str | Path) -> Any:
@@ -114,7 +128,13 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 
 
 def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any] | None]:
-    """Read a checkpoint: ``(config, state_dict, record)``.  The record's sha256 is verified."""
+    """Read a checkpoint: ``(config, state_dict, record)``.  The record's sha256 is verified, and
+    a tensor holding NaN or inf is refused (naming the first)."""
+    try:
+        recover_together(path)  # a publish of this pair killed midway: the old pair goes back
+    except OSError as exc:
+        raise WeightsError(f"{path}: an interrupted save left it to be restored, which failed: "
+                           f"{exc.strerror or exc}") from None
     check_checkpoint_file(path)
     record = read_record(path)
     if record is None and require_record:
@@ -135,7 +155,19 @@ def load_checkpoint(path: str | Path, require_record: bool = True) -> tuple[Mode
         raise WeightsError(f"{path}: invalid model config in the checkpoint ({exc})") from None
     if not isinstance(obj["state_dict"], dict):
         raise WeightsError(f"{path}: 'state_dict' is a {type(obj['state_dict']).__name__}, not a mapping of tensors")
+    check_finite(obj["state_dict"], path)
     return config, obj["state_dict"], record
+
+
+def check_finite(state: Mapping[str, Any], where: str | Path) -> None:
+    """Refuse weights holding NaN or inf: :class:`WeightsError` naming the first such tensor and
+    how many of its values are not finite."""
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise WeightsError(f"{where}: tensor {name!r} holds {bad} NaN/inf value(s) of {t.numel()}; "
+                                   "the weights are unusable")
 
 
 def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:

@@ -8,6 +8,7 @@ name.  :meth:`abort` removes the temporary file instead (nothing was tracked).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,21 +20,34 @@ import cv2
 import numpy as np
 
 from cstrack.errors import ConfigError, DatasetError
+from cstrack.fsutil import file_mode, io_failure
 from cstrack.render import FOURCC, _update_trails, draw_frame
 
 
 def _temp_beside(path: Path, suffix: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:  # read-only or full: name the user's file, not the temporary one
+        raise (io_failure(exc, path) or exc) from None
     os.close(fd)
     return Path(name)
 
 
 def _publish(tmp: Path, path: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp created it private
-    os.replace(tmp, path)
+    """Move ``tmp`` onto ``path`` with the umask's mode; on a failure ``tmp`` is removed and the
+    error names ``path`` (:func:`cstrack.fsutil.io_failure`)."""
+    try:
+        os.chmod(tmp, file_mode())  # mkstemp created it private
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise (io_failure(exc, path, [tmp]) or exc) from None
+
+
+def _failed(exc: BaseException, path: Path, tmp: Path | None) -> BaseException:
+    """``exc`` (a failed write of ``tmp``) as the error to raise: naming ``path`` when it is an I/O failure."""
+    return io_failure(exc, path, [tmp] if tmp is not None else []) or exc
 
 
 class VideoSink:
@@ -71,26 +85,42 @@ class VideoSink:
         if self.trail:
             _update_trails(self._trails, tlwh, ids, frame, self.trail)
         trails = {k: deque(p[1:] for p in v) for k, v in self._trails.items()}
-        self._writer.write(draw_frame(img, tlwh, ids, trails, frame))
+        try:
+            self._writer.write(draw_frame(img, tlwh, ids, trails, frame))
+        except (OSError, cv2.error) as exc:
+            tmp = self._tmp
+            self.abort()
+            raise _failed(exc, self.path, tmp) from None
         self.frames += 1
 
     def close(self) -> Path | None:
-        """Finish the file and move it into place; ``None`` when no frame was written."""
+        """Finish the file and move it into place; ``None`` when no frame was written.  A writer
+        that could not write its frames (OpenCV reports nothing; a full disk leaves an empty file)
+        raises an ``OSError`` naming the file, and no file is left."""
         if self._writer is None or self._tmp is None:
             return None
-        self._writer.release()
-        self._writer = None
-        _publish(self._tmp, self.path)
+        tmp = self._tmp
+        try:
+            self._writer.release()
+            self._writer = None
+            if self.frames and tmp.stat().st_size == 0:
+                raise OSError(errno.EIO, "the video writer wrote nothing (disk full?)", str(self.path))
+        except (OSError, cv2.error) as exc:
+            self.abort()
+            raise _failed(exc, self.path, tmp) from None
         self._tmp = None
+        _publish(tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        writer, tmp = self._writer, self._tmp
+        self._writer = self._tmp = None
+        try:
+            if writer is not None:
+                writer.release()
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
 
 class JsonlSink:
@@ -113,22 +143,36 @@ class JsonlSink:
             {"id": int(i), "tlwh": [round(float(v), 3) for v in box], "score": round(float(s), 6)}
             for i, box, s in zip(ids, tlwh, scores, strict=True)
         ]
-        self._fh.write(json.dumps({"frame": int(frame), "timestamp": round(float(timestamp), 6), "tracks": tracks})
-                       + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps({"frame": int(frame), "timestamp": round(float(timestamp), 6),
+                                       "tracks": tracks}) + "\n")
+            self._fh.flush()
+        except OSError as exc:  # a full disk: the file is removed, the error names it
+            self.abort()
+            raise _failed(exc, self.path, self._tmp) from None
         self.frames += 1
 
-    def close(self) -> Path:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-            _publish(self._tmp, self.path)
+    def close(self) -> Path | None:
+        """Move the file into place (``None`` after :meth:`abort`)."""
+        if self._fh is None:
+            return None
+        fh, self._fh = self._fh, None
+        try:
+            fh.close()
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise _failed(exc, self.path, self._tmp) from None
+        _publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        fh, self._fh = self._fh, None
+        try:
+            if fh is not None:
+                fh.close()  # may fail to flush on a full disk: the file goes all the same
+        except OSError:
+            pass
+        finally:
             self._tmp.unlink(missing_ok=True)
 
 
@@ -152,4 +196,6 @@ def jsonl_from_results(result_path: str | Path, out: str | Path, frame_rate: flo
     except BaseException:
         sink.abort()
         raise
-    return sink.close()
+    written = sink.close()
+    assert written is not None  # not aborted
+    return written

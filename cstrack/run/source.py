@@ -64,7 +64,7 @@ class SourceRun:
     reconnects: int = 0
     video_path: Path | None = None
     jsonl_path: Path | None = None
-    error: CSTrackError | None = field(default=None, compare=False)
+    error: CSTrackError | OSError | None = field(default=None, compare=False)
 
     def timing_record(self) -> dict[str, Any]:
         """The ``timing.json`` entry of this source."""
@@ -139,7 +139,7 @@ def track_source(
     inputs = source_inputs if source.live else prefetch_inputs(source_inputs, detector, prefetch)
     try:
         loop.run(inputs)
-    except CSTrackError as exc:
+    except (CSTrackError, OSError) as exc:  # bad input or a failed write (disk full): keep what was tracked
         loop.stopped, error = "error", exc
     except KeyboardInterrupt:
         loop.stopped = "interrupted"
@@ -154,9 +154,15 @@ def track_source(
     table = loop.table()
     result_path = video_path = jsonl_path = None
     if frames:
-        result_path = write_results(Path(out_dir) / f"{source.name}.txt", table)
-        video_path = video_sink.close() if video_sink is not None else None
-        jsonl_path = jsonl_sink.close() if jsonl_sink is not None else None
+        try:
+            result_path = write_results(Path(out_dir) / f"{source.name}.txt", table)
+            video_path = video_sink.close() if video_sink is not None else None
+            jsonl_path = jsonl_sink.close() if jsonl_sink is not None else None
+        except BaseException:  # e.g. a full disk: no temporary file is left behind
+            for sink in (video_sink, jsonl_sink):
+                if sink is not None:
+                    sink.abort()
+            raise
     else:
         for sink in (video_sink, jsonl_sink):
             if sink is not None:

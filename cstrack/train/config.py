@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from cstrack.errors import ConfigError
-from cstrack.fsutil import plain, stable_hash
+from cstrack.fsutil import load_yaml, plain, stable_hash
+from cstrack.names import MAX_NAME, is_name
 
 InitKind = Literal["coco", "checkpoint", "random"]
 ResizeMode = Literal["stretch", "letterbox"]
@@ -278,7 +278,7 @@ class TrainConfig:
     export_path: str | None = None  # final (EMA) weights (None = <out_dir>/weights/<name>.pt)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _RUN_NAME.match(self.name):
+        if not isinstance(self.name, str) or not is_name(self.name, MAX_NAME):
             raise _err("name", "must be 1-200 letters, digits, '.', '_' or '-' (it is the catalog run_id)", self.name)
         if not isinstance(self.out_dir, str) or not self.out_dir:
             raise _err("out_dir", "must be a non-empty path", self.out_dir)
@@ -330,7 +330,6 @@ class TrainConfig:
         return _build(cls, d, "")
 
 
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # catalog.store run_id rule
 _OUTPUT_FIELDS = ("out_dir", "steps_root", "export_path")
 
 _SECTIONS: dict[str, type] = {
@@ -382,7 +381,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     if not p.is_file():
         raise ConfigError(f"config: {p} not found")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {p} is not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):

@@ -6,7 +6,9 @@ Layout under the results root::
     detcache/<SEQ>_<key16>.parquet       cached network outputs (cstrack.run.detcache)
     tune/<study>/journal.log             the Optuna study (continued by a re-run)
     tune/<study>/gt/<window>/...         gt of the tune and val windows, renumbered from 1
-    tune/<study>/best_preset.yaml        the best parameters (--preset FILE)
+    tune/<study>/best_preset.yaml        the recommended preset (--preset FILE): written only when the
+                                         best trial beats the baseline on the val windows
+    tune/<study>/best_trial_preset.yaml  the best trial's parameters, always (for inspection)
     tune/<study>/report.md, plot.png     the artifact
     tune_trials/run_id=tune-<study>/     catalog rows, written by the caller's TrialWriter
                                          (catalog.record.tune_trials_writer; catalog root = results root unless given)
@@ -91,7 +93,12 @@ def finish(result: StudyResult, sdir: str | Path, write_trials: TrialWriter | No
     from cstrack.tune.report import write_report
 
     d = Path(sdir)
-    files = {"preset": str(write_best_preset(result, d / "best_preset.yaml"))}
+    files = {"best_trial": str(write_best_preset(result, d / "best_trial_preset.yaml"))}
+    recommended = d / "best_preset.yaml"
+    if result.beats_baseline:
+        files["preset"] = str(write_best_preset(result, recommended))
+    elif recommended.exists():  # an earlier recommendation this study's validation no longer supports
+        recommended.unlink()
     files.update(write_report(result, d))
     if write_trials is not None:
         files["catalog"] = write_trials(result.study, catalog_rows(result))

@@ -42,7 +42,7 @@ def plot(result: StudyResult, imp: dict[str, float], path: str | Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.scatter(nums, vals, s=14, label="trial")
     ax1.step(nums, best, where="post", color="C1", label="best so far")
-    ax1.axhline(result.default_tune_score, color="grey", ls="--", lw=1, label="default params")
+    ax1.axhline(result.default_tune_score, color="grey", ls="--", lw=1, label="baseline (checkpoint settings)")
     ax1.set_xlabel("trial")
     ax1.set_ylabel(f"{result.objective} (tune windows)")
     ax1.set_title(f"study {result.study}")
@@ -63,20 +63,32 @@ def markdown(result: StudyResult, imp: dict[str, float], plot_name: str = "plot.
     from cstrack.tune.space import default_params
 
     obj = result.objective
-    defaults = default_params(result.preset)
+    defaults = result.baseline_params or default_params(result.preset)
+    if result.beats_baseline:
+        verdict = (f"**Recommended**: the best trial beats the baseline on validation "
+                   f"({result.val_score:.4f} > {result.default_val_score:.4f}); `best_preset.yaml` holds it.")
+    else:
+        verdict = (f"**Not recommended**: the best trial does not beat the baseline on validation "
+                   f"({result.val_score:.4f} <= {result.default_val_score:.4f}); keep the checkpoint's settings. "
+                   "No `best_preset.yaml` is written (the trial's values are in `best_trial_preset.yaml`).")
     lines = [
         f"# Tuning study `{result.study}`",
         f"Preset `{result.preset}`, objective {obj} (maximised), {len(result.trials)} completed trials "
         f"({result.new_trials} new in this run), TPE sampler.",
         f"- tuned on: {', '.join(result.tune_windows)}",
         f"- validated on: {', '.join(result.val_windows)} (scored once, after the search)",
+        f"- baseline: the preset's values with the checkpoint's detection threshold "
+        f"(conf_thres {_fmt(defaults.get('conf_thres'))}): what runs without tuning",
+        f"- scores are {obj} as fractions (0-1)",
+        "",
+        verdict,
         "",
         markdown_table(["parameters", f"tune {obj}", f"val {obj}"], [
             [f"best (trial {result.best_trial})", f"{result.tune_score:.4f}", f"{result.val_score:.4f}"],
-            ["default", f"{result.default_tune_score:.4f}", f"{result.default_val_score:.4f}"],
+            ["baseline", f"{result.default_tune_score:.4f}", f"{result.default_val_score:.4f}"],
         ]),
         "",
-        markdown_table(["parameter", "default", "best", "importance"],
+        markdown_table(["parameter", "baseline", "best", "importance"],
                        [[k, _fmt(defaults.get(k)), _fmt(v), _fmt(imp.get(k))] for k, v in result.best_params.items()]),
         "",
         f"![objective per trial and parameter importance]({plot_name})",

@@ -57,21 +57,35 @@ SEARCH_SPACES: dict[str, tuple[Param, ...]] = {
 }
 
 
+def base_preset(preset_name: str) -> str:
+    """The built-in preset a name stands for: itself, or a preset file's ``base``."""
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+    return read_preset_file(preset_name).base if looks_like_file(preset_name) else preset_name
+
+
 def search_space(preset_name: str) -> tuple[Param, ...]:
-    """The declared space of a built-in preset; :class:`ConfigError` for others."""
+    """The declared space of a built-in preset (a preset file: its base's); :class:`ConfigError` for others."""
     try:
-        return SEARCH_SPACES[preset_name]
+        return SEARCH_SPACES[base_preset(preset_name)]
     except KeyError:
         raise ConfigError(f"--preset: no search space for {preset_name!r}; "
                           f"choose from {', '.join(SEARCH_SPACES)}") from None
 
 
-def default_params(preset_name: str) -> dict[str, Any]:
-    """The preset's own values of every dimension of its space (what tuning is compared against)."""
+def default_params(preset_name: str, conf_thres: float | None = None) -> dict[str, Any]:
+    """The baseline tuning is compared against: the preset's own values of every dimension of its
+    space (a preset file's values over its base) and the detection threshold the run would use
+    otherwise: the preset file's, else ``conf_thres`` (the checkpoint's own, from its record), else
+    :data:`DEFAULT_CONF_THRES`."""
+    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
     cfg = preset(preset_name)
+    file_conf = read_preset_file(preset_name).conf_thres if looks_like_file(preset_name) else None
+    conf = file_conf if file_conf is not None else conf_thres if conf_thres is not None else DEFAULT_CONF_THRES
     out: dict[str, Any] = {}
     for p in search_space(preset_name):
-        out[p.name] = DEFAULT_CONF_THRES if p.target == "detection" else getattr(cfg, p.name)
+        out[p.name] = float(conf) if p.target == "detection" else getattr(cfg, p.name)
     return out
 
 

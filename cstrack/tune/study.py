@@ -11,7 +11,11 @@ detections, then one leakage-guarded validation.
   results are told in trial order, so a study's trials depend on ``batch``, never on the number of
   workers.
 - Leakage guard: the study optimises on ``tune`` windows only; the best parameters are then scored
-  once on the separate ``val`` windows, next to the preset's default parameters on the same windows.
+  once on the separate ``val`` windows, next to the baseline on the same windows.
+- Baseline: what would run without tuning: the preset's values (a preset file's over its base) with
+  the checkpoint's own detection threshold (``StudyConfig.baseline_conf``, e.g. 0.4 for the shipped
+  ``cstrack-n_cpu.pt``).  A best trial that does not beat it on the val windows is flagged and not
+  written as the recommended preset (:func:`write_best_preset`).
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ class StudyConfig:
     objective: str = "HOTA"
     seed: int = 0
     batch: int = 4
+    baseline_conf: float | None = None  # the checkpoint's conf_thres (its record); None: DEFAULT_CONF_THRES
 
     def __post_init__(self) -> None:
-        import re
+        from cstrack.names import RULE, is_name
 
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", self.study):
-            raise ConfigError(f"--study: invalid name {self.study!r} (letters, digits, '.', '_', '-')")
+        if not is_name(self.study):
+            raise ConfigError(f"--study: invalid name {self.study!r} ({RULE})")
         if self.trials < 1:
             raise ConfigError(f"--trials: must be >= 1, got {self.trials}")
         if self.batch < 1:
@@ -77,12 +82,19 @@ class StudyResult:
     val_windows: list[str]
     new_trials: int
     files: dict[str, str] = field(default_factory=dict)
+    baseline_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def beats_baseline(self) -> bool:
+        """Whether the best trial scores above the baseline on the validation windows."""
+        return self.val_score > self.default_val_score
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` output."""
         return {"study": self.study, "trials": len(self.trials), "best_params": self.best_params,
                 "tune_score": self.tune_score, "val_score": self.val_score,
-                "default_val_score": self.default_val_score}
+                "default_val_score": self.default_val_score, "baseline_params": self.baseline_params,
+                "beats_baseline": self.beats_baseline}
 
 
 def _distributions(space: Sequence[Param]) -> dict[str, Any]:
@@ -152,7 +164,7 @@ def run_study(cfg: StudyConfig, tune: EvalJob, val: EvalJob, study_dir: str | Pa
             log(f"trial {t.number}: {cfg.objective} {r['value']:.4f} (best {study.best_value:.4f})")
 
     best = study.best_trial
-    defaults = default_params(cfg.preset)
+    defaults = default_params(cfg.preset, cfg.baseline_conf)
     default_tune, val_best, val_default = mapper(score, [tune, val, val], [defaults, best.params, defaults],
                                                  ["tune-default", "val-best", "val-default"])
     log(f"val ({', '.join(val_names)}): best {val_best['value']:.4f}, default {val_default['value']:.4f}")
@@ -165,7 +177,7 @@ def run_study(cfg: StudyConfig, tune: EvalJob, val: EvalJob, study_dir: str | Pa
         best_params=_rounded(best.params, space), tune_score=float(best.value),
         default_tune_score=float(default_tune["value"]), val_score=float(val_best["value"]),
         default_val_score=float(val_default["value"]), val_metrics=val_best, default_val_metrics=val_default,
-        tune_windows=tune_names, val_windows=val_names, new_trials=new,
+        tune_windows=tune_names, val_windows=val_names, new_trials=new, baseline_params=_rounded(defaults, space),
     )
     return result
 
@@ -190,14 +202,19 @@ def _overlap(tune: EvalJob, val: EvalJob) -> list[str]:
 
 
 def write_best_preset(result: StudyResult, path: str | Path) -> Path:
-    """The best parameters as a preset file (``--preset FILE``)."""
-    from cstrack.tracker.presetfile import write_preset_file
+    """The best parameters as a preset file (``--preset FILE``); the caller writes it under the
+    recommended name only when :attr:`StudyResult.beats_baseline`."""
+    from cstrack.tracker.presetfile import read_preset_file, write_preset_file
+    from cstrack.tune.space import base_preset
 
     tracker, conf = split_params(result.preset, result.best_params)
-    return write_preset_file(path, result.preset, tracker, conf,
+    base = base_preset(result.preset)
+    if base != result.preset:  # a preset file tuned further: its own overrides under the trial's values
+        tracker = {**read_preset_file(result.preset).tracker, **tracker}
+    return write_preset_file(path, base, tracker, conf,
                              comment=f"cstrack tune study {result.study}: best of {len(result.trials)} trials, "
                              f"{result.objective} {result.tune_score:.4f} on {', '.join(result.tune_windows)}; "
-                             f"val {result.val_score:.4f} (default {result.default_val_score:.4f}) on "
+                             f"val {result.val_score:.4f} (baseline {result.default_val_score:.4f}) on "
                              f"{', '.join(result.val_windows)}")
 
 
@@ -222,7 +239,7 @@ def catalog_rows(result: StudyResult) -> list[dict[str, Any]]:
 
     rows = [row("trial", t["number"], t["params"], t["value"], t["metrics"], result.tune_windows,
                 t["started"], t["finished"]) for t in result.trials]
-    defaults = default_params(result.preset)
+    defaults = result.baseline_params or default_params(result.preset)
     rows.append(row("val_best", result.best_trial, result.best_params, result.val_score, result.val_metrics,
                     result.val_windows))
     rows.append(row("val_default", None, defaults, result.default_val_score, result.default_val_metrics,

@@ -9,7 +9,9 @@ the "previously written outputs" that must survive.  docs/reliability.md lists t
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import traceback
 from collections.abc import Callable
@@ -20,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cstrack.cli import app
-from cstrack.paths import shared_data
+from cstrack.paths import shared_data, sots_parity_dir
 from tests.fake_crowdhuman import write_crowdhuman_downloads
 
 HEAD8 = shared_data() / "mot15" / "PETS09-S2L1-head8"
@@ -83,6 +85,19 @@ class Env:
     def track_args(self, *extra: str) -> list[str]:
         return ["track", str(self.seq()), "--out", str(self.out), "--no-progress", *extra]
 
+    def video(self, name: str = "clips/clip.mp4", frames: int = 3) -> Path:
+        """A tiny MP4 (64x48, ``frames`` frames) at ``root/name``."""
+        import cv2
+        import numpy as np
+
+        p = self.root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+        for k in range(frames):
+            writer.write(np.full((48, 64, 3), (30 * k) % 256, np.uint8))
+        writer.release()
+        return p
+
     def file(self, name: str, content: bytes | str) -> Path:
         p = self.root / name
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +111,7 @@ class Case:
     make: Callable[[Env], list[str]]  # prepares the bad input, returns the argv
     expect: str  # substring of the error line: names the culprit
     exit_code: int = 2
+    fault: Callable[[pytest.MonkeyPatch], None] | None = None  # injected after make(): a full disk
 
 
 def _cut(p: Path, fraction: float) -> None:
@@ -241,7 +257,7 @@ TRACK = [
     Case("track-weights-missing", lambda e: e.track_args("--weights", str(e.root / "nothing.pt")),
          "--weights: no such file"),
     Case("track-weights-random-bytes", lambda e: e.track_args("--weights", str(e.file("random.pt", bytes(range(256)) * 16))),
-         "random.pt: not a PyTorch checkpoint"),
+         "random.pt: not a torch checkpoint"),
     Case("track-variant-bogus-with-weights", lambda e: e.track_args("--variant", "bogus", "--weights", str(e.weights())),
          "--variant: unknown variant 'bogus'; known: "),
     Case("track-variant-bogus", lambda e: e.track_args("--variant", "bogus", "--weights", "random"),
@@ -277,6 +293,10 @@ EVAL = [
     Case("eval-weights-missing", lambda e: e.eval_args("--weights", str(e.root / "w.pt")), "--weights: "),
     Case("eval-detection-mode-bogus", lambda e: e.eval_args("--detection-mode", "bogus"), "--detection-mode"),
     Case("eval-catalog-blocked", _eval_catalog_blocked, "events"),
+    Case("eval-run-id-newline", lambda e: e.eval_args("--catalog", str(e.catalog), "--run-id", "new-run\n"),
+         "run_id: 'new-run\\n' must be"),
+    Case("eval-tag-newline", lambda e: e.eval_args("--catalog", str(e.catalog), "--tag", "nightly\n"),
+         "tag: invalid name 'nightly\\n'"),
 ]
 
 REPORT = [
@@ -311,7 +331,7 @@ EXPORT = [
     Case("export-weights-missing", lambda e: _export_args(e, "--weights", str(e.root / "gone.pt")),
          "gone.pt: weights file not found"),
     Case("export-weights-random-bytes", lambda e: _export_args(e, "--weights", str(e.file("r.pt", b"\x01" * 999))),
-         "r.pt: not a PyTorch checkpoint"),
+         "r.pt: not a torch checkpoint"),
     Case("export-variant-bogus", lambda e: ["export", "--variant", "bogus", "--weights", str(e.weights()),
                                             "--out", str(e.root / "m.onnx")], "--variant: unknown variant 'bogus'"),
     Case("export-format-bogus", lambda e: _export_args(e, "--format", "tflite"), "--format"),
@@ -327,11 +347,134 @@ WEIGHTS_GROUP = [
     Case("weights-import-missing", lambda e: ["weights", "import", str(e.root / "orig.pt"), "--out", str(e.root / "o.pt")],
          "orig.pt: weights file not found"),
     Case("weights-import-random-bytes", lambda e: ["weights", "import", str(e.file("orig.pt", bytes(range(256)) * 4)),
-                                                   "--out", str(e.root / "o.pt")], "orig.pt: not a PyTorch checkpoint"),
+                                                   "--out", str(e.root / "o.pt")], "orig.pt: not a torch checkpoint"),
     Case("weights-import-bad-arch", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.root / "o.pt"),
                                                "--arch", str(e.file("a.json", "{not json"))], "--arch "),
     Case("weights-export-original-missing", lambda e: ["weights", "export-original", str(e.root / "none.pt"),
                                                        "--out", str(e.root / "x.pt")], "none.pt: weights file not found"),
+]
+
+def _track_video_folder(e: Env) -> list[str]:
+    a, b = e.video("clips/a.mp4"), e.video("clips/b.mp4")
+    return ["track", str(a), str(b), "--out", str(e.out), "--weights", "random", "--save-video", str(a.parent)]
+
+
+def _weights_import_arch(e: Env) -> list[str]:
+    arch = e.file("A.json", "{}")
+    return ["weights", "import", str(e.weights()), "--arch", str(arch), "--out", str(e.root / "A.pt")]
+
+
+def _weights_nan(e: Env) -> list[str]:
+    import torch
+
+    from cstrack.model.weights import load_weights, save_weights
+
+    model = load_weights(e.weights())
+    with torch.no_grad():
+        model.state_dict()["detect.m.0.bias"].view(-1)[3] = float("inf")
+    save_weights(e.root / "w" / "nan.pt", model)
+    return e.track_args("--weights", str(e.root / "w" / "nan.pt"))
+
+
+def _report_wrong_types(e: Env) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = next((e.catalog / "runs").rglob("part-0.parquet"))
+    t = pq.read_table(part)
+    pq.write_table(t.set_column(t.column_names.index("source"), "source", pa.array([1.5] * len(t))), part)
+    return ["report", "--results", str(e.catalog), "--out", str(e.root / "report")]
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _FsyncFails:
+    """``os`` for cstrack.fsutil whose fsync fails as on a full disk (the first write to finish)."""
+
+    def __getattr__(self, name: str) -> object:
+        return _enospc if name == "fsync" else getattr(os, name)
+
+
+def _full_disk_fsync(m: pytest.MonkeyPatch) -> None:
+    import cstrack.fsutil
+
+    m.setattr(cstrack.fsutil, "os", _FsyncFails())
+
+
+def _full_disk_parquet(m: pytest.MonkeyPatch) -> None:
+    import catalog.store
+
+    m.setattr(catalog.store.pq, "write_table", _enospc)
+
+
+def _full_disk_torch(m: pytest.MonkeyPatch) -> None:
+    import torch
+
+    def save(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    m.setattr(torch, "save", save)
+
+
+def _original(e: Env) -> Path:
+    """A copy of the tiny original checkpoint of the parity fixtures."""
+    shutil.copy(sots_parity_dir() / "tiny_state_dict.pt", e.root / "orig.pt")
+    return e.root / "orig.pt"
+
+
+FULL_DISK = [
+    Case("track-full-disk-results", lambda e: e.track_args("--detections", "gt"),
+         f"out/{SEQ}.txt: No space left on device", fault=_full_disk_fsync),
+    Case("eval-json-full-disk", lambda e: e.eval_args("--json", str(e.root / "m.json")),
+         "m.json: No space left on device", fault=_full_disk_fsync),
+    Case("eval-catalog-full-disk", lambda e: e.eval_args("--catalog", str(e.catalog), "--run-id", "new-run"),
+         "run_id=new-run/part-0.parquet: No space left on device", fault=_full_disk_parquet),
+    Case("weights-import-full-disk", lambda e: ["weights", "import", str(_original(e)), "--out", str(e.root / "o.pt"),
+                                                "--arch", str(sots_parity_dir() / "tiny_config.json")],
+         "o.pt: write failed (", fault=_full_disk_torch),
+]
+
+# issue 24: silent inputs, messages
+SILENT = [
+    Case("track-fps-inf", lambda e: e.track_args("--detections", "gt", "--fps", "inf"),
+         "--fps: expected a finite number, got inf"),
+    Case("track-prefetch-negative", lambda e: e.track_args("--prefetch", "-1"),
+         "--prefetch: got -1; input should be greater than or equal to 0"),
+    Case("eval-workers-zero", lambda e: e.eval_args("--workers", "0"), "--workers: got 0; input should be greater"),
+    Case("track-weights-inf", _weights_nan, "nan.pt: tensor 'detect.m.0.bias' holds 1 NaN/inf value(s)"),
+    Case("report-wrong-column-types", _report_wrong_types,
+         "part-0.parquet: catalog table 'runs': column 'source' is double, expected string"),
+]
+
+# issue 24: an output that names an input (or another output) is refused before any work
+OVERWRITE = [
+    Case("eval-json-onto-gt", lambda e: e.eval_args("--json", str(e.root / "gt" / SEQ / "gt" / "gt.txt")),
+         "--json: ", ),
+    Case("eval-json-onto-result", lambda e: e.eval_args("--json", str(e.root / "res" / f"{SEQ}.txt")),
+         "lies inside the input --results-root"),
+    Case("eval-json-onto-config", lambda e: e.eval_args("--config", str(e.file("c.json", "{}")),
+                                                        "--json", str(e.root / "c.json")), "is the input --config"),
+    Case("track-save-video-onto-video", lambda e: ["track", str(e.video()), "--out", str(e.out), "--weights", "random",
+                                                   "--save-video", str(e.root / "clips" / "clip.mp4")],
+         "--save-video: "),
+    Case("track-save-video-folder-of-sources", _track_video_folder, "is the input SOURCE"),
+    Case("track-out-inside-sequence", lambda e: ["track", str(e.seq()), "--detections", "gt",
+                                                 "--out", str(e.seq() / "res")], "lies inside the input SOURCE"),
+    Case("weights-import-out-src", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.weights())],
+         "is the input SRC"),
+    Case("weights-import-out-json", lambda e: ["weights", "import", str(e.weights()), "--out", str(e.root / "w.json")],
+         "are the same file"),
+    Case("weights-import-arch-record", _weights_import_arch, "is the input --arch"),
+    Case("weights-export-original-onto-weights", lambda e: ["weights", "export-original", str(e.weights()),
+                                                            "--out", str(e.weights())], "is the input WEIGHTS"),
+    Case("export-out-onto-weights", lambda e: ["export", "--weights", str(e.weights()), "--out", str(e.weights())],
+         "is the input --weights"),
+    Case("report-out-into-a-table", lambda e: ["report", "--results", str(e.catalog), "--out", str(e.catalog / "runs")],
+         "is the input --results"),
+    Case("data-convert-video-out-holds-video", lambda e: ["data", "convert-video", str(e.video()), "--out",
+                                                         str(e.root), "--name", "clips"], "holds the input VIDEO"),
 ]
 
 FLOWS = [
@@ -343,9 +486,21 @@ FLOWS = [
     Case("flows-set-bad-yaml", lambda e: ["track-all", "--set", "datasets=[a"], "--set datasets"),
     Case("flows-invalid-field", lambda e: ["evaluate", "--set", "preset=bogus"], "invalid evaluate parameters: "),
     Case("flows-unknown-flow", lambda e: ["bogus"], "invalid choice: 'bogus'"),
+    # issue 24
+    Case("flows-params-duplicate-key", lambda e: ["track-all", str(e.file("p.yaml", "run_name: a\ntag: t\nrun_name: b\n"))],
+         "p.yaml:3: not valid YAML (duplicate key 'run_name' (first on line 1))"),
+    Case("flows-retries-bool", lambda e: ["track-all", "--set", "datasets=[{name: pets09-s2l1}]", "--set", "retries=true"],
+         "retries: Input should be a valid integer"),
+    Case("flows-run-name-newline", lambda e: ["track-all", str(e.file("p.yaml", "datasets: [{name: x}]\nrun_name: |\n  abc\n"))],
+         "invalid name 'abc\\n'"),
+    Case("flows-results-inside-data", lambda e: ["track-all", "--set", "datasets=[{name: x}]", "--set",
+                                                 f"data_root={e.root}", "--set", f"results_root={e.root}/res"],
+         "lies inside the input data_root"),
+    Case("flows-report-out-is-a-table", lambda e: ["report", "--set", f"catalog_root={e.catalog}", "--set",
+                                                   f"out_dir={e.catalog}/runs"], "is the input catalog_root"),
 ]
 
-CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *WEIGHTS_GROUP, *FLOWS]
+CASES = [*TRACK, *EVAL, *REPORT, *DATA, *EXPORT, *WEIGHTS_GROUP, *OVERWRITE, *SILENT, *FULL_DISK, *FLOWS]
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -394,7 +549,10 @@ def test_bad_input(case: Case, tmp_path: Path, catalog_seed: Path, capsys: pytes
     monkeypatch.delenv("CSTRACK_DEBUG", raising=False)
     env = Env(tmp_path, catalog_seed)
     argv = case.make(env)
+    if case.fault is not None:
+        case.fault(monkeypatch)
     before = _snapshot(tmp_path)
+    folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
     code, err, bug = _run(case, argv, capsys)
     assert not bug, f"uncaught exception (a traceback):\n{bug}"
     # informational lines (the effective settings, warnings, notes) may come before the error line
@@ -408,3 +566,51 @@ def test_bad_input(case: Case, tmp_path: Path, catalog_seed: Path, capsys: pytes
     assert not changed, f"previously written files changed: {changed}"
     new = [k for k in after if k not in before and not k.endswith(".prepare.lock")]
     assert not new, f"files left behind by a failed command: {new}"
+    if case.fault is not None:  # not even an empty folder (e.g. a catalog partition)
+        assert sorted(p for p in tmp_path.rglob("*") if p.is_dir()) == folders
+
+
+class _FillsUp:
+    """A text file that fails like a full disk at its ``limit``-th write."""
+
+    def __init__(self, fh: object, limit: int) -> None:
+        self.fh, self.limit, self.writes = fh, limit, 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.writes >= self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.fh.write(text)  # type: ignore[attr-defined, no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.fh, name)
+
+
+def test_a_full_disk_while_tracking_keeps_the_frames_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--jsonl fails at frame 4 (disk full): the error names the file, the 4 frames tracked are written
+    to the result file and timing.json (earlier entries kept), no hidden temporary file is left."""
+    import builtins
+
+    import cstrack.model.detector
+    import cstrack.run.sinks
+    from tests.fake_detector import FakeDetector
+
+    monkeypatch.setattr(cstrack.model.detector, "build_detector", lambda *a, **k: FakeDetector(a[2]))
+    env = Env(tmp_path, _empty_catalog(tmp_path))
+    clip = env.video("clips/clip.mp4", frames=8)
+    monkeypatch.setattr(cstrack.run.sinks, "open", lambda *a, **k: _FillsUp(builtins.open(*a, **k), 4), raising=False)  # noqa: SIM115
+    res = CliRunner().invoke(app, ["track", str(clip), "--weights", "random", "--size", "64x64", "--path", "eager",
+                                   "--out", str(env.out), "--jsonl", str(tmp_path / "clip.jsonl"), "--no-progress"])
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert lines[0] == f"error: {tmp_path / 'clip.jsonl'}: No space left on device"
+    timing = json.loads((env.out / "timing.json").read_text())
+    assert timing["OLD"] == {"frames": 1, "fps": 1.0, "ms": {}} and timing["clip"]["frames"] == 4
+    assert (env.out / "clip.txt").is_file() and not (tmp_path / "clip.jsonl").exists()
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+
+
+def _empty_catalog(tmp_path: Path) -> Path:
+    (tmp_path / "seed-catalog").mkdir()
+    return tmp_path / "seed-catalog"

@@ -25,11 +25,15 @@ def test_tune_json_preset_catalog_and_continue(head8: Path, tmp_path: Path) -> N
     res = _tune(head8, tmp_path, "--trials", "2", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert set(out) == {"study", "trials", "best_params", "tune_score", "val_score", "default_val_score"}
+    assert set(out) == {"study", "trials", "best_params", "tune_score", "val_score", "default_val_score",
+                        "baseline_params", "beats_baseline"}
     assert out["study"] == "s" and out["trials"] == 2
+    assert out["baseline_params"]["conf_thres"] == 0.5  # the PETS09 checkpoint's record: conf 0.5
+    assert out["beats_baseline"] == (out["val_score"] > out["default_val_score"])
     sdir = tmp_path / "tune" / "s"
     cfg, _ = apply("default", out["best_params"])
-    assert preset(str(sdir / "best_preset.yaml")) == cfg
+    assert preset(str(sdir / "best_trial_preset.yaml")) == cfg
+    assert (sdir / "best_preset.yaml").is_file() == out["beats_baseline"]
     assert (sdir / "plot.png").is_file() and "validated on: PETS09-S2L1-head8_f5-8" in (sdir / "report.md").read_text()
     rows = store.load("tune_trials", root=tmp_path)
     assert sorted(rows["kind"]) == ["trial", "trial", "val_best", "val_default"]
@@ -42,7 +46,7 @@ def test_tune_json_preset_catalog_and_continue(head8: Path, tmp_path: Path) -> N
     assert len(store.load("tune_trials", root=tmp_path)) == 4
 
     # the preset file drives cstrack track
-    res = runner.invoke(app, ["track", str(head8), "--detections", "gt", "--preset", str(sdir / "best_preset.yaml"),
+    res = runner.invoke(app, ["track", str(head8), "--detections", "gt", "--preset", str(sdir / "best_trial_preset.yaml"),
                               "--out", str(tmp_path / "trk"), "--no-progress"])
     assert res.exit_code == 0, res.output
 

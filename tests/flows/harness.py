@@ -5,7 +5,7 @@ result storage (fixtures in ``conftest.py``).
 Every service is started in its own process group (``start_new_session``) with its output in a log
 file; teardown (which runs even when a test fails) sends SIGTERM to the group and to every
 descendant found at that moment (the process worker starts flow runs in sessions of their own),
-then SIGKILL to whatever is left.  The command lines come from :mod:`flows.services`, the same
+then SIGKILL to whatever is left.  The command lines come from :mod:`stack.commands`, the same
 templates ``docker/compose.yaml`` is checked against.
 """
 
@@ -29,8 +29,8 @@ import httpx
 import psutil
 import pytest
 
-from flows.postgres import PostgresCluster, stop_postmaster
-from flows.services import DASK_SCHEDULER, DASK_WORKER, PREFECT_SERVER, PREFECT_WORKER, ServiceCommand
+from stack.commands import DASK_SCHEDULER, DASK_WORKER, PREFECT_SERVER, PREFECT_WORKER, ServiceCommand
+from stack.postgres import PostgresCluster, stop_postmaster
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -220,7 +220,7 @@ class PrefectStack:
 
 
 def start_postgres(services: Services) -> PostgresCluster:
-    """A PostgreSQL cluster of its own (flows.postgres) on a free port, registered as a service: it
+    """A PostgreSQL cluster of its own (stack.postgres) on a free port, registered as a service: it
     is stopped after the services started later (the Prefect server), and its folder removed."""
     pg_root = Path(tempfile.mkdtemp(prefix="cstrack-pg-"))  # not under pytest's private 0700 folder
     os.chmod(pg_root, 0o755)

@@ -24,7 +24,7 @@ from cstrack.data.convert import video_to_sequence
 from cstrack.data.prepare import prepare
 from cstrack.data.synthetic import SynthConfig, generate
 from cstrack.paths import shared_data
-from flows.services import DEPLOY
+from stack.commands import DEPLOY
 from tasks.runtime import usable_cores
 from tests.flows.harness import BIN, REPO, DaskCluster, PrefectStack, wait_until
 
@@ -170,11 +170,14 @@ def final_task_states(stack: PrefectStack, flow_run_id: str, expected: int) -> d
     return wait_until("terminal task run states", ready, 60.0)
 
 
-def catalog_sequences(results: Path) -> list[tuple[str, str]]:
-    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog."""
+def catalog_sequences(results: Path, flow_run_id: str | None = None) -> list[tuple[str, str]]:
+    """(dataset, sequence) of every non-COMBINED sequence_metrics row of the catalog (of the runs
+    recorded by ``flow_run_id`` when given: every flow run records its own runs)."""
     import catalog
 
     runs = catalog.load("runs", root=results)
+    if flow_run_id is not None:
+        runs = runs[runs["flow_run_id"] == flow_run_id]
     metrics = catalog.load("sequence_metrics", root=results)
     metrics = metrics[metrics["sequence"] != "COMBINED"].merge(runs[["run_id", "dataset"]], on="run_id")
     return sorted(zip(metrics["dataset"], metrics["sequence"], strict=True))
@@ -209,7 +212,9 @@ def test_nightly_deployment_tracks_every_sequence_once_on_both_workers(
     runs = catalog.load("runs", root=results)
     assert set(runs["flow_run_id"]) == {flow_run_id}
     assert set(runs["tag"]) == {"nightly"}
-    assert set(runs["dataset"]) == {"pets09-s2l1", "mot17-mini", "synth"}
+    assert set(runs["dataset"]) == {"pets09-s2l1", "MOT17-mini", "synth"}  # canonical names
+    assert set(runs["run_name"]) == {"e2e"} and set(runs["run_group"]) == {flow_run_id}
+    assert set(runs["sequences_tracked"]) == {1, 2, 3} and set(runs["sequences_cached"]) == {0}
 
     # every sequence tracked once, by a task of this flow run; both Dask workers took part
     states = final_task_states(deployed, flow_run_id, len(EXPECTED))
@@ -249,10 +254,16 @@ def test_rerun_is_served_from_the_cache_without_duplicates(
     assert rc == 0, diagnose(deployed, flow_run_id, text)
     states = final_task_states(deployed, flow_run_id, len(EXPECTED))
     assert states == {f"track {d}/{s}": ("COMPLETED", "Cached") for d, s in EXPECTED}
-    # nothing re-written, nothing duplicated: same result files, same catalog runs, one row per sequence
+    # nothing re-written: same result files; the re-run is an observation of its own (one new run
+    # per dataset, with this flow run's id and counts) sharing the earlier runs' tracks and events
     assert {p: p.stat().st_mtime_ns for p in (results / "e2e").rglob("*.txt")} == before
-    assert sorted(catalog.load("runs", root=results)["run_id"]) == runs_before
-    assert catalog_sequences(results) == sorted(EXPECTED)
+    runs = catalog.load("runs", root=results)
+    new = runs[~runs["run_id"].isin(runs_before)]
+    assert len(runs) == 2 * len(runs_before) and set(new["flow_run_id"]) == {flow_run_id}
+    assert set(new["sequences_tracked"]) == {0} and sorted(new["sequences_cached"]) == [1, 2, 3]
+    assert set(new["results_run_id"]) == set(runs_before)
+    assert sorted(catalog.store.run_ids("tracks", results)) == runs_before
+    assert catalog_sequences(results, flow_run_id) == sorted(EXPECTED)
     arts = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
     assert any("0 tracked, 6 cached, 0 failed" in a["data"] for a in arts)
 
@@ -297,7 +308,7 @@ def test_a_corrupt_image_fails_only_its_sequence_and_the_flow(
     assert tasks == {"track synth-bad/BAD-01": "COMPLETED", "track synth-bad/BAD-02": "FAILED",
                      "track synth-bad/BAD-03": "COMPLETED"}
     # the others were evaluated and catalogued; the bad one left no result behind
-    assert catalog_sequences(results) == [("synth-bad", "BAD-01"), ("synth-bad", "BAD-03")]
+    assert catalog_sequences(results, flow_run_id) == [("synth-bad", "BAD-01"), ("synth-bad", "BAD-03")]
     assert not (results / "bad" / "synth-bad" / "train" / "BAD-02.txt").exists()
 
 
@@ -451,9 +462,10 @@ def test_evaluate_imports_an_external_tracker_and_report_regenerates_the_tables(
 
     runs = catalog.load("runs", root=results)
     assert list(runs["source"]) == ["external"] and list(runs["tracker"]) == ["motmetrics-test"]
-    # evaluating the same files again replaces the catalog run
+    # evaluating the same files again is a run of its own that shares the first one's tracks/events
     run_flow_cli(prefect_stack, "evaluate", params, tmp_path)
-    assert len(catalog.load("runs", root=results)) == 1
+    runs = catalog.load("runs", root=results).sort_values("started_at")
+    assert len(runs) == 2 and list(runs["results_run_id"].fillna("-")) == ["-", runs["run_id"].iloc[0]]
     rep = run_flow_cli(prefect_stack, "report", {"catalog_root": str(results)}, tmp_path)
     assert "| TUD |" in rep["report_md"] and "motmetrics-test" in rep["report_md"]
     assert (results / "tables" / "table_vi.md").is_file()

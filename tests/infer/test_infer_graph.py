@@ -9,9 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from cstrack.infer.fast import FastDetector
-from cstrack.infer.graph import FixedAdaptiveAvgPool2d, adaptive_pool_matrix, inference_model, to_channels_last
+from cstrack.infer.graph import (
+    FixedAdaptiveAvgPool2d,
+    InferenceChannelAttention,
+    adaptive_pool_matrix,
+    inference_model,
+    to_channels_last,
+)
 from cstrack.model import CSTrackModel, build_model
 from cstrack.model.detector import ModelDetector
+from cstrack.model.saan import ChannelAttention
 from tests.infer.conftest import N_SIZE
 
 
@@ -94,3 +101,18 @@ def test_fast_detector_matches_eager_on_real_frames(coco_n: CSTrackModel, head8_
         np.testing.assert_allclose(df.embeddings, de.embeddings, atol=1e-4)
         total += len(de)
     assert total > 4  # real pedestrians were found, so the comparison had boxes to compare
+
+
+def test_channel_attention_weights_are_public_and_shared_by_the_inference_graph() -> None:
+    torch.manual_seed(0)
+    att = ChannelAttention(6).eval()
+    x = torch.randn(2, 6, 5, 4)
+    with torch.no_grad():
+        w = att.channel_weights(x)
+        # by hand: the shared MLP over the pooled vectors (a 1-channel sequence of length C)
+        mlp = [att.fc(att.act(att.norm(att.conv(v.unsqueeze(1))))) for v in (x.mean(dim=(2, 3)), x.amax(dim=(2, 3)))]
+        expected = torch.sigmoid(mlp[0] + mlp[1]).squeeze(1)
+        assert w.shape == (2, 6)
+        torch.testing.assert_close(w, expected, rtol=0, atol=0)
+        torch.testing.assert_close(att(x), x * w[:, :, None, None] + x)
+        torch.testing.assert_close(InferenceChannelAttention(att)(x), att(x), rtol=1e-6, atol=1e-6)

@@ -4,8 +4,6 @@ streams (reconnect, drops), and every way a run can stop keeping what was tracke
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -14,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from cstrack.cli.track_cmds import sigint_stops
 from cstrack.data.mot import read_results
 from cstrack.run.sequence import track_sequence
 from cstrack.run.sinks import read_jsonl
@@ -104,17 +101,6 @@ def test_stop_keeps_everything_tracked_so_far(syn: Path, tmp_path: Path) -> None
     assert (run.frames, run.stopped) == (12, "interrupted")
     assert read_results(run.result_path).frame.max() == 12
     assert len(read_jsonl(tmp_path / "s.jsonl")) == 12 and (tmp_path / "s.mp4").is_file()
-
-
-def test_sigint_sets_the_stop_event_once_then_interrupts() -> None:
-    stop = threading.Event()
-    with sigint_stops(stop):
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.wait(2.0)
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1.0)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_truncated_video_keeps_the_frames_before_the_damage(syn: Path, tmp_path: Path) -> None:

@@ -64,7 +64,9 @@ def test_study_continues_without_duplicates(jobs: tuple[EvalJob, EvalJob], tmp_p
     first = run_study(cfg, tune, val, tmp_path / "s1")
     assert first.new_trials == 3 and len(first.trials) == 3
     out = first.to_json()
-    assert set(out) == {"study", "trials", "best_params", "tune_score", "val_score", "default_val_score"}
+    assert set(out) == {"study", "trials", "best_params", "tune_score", "val_score", "default_val_score",
+                        "baseline_params", "beats_baseline"}
+    assert out["baseline_params"]["conf_thres"] == 0.5  # no checkpoint conf given: the spec's
     assert out["tune_score"] == max(t["value"] for t in first.trials)
     again = run_study(cfg, tune, val, tmp_path / "s1")
     assert again.new_trials == 0 and again.best_params == first.best_params
@@ -108,6 +110,39 @@ def test_study_continues_without_duplicates(jobs: tuple[EvalJob, EvalJob], tmp_p
     md = Path(files["report"]).read_text()
     assert "tuned on: SYN-01_f1-30" in md and "validated on: SYN-01_f31-60" in md
     assert Path(files["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+    # a best trial that does not beat the baseline on validation: flagged, no recommended preset
+    import dataclasses
+
+    from cstrack.tune.pipeline import finish
+
+    sdir = tmp_path / "s1"
+    win = dataclasses.replace(more, val_score=more.default_val_score + 0.01)
+    assert win.beats_baseline and "preset" in finish(win, sdir, None) and (sdir / "best_preset.yaml").is_file()
+    assert "**Recommended**" in (sdir / "report.md").read_text()
+    tie = dataclasses.replace(more, val_score=more.default_val_score)
+    got = finish(tie, sdir, None)
+    assert not tie.beats_baseline and "preset" not in got
+    assert not (sdir / "best_preset.yaml").exists()  # the earlier recommendation is withdrawn
+    assert preset(got["best_trial"]) == cfg_best  # the trial's values stay inspectable
+    text = (sdir / "report.md").read_text()
+    assert "**Not recommended**" in text and "keep the checkpoint's settings" in text
+
+
+def test_the_baseline_is_the_checkpoints_own_settings(tmp_path: Path) -> None:
+    from cstrack.tracker.presetfile import write_preset_file
+    from cstrack.tune.space import search_space
+
+    # the shipped cstrack-n_cpu.pt runs at conf 0.4: the baseline uses it, not the spec's 0.5
+    assert default_params("default", 0.4)["conf_thres"] == 0.4
+    assert default_params("default")["conf_thres"] == 0.5
+    f = write_preset_file(tmp_path / "p.yaml", "original", {"track_buffer": 45}, 0.3)
+    base = default_params(str(f), 0.4)
+    assert base["conf_thres"] == 0.3 and base["track_buffer"] == 45  # a preset file's own values win
+    assert base["iou_thresh"] == default_params("original")["iou_thresh"]
+    assert search_space(str(f)) == search_space("original")
+    cfg, conf = apply(str(f), {"det_thresh": 0.6, "conf_thres": 0.35})
+    assert (cfg.track_buffer, cfg.det_thresh, conf) == (45, 0.6, 0.35)
 
 
 def test_leakage_guard_refuses_overlapping_val(jobs: tuple[EvalJob, EvalJob], tmp_path: Path) -> None:

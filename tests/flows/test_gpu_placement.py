@@ -1,0 +1,74 @@
+"""GPU workers in the Dask cluster (issue 26): a task whose model runs on CUDA asks for the resource
+GPU, everything else for CPU when the cluster declares it, and the scheduler places them so.  The
+device is only named here (no GPU): the tasks run on the CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dask
+import pytest
+from distributed import Scheduler, SpecCluster, Worker, get_worker
+from prefect_dask.client import PrefectDaskClient
+
+from flows.cluster import CPU, GPU, declared_resources, needs_gpu, placed, placement
+
+# (device, mode, appearance) -> asks for a GPU worker
+CASES = {
+    ("cuda", "private", True): True,
+    ("cuda:1", "private", False): True,  # private: the detector runs whatever appearance says
+    ("auto", "cached", True): True,  # cached: fills a missing cache with the model first
+    ("cuda", "gt", True): True,  # appearance embeddings need the model
+    ("cuda", "public", True): True,
+    ("cuda", "gt", False): False,  # no model at all
+    ("cuda", "public", False): False,
+    ("cpu", "private", True): False,  # the model runs on the CPU
+    ("cpu", "cached", True): False,
+    ("cuda", "replay", False): False,  # tune's trials replay cached outputs
+    ("cuda", "evaluate", False): False,
+}
+
+
+def test_which_jobs_need_a_gpu() -> None:
+    assert {case: needs_gpu(*case) for case in CASES} == CASES
+
+
+def test_placement_never_asks_for_what_no_worker_has() -> None:
+    assert placement(True, {GPU, CPU}) == {GPU: 1}
+    assert placement(False, {GPU, CPU}) == {CPU: 1}
+    assert placement(True, {CPU}) == {}  # no GPU worker: run anywhere rather than wait forever
+    assert placement(False, {GPU}) == {}
+    assert placement(True, set()) == placement(False, set()) == {}  # a LocalCluster declares nothing
+
+
+def _where(_: object) -> str:
+    return str(get_worker().name)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[PrefectDaskClient]:
+    """One worker declaring GPU (no GPU behind it), one declaring CPU; in-process, one thread each;
+    the client class Prefect's Dask task runner submits through."""
+    workers = {name: {"cls": Worker, "options": {"nthreads": 1, "resources": res, "host": "127.0.0.1",
+                                                 "dashboard": False}}
+               for name, res in (("gpu", {GPU: 1}), ("cpu", {CPU: 1}))}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
+                                               "dashboard_address": "127.0.0.1:0"}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster, PrefectDaskClient(cluster) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def test_the_gpu_worker_receives_exactly_the_tasks_that_ask_for_it(client: PrefectDaskClient) -> None:
+    declared = declared_resources(client)
+    assert declared == {GPU, CPU}
+    futures = {}
+    for rep in range(3):  # each case three times: placement, not luck
+        for case in CASES:
+            with placed(placement(needs_gpu(*case), declared)):
+                futures[(case, rep)] = client.submit(_where, (case, rep), pure=False)
+    ran_on = dict(zip(futures, client.gather(list(futures.values())), strict=True))
+    on_gpu = {case for (case, _), worker in ran_on.items() if worker == "gpu"}
+    assert on_gpu == {case for case, gpu in CASES.items() if gpu}
+    assert set(ran_on.values()) == {"gpu", "cpu"}
+    assert not dask.get_annotations()  # the annotation ends with its block
