@@ -14,6 +14,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
+from cstrack.paths import SHIPPED_WEIGHTS, shipped_weights
 from cstrack.storage import Location, is_remote
 from flows.cluster import (
     declared_resources,
@@ -57,6 +58,8 @@ def resolve_weights(weights: str | None) -> str | None:
     """Absolute checkpoint path (Dask workers have their own working directories)."""
     if weights is None or weights == "coco":
         return weights
+    if weights == SHIPPED_WEIGHTS and not Path(weights).is_file():  # the default, run outside the repository
+        return str(shipped_weights())
     return str(abs_path(weights))
 
 

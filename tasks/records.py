@@ -110,8 +110,7 @@ class JobModel:
            device: str = "cpu") -> JobModel:
         """The record of flat values (concrete ``path`` and ``device``)."""
         return cls(ModelRef(variant, weights, path, device),
-                   InferenceSettings((int(input_size[0]), int(input_size[1])), conf_thres, nms_thres, tracker_preset,
-                                     frame_rate))
+                   InferenceSettings(input_size, conf_thres, nms_thres, tracker_preset, frame_rate))
 
     # The values the tasks read, from the one place each lives.
     @property

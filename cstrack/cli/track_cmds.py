@@ -169,8 +169,9 @@ def register(app: typer.Typer) -> None:
                     if stop.is_set():
                         break
                     if source is None:
+                        # a MOT folder runs to its end after a first signal (cstrack.signals); a second aborts
                         _track_mot(spec, out, mode, settings, detector, prefetch, progress, rec,
-                                   video_out, jsonl_out, skip_bad_frames, max_frames, duration, stop)
+                                   video_out, jsonl_out, skip_bad_frames, max_frames, duration)
                         continue
                     _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
                                  jsonl_out, stop, prefetch, progress)

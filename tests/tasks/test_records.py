@@ -86,7 +86,8 @@ def test_track_record_json_is_the_timing_file(tmp_path: Path) -> None:
     assert set(data) == {
         "dataset", "split", "sequence", "mode", "kind", "frame_rate", "settings", "frames", "fps", "ms",
         "num_tracks", "num_boxes", "result_path", "result_sha256", "torch_threads", "prefetch", "setup_s",
-        "first_frame_unix", "wall_s", "started", "finished", "worker", "worker_address", "host", "pid",
+        "first_frame_unix", "wall_s", "started", "finished", "worker", "worker_address", "host", "pid", "device",
+        "device_name",
     }
     assert TrackRecord.from_json(data) == rec
     assert rec.with_result("/elsewhere/SYNTH-01.txt").result_path == "/elsewhere/SYNTH-01.txt"
