@@ -1,20 +1,33 @@
 """One prepared GPU check, for the day a GPU is lent (under 8 minutes on one H100): writes JSON.
 
-Usage: python bench/gpu_check.py [--out bench/out/gpu_check.json] [--frames 100] [--size 1088x608]
-       python bench/gpu_check.py --tiny      (CPU dry run, seconds: what the test suite runs)
+Usage (docs/gpu.md has the exact command and what to copy to the GPU machine):
+    python bench/gpu_check.py [--shared DIR] [--out bench/out/gpu_check.json] [--stages ...]
+    python bench/gpu_check.py --tiny      (CPU dry run, seconds: what the test suite runs)
 
-1. ``amp_train``: one AMP training step of cstrack-l on a synthetic batch (random images, random
-   boxes and identities): forward under fp16 autocast, CSTrack loss, ``GradScaler`` scale/step/update;
-   the loss must be finite; peak memory of the step.
-2. ``ddp``: a DistributedDataParallel step launched on every visible GPU (NCCL; gloo on 2 CPU
-   processes with ``--tiny``): the ranks' gradients after the all-reduce must agree.
-3. ``tracking``: forward + decode fps of cstrack-l at 1088x608 on PETS09-S2L1 frames (letterboxed),
-   eager fp32, fp16 autocast, and ONNX Runtime's CUDA provider when onnxruntime offers it
-   (``onnxruntime-gpu``; otherwise recorded as unavailable).  ``vs_cpu``: the max absolute difference
-   of the decoded outputs of each path against the CPU eager fp32 path on the same frames.
+Stages, each recorded (or its error recorded) in the JSON, which is rewritten after every stage:
 
-``--tiny``: cstrack-n at 160x128, 3 frames, batch 2, on CPU (fp16 autocast is a CUDA path: the CPU
-run uses bfloat16 and no gradient scaling) so that the script cannot rot between GPU loans.
+1. ``forward``: cstrack-l (random weights) forward + decode fps at 1088x608 on PETS09-S2L1 frames,
+   fp32 and half precision (fp16 autocast on CUDA), at batch 1 and the chosen batch (the device's
+   default inference batch, :data:`cstrack.infer.batch.DEFAULT_BATCH`); the decoded outputs of batch
+   1 against the CPU fp32 model on the same frames (``vs_cpu_max_abs``); ONNX Runtime's CUDA provider
+   when onnxruntime-gpu is installed (otherwise recorded as unavailable).
+2. ``end_to_end``: the tracking loop of ``cstrack track`` on PETS09-S2L1 (all 795 frames) with the
+   shipped cstrack-n checkpoint on the GPU: fp32 batch 1, fp32 at the chosen batch, half at the
+   chosen batch; fps, MOTA / IDF1, and the largest box difference against a CPU fp32 run over the
+   first ``--compare-frames`` frames (the tracker is causal, so those rows must agree).
+3. ``amp_train``: one AMP training step of cstrack-l on a synthetic batch: fp16 autocast, CSTrack
+   loss, ``GradScaler``; the loss must be finite; peak memory.
+4. ``ddp``: a DistributedDataParallel step on every visible GPU (NCCL; gloo on 2 CPU processes with
+   ``--tiny``): the ranks' gradients after the all-reduce must agree.
+5. ``track_all``: the ``track-all`` flow over PETS09-S2L1 and MOT17-mini on a LocalCluster whose one
+   worker declares ``resources={"GPU": 1}`` (a temporary Prefect server unless PREFECT_API_URL is set).
+
+Data: PETS09-S2L1 and MOT17-mini are prepared under ``--work`` from the shared folder (``--shared
+DIR`` or ``$CSTRACK_SHARED``; default ``../shared`` beside the repository), or taken from ``--data``.
+
+``--tiny``: cstrack-n at 160x128 and 4 frames for the forward, training and DDP stages, 4 PETS09
+frames at 320x192 for tracking, batch 2, all on the CPU (half precision is bf16 there) so that the
+script cannot rot between GPU loans.
 """
 
 from __future__ import annotations
@@ -32,8 +45,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "bench"):  # the project, and the sibling bench scripts (batch_precision)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 
 def _sync(device: torch.device) -> None:
@@ -184,49 +198,52 @@ def _timed(fn: Any, frames: list[torch.Tensor], device: torch.device, warmup: in
     return outs, len(frames) / (time.perf_counter() - t0)
 
 
-def tracking_paths(variant: str, size: tuple[int, int], n: int, device: torch.device, tmp: Path) -> dict[str, Any]:
+def forward_speed(variant: str, size: tuple[int, int], n: int, batch: int, device: torch.device, tmp: Path,
+                  ort: bool = True) -> dict[str, Any]:
+    """Network forward + decode fps of ``variant`` (random weights) on PETS09 frames, fp32 and half
+    precision, at batch 1 and ``batch``; the decoded outputs of batch 1 against the CPU fp32 path."""
+    from cstrack.infer.batch import autocast_dtype
     from cstrack.model import build_model
 
     torch.manual_seed(0)
     cpu_model = build_model(variant).eval()
     frames = pets_frames(n, size)
-    warmup = min(3, n)
-    compare = min(3, n)
+    compare = min(2, len(frames))
+    half = autocast_dtype("fp16", device)  # fp16 on CUDA, bf16 on the CPU
     res: dict[str, Any] = {"variant": variant, "input_size": list(size), "frames": len(frames), "device": str(device),
-                           "fps": {}, "vs_cpu_max_abs": {}}
-
-    @torch.no_grad()
-    def cpu_eager(x: torch.Tensor) -> np.ndarray:
-        return cpu_model.decode(cpu_model(x)[1]).numpy()
-
-    reference = [cpu_eager(x) for x in frames[:compare]]
+                           "batch": batch, "half_dtype": str(half).removeprefix("torch."), "fps": {},
+                           "vs_cpu_max_abs": {}}
+    with torch.inference_mode():
+        reference = [cpu_model.decode(cpu_model(x)[1]).numpy() for x in frames[:compare]]
     model = build_model(variant).eval().to(device)
     model.load_state_dict(cpu_model.state_dict())
 
-    @torch.no_grad()
-    def eager(x: torch.Tensor) -> np.ndarray:
-        return model.decode(model(x.to(device, non_blocking=True))[1]).float().cpu().numpy()
-
-    @torch.no_grad()
-    def fp16(x: torch.Tensor) -> np.ndarray:
-        with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16):
+    def run(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             raw = model(x.to(device, non_blocking=True))[1]
-        return model.decode([r.float() for r in raw]).cpu().numpy()
+        with torch.inference_mode():
+            return model.decode([r.float() for r in raw])
 
-    def diff(outs: list[np.ndarray]) -> float:
-        # objectness-weighted boxes differ most where the score is tiny: compare every decoded value
-        return float(max(np.abs(a - b).max() for a, b in zip(outs[:compare], reference, strict=True)))
-
-    for name, fn in (("eager_fp32", eager), ("autocast_fp16", fp16)):
-        outs, fps = _timed(fn, frames, device, warmup)
-        res["fps"][name] = fps
-        res["vs_cpu_max_abs"][name] = diff(outs)
-    res["onnxruntime"] = _ort_path(cpu_model, size, frames, device, tmp, warmup, res, diff)
+    for prec, dtype in (("fp32", None), ("half", half)):
+        for b in sorted({1, batch}):
+            groups = [torch.cat(frames[k:k + b]) for k in range(0, len(frames), b)]
+            for g in groups[:2]:  # warm-up: cuDNN algorithm choice, allocator
+                run(g, dtype)
+            _sync(device)
+            t0 = time.perf_counter()
+            outs = [run(g, dtype) for g in groups]
+            _sync(device)
+            res["fps"][f"{prec}_b{b}"] = len(frames) / (time.perf_counter() - t0)
+            if b == 1:
+                got = [o.cpu().numpy() for o in outs[:compare]]
+                res["vs_cpu_max_abs"][f"{prec}_b1"] = float(max(np.abs(a - r).max() for a, r in zip(got, reference, strict=True)))
+    if ort:
+        res["onnxruntime"] = _ort_path(cpu_model, size, frames, device, tmp, min(3, n), res, reference)
     return res
 
 
 def _ort_path(cpu_model: Any, size: tuple[int, int], frames: list[torch.Tensor], device: torch.device, tmp: Path,
-              warmup: int, res: dict[str, Any], diff: Any) -> dict[str, Any]:
+              warmup: int, res: dict[str, Any], reference: list[np.ndarray]) -> dict[str, Any]:
     """ONNX Runtime with the CUDA provider when it is there (the CPU provider in a CPU dry run)."""
     import onnxruntime as ort
 
@@ -252,24 +269,190 @@ def _ort_path(cpu_model: Any, size: tuple[int, int], frames: list[torch.Tensor],
     info["outputs"] = names
     info["status"] = "ran"
     try:  # the export decodes inside the graph, rows in decode()'s order
-        res["vs_cpu_max_abs"]["onnxruntime"] = diff(outs)
+        res["vs_cpu_max_abs"]["onnxruntime"] = float(max(np.abs(a - r).max() for a, r in zip(outs, reference, strict=False)))
     except ValueError as exc:
         info["compare_error"] = f"{exc} (output shape {outs[0].shape})"
     return info
 
 
+def prepared_data(work: Path, data: Path | None, log: Any, pets_frames: int = 0) -> Path:
+    """A data root holding ``pets09-s2l1`` and ``mot17-mini``: ``data`` when given, else prepared
+    under ``work`` from the shared folder (``$CSTRACK_SHARED``: the video and MOT17-mini frames);
+    ``pets_frames > 0`` decodes only the first frames of the PETS09 video (the tiny run)."""
+    from cstrack.data.convert import video_to_sequence
+    from cstrack.data.prepare import prepare
+    from cstrack.paths import shared_data
+
+    if data is not None:
+        return data
+    root = work / "data"
+    if pets_frames > 0:
+        if not (root / "pets09-s2l1" / "images" / "train" / "PETS09-S2L1" / "seqinfo.ini").is_file():
+            video_to_sequence(shared_data() / "raw" / "PETS09-S2L1.mp4", root / "pets09-s2l1" / "images" / "train",
+                              "PETS09-S2L1", gt=shared_data() / "mot15" / "PETS09-S2L1", frames=(1, pets_frames))
+        names = ["mot17-mini"]
+    else:
+        names = ["pets09-s2l1", "mot17-mini"]
+    for name in names:
+        res = prepare(name, root, progress=False)
+        log(f"[gpu_check] {name}: {'already prepared' if res.skipped else 'prepared'} in {res.path}")
+    return root
+
+
+def _rows_upto(table: Any, frames: int) -> Any:
+    from types import SimpleNamespace
+
+    keep = table.frame <= frames
+    return SimpleNamespace(frame=table.frame[keep], id=table.id[keep], tlwh=table.tlwh[keep])
+
+
+def end_to_end(data_root: Path, work: Path, size: tuple[int, int] | None, frames: int, batch: int,
+               compare_frames: int, device: torch.device) -> dict[str, Any]:
+    """``cstrack track``'s loop (cstrack.run.sequence.track_sequence) on PETS09-S2L1 with the shipped cstrack-n
+    checkpoint on ``device``: fp32 batch 1, fp32 at ``batch``, half precision at ``batch``; fps, MOTA/IDF1,
+    and the largest box difference against the CPU fp32 run over the first ``compare_frames`` frames."""
+    import copy
+
+    from batch_precision import compare, pets_sequence, truncated  # bench/ is on sys.path (see the top)
+
+    from cstrack.data.mot import read_results
+    from cstrack.eval import evaluate
+    from cstrack.infer.batch import BatchedDetector, autocast_dtype, forward_batches
+    from cstrack.model.detector import ModelDetector, load_model
+    from cstrack.model.inference_settings import settings_for_weights
+    from cstrack.paths import shipped_weights
+    from cstrack.run.frames import prefetch_inputs, prefetched_frames, read_frames
+    from cstrack.run.sequence import track_sequence
+    from cstrack.tracker import preset
+
+    seq = pets_sequence(data_root)
+    if frames > 0:
+        seq = truncated(seq, frames, work / "e2e-seq")
+    weights = shipped_weights()
+    settings = settings_for_weights(weights)
+    size = size or settings.input_size
+    post = settings.postprocess_config()
+    tracker = preset(settings.tracker_preset)
+    model = load_model("cstrack-n", weights)
+    half = "fp16" if device.type == "cuda" else "bf16"
+    res: dict[str, Any] = {"weights": weights.name, "input_size": list(size), "device": str(device), "batch": batch,
+                           "half": str(autocast_dtype(half, device)).removeprefix("torch."),
+                           "compare_frames": compare_frames, "runs": {}}
+    cpu_seq = truncated(seq, compare_frames, work / "e2e-cpu-seq")
+    t0 = time.perf_counter()
+    cpu = track_sequence(cpu_seq, work / "e2e" / "cpu", "private", tracker, ModelDetector(copy.deepcopy(model), size, post),
+                         frame_reader=read_frames)
+    res["cpu_reference"] = {"frames": cpu.frames, "fps": cpu.fps, "seconds": time.perf_counter() - t0}
+    cpu_rows = read_results(cpu.result_path)
+    inner = ModelDetector(copy.deepcopy(model), size, post, device=device)
+
+    def batched(s: Any, d: Any) -> Any:
+        return forward_batches(prefetch_inputs(read_frames(s, d), d, 2), d)
+
+    for prec, b in (("fp32", 1), ("fp32", batch), (half, batch)):
+        name = f"{prec}_b{b}"
+        det: Any = inner if (prec, b) == ("fp32", 1) else BatchedDetector(inner, b, prec)
+        reader: Any = prefetched_frames(2) if det is inner else batched
+        _sync(device)
+        run = track_sequence(seq, work / "e2e" / name, "private", tracker, det, frame_reader=reader)
+        rows = read_results(run.result_path)
+        m = evaluate(seq.parent, work / "e2e" / name, [seq.name], "mot15").combined
+        res["runs"][name] = {"frames": run.frames, "fps": run.fps, "ms": run.ms, "boxes": run.num_boxes,
+                             "MOTA": m["MOTA"], "IDF1": m["IDF1"], "IDSW": m["IDSW"],
+                             "vs_cpu": compare(_rows_upto(rows, compare_frames), _rows_upto(cpu_rows, compare_frames))}
+    return res
+
+
+def track_all_on_gpu_worker(data_root: Path, work: Path, size: tuple[int, int] | None, device: torch.device,
+                            pets_frames_limit: int) -> dict[str, Any]:
+    """The ``track-all`` flow over PETS09-S2L1 and MOT17-mini on a LocalCluster of one Dask worker
+    declaring ``resources={"GPU": 1}`` (a temporary Prefect server under ``work`` when PREFECT_API_URL
+    is unset; $PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS bounds its start, default 180 s)."""
+    from batch_precision import truncated
+    from distributed import Client, LocalCluster
+
+    from cstrack.data.mot import read_seqinfo
+    from cstrack.paths import shipped_weights
+    from flows.__main__ import prefect_api
+    from flows.params import ModelSpec, TrackAllParams
+
+    root = data_root
+    pets_seq = data_root / "pets09-s2l1" / "images" / "train" / "PETS09-S2L1"
+    if 0 < pets_frames_limit < read_seqinfo(pets_seq).seq_length:  # a data root of its own, PETS09 cut short
+        root = work / "track-all-data"
+        pets = root / "pets09-s2l1" / "images" / "train"
+        truncated(pets_seq, pets_frames_limit, pets)
+        (root / "mot17-mini").mkdir(parents=True, exist_ok=True)
+        for sub in ("images",):
+            link = root / "mot17-mini" / sub
+            if not link.exists():
+                link.symlink_to(data_root / "mot17-mini" / sub)
+    model: dict[str, Any] = {"variant": "cstrack-n", "weights": str(shipped_weights()), "path": "eager"}
+    if size is not None:
+        model["input_size"] = list(size)
+    device_field = "device" in ModelSpec.model_fields
+    if device_field:
+        model["device"] = "cuda" if device.type == "cuda" else "cpu"
+    saved_home = os.environ.get("PREFECT_HOME")
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))  # a temporary server's database goes here
+    try:
+        with prefect_api(), LocalCluster(n_workers=1, threads_per_worker=1, processes=True, resources={"GPU": 1},
+                                         dashboard_address=None, host="127.0.0.1") as cluster:
+            with Client(cluster) as client:
+                client.wait_for_workers(1, timeout=120)
+                resources = [w.get("resources", {}) for w in client.scheduler_info()["workers"].values()]
+            params = TrackAllParams.model_validate({
+                "data_root": str(root), "results_root": str(work / "track-all-results"), "run_name": "gpu-check",
+                "tag": "gpu-check", "model": model, "cluster": {"dask_address": cluster.scheduler_address},
+                "datasets": [{"name": "pets09-s2l1"}, {"name": "mot17-mini"}],
+            })
+            from flows.track_all import track_all  # Prefect is imported once PREFECT_API_URL is set
+
+            t0 = time.perf_counter()
+            summary = track_all(params)
+    finally:
+        if saved_home is None:
+            os.environ.pop("PREFECT_HOME", None)
+    return {"device_param": model.get("device", "not yet a ModelSpec field: the model ran on the worker's default (CPU)"),
+            "worker_resources": resources,
+            "sequences": summary["sequences"], "tracked": summary["tracked"], "cached": summary["cached"],
+            "failed": summary["failed"], "wall_s": time.perf_counter() - t0, "per_sequence": summary["per_sequence"],
+            "metrics": summary["metrics"]}
+
+
+STAGES = ("forward", "end_to_end", "amp_train", "ddp", "track_all")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tiny", action="store_true", help="CPU dry run: cstrack-n at 160x128, 3 frames")
-    ap.add_argument("--variant", default=None, help="default cstrack-l (cstrack-n with --tiny)")
-    ap.add_argument("--size", default=None, help="tracking input WxH (default 1088x608; 160x128 with --tiny)")
-    ap.add_argument("--frames", type=int, default=None, help="PETS09 frames timed (default 100; 3 with --tiny)")
-    ap.add_argument("--batch", type=int, default=None, help="training batch (default 8; 2 with --tiny)")
+    ap.add_argument("--tiny", action="store_true", help="CPU dry run in seconds (what the test suite runs)")
+    ap.add_argument("--variant", default=None, help="forward-speed model (default cstrack-l; cstrack-n with --tiny)")
+    ap.add_argument("--size", default=None, help="forward-speed input WxH (default 1088x608; 160x128 with --tiny)")
+    ap.add_argument("--frames", type=int, default=None, help="PETS09 frames of the forward timing (default 96; 4 with --tiny)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="inference batch compared with batch 1 and training batch (default: the device's default "
+                         "inference batch, 8 on CUDA; 2 with --tiny)")
+    ap.add_argument("--track-frames", type=int, default=None,
+                    help="PETS09 frames tracked end to end (default 0 = all 795; 4 with --tiny)")
+    ap.add_argument("--compare-frames", type=int, default=None,
+                    help="frames tracked on the CPU for the box comparison (default 40; 4 with --tiny)")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="stages to run (default all)")
+    ap.add_argument("--shared", type=Path, default=None,
+                    help="the shared folder (data/raw/PETS09-S2L1.mp4, data/mot17-mini, ...); default $CSTRACK_SHARED "
+                         "or ../shared beside the repository")
+    ap.add_argument("--data", type=Path, default=None, help="an already prepared data root (default: prepared under --work)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary folder)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "gpu_check.json")
     args = ap.parse_args(argv)
+    if args.shared is not None:
+        os.environ["CSTRACK_SHARED"] = str(args.shared.resolve())
+    import tempfile
+
     from cstrack.cli.common import parse_size
     from cstrack.errors import ConfigError
     from cstrack.fsutil import atomic_write_json
+    from cstrack.infer.batch import default_batch_size
+    from cstrack.paths import shared_data
 
     cuda = torch.cuda.is_available() and not args.tiny
     if not cuda and not args.tiny:
@@ -280,32 +463,51 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not (shared_data() / "raw" / "PETS09-S2L1.mp4").is_file():
+        print(f"error: {shared_data() / 'raw' / 'PETS09-S2L1.mp4'} not found; give the shared folder with --shared DIR "
+              "or CSTRACK_SHARED", file=sys.stderr)
+        return 2
     variant = args.variant or ("cstrack-n" if args.tiny else "cstrack-l")
-    frames = args.frames or (3 if args.tiny else 100)
-    batch = args.batch or (2 if args.tiny else 8)
+    frames = args.frames or (4 if args.tiny else 96)
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+    batch = args.batch or (2 if args.tiny else default_batch_size(device))
+    track_size = (320, 192) if args.tiny else None  # None: the checkpoint's 1088x608
+    track_frames = args.track_frames if args.track_frames is not None else (4 if args.tiny else 0)
+    compare_frames = args.compare_frames or (4 if args.tiny else 40)
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check-"))
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     out: dict[str, Any] = {
         "benchmark": "gpu_check", "tiny": args.tiny, "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "gpus": torch.cuda.device_count() if cuda else 0,
-        "torch": torch.__version__, "cuda_runtime": torch.version.cuda,
+        "torch": torch.__version__, "cuda_runtime": torch.version.cuda, "batch": batch, "work": str(work),
     }
+    data: dict[str, Path] = {}
+
+    def data_root() -> Path:
+        if "root" not in data:
+            data["root"] = prepared_data(work, args.data, print, max(track_frames, compare_frames) if args.tiny else 0)
+        return data["root"]
+
     stages = {
+        "forward": lambda: forward_speed(variant, size, frames, batch, device, work),
+        "end_to_end": lambda: end_to_end(data_root(), work, track_size, track_frames, batch, compare_frames, device),
         "amp_train": lambda: amp_train_step(variant, size, batch, device),
         "ddp": lambda: ddp_check(variant, size, cuda),
-        "tracking": lambda: tracking_paths(variant, size, frames, device, args.out.parent),
+        "track_all": lambda: track_all_on_gpu_worker(data_root(), work, track_size, device, track_frames),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     failed = []
-    for name, fn in stages.items():
+    for name in args.stages:
         s0 = time.perf_counter()
         try:
-            out[name] = fn()
+            out[name] = stages[name]()
         except Exception as exc:  # record and go on: one failing path must not hide the others' figures
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
             failed.append(name)
         out[name]["stage_s"] = time.perf_counter() - s0
         print(f"[gpu_check] {name}: {time.perf_counter() - s0:.1f} s", flush=True)
+        atomic_write_json(args.out, {**out, "failed": failed, "partial": True})  # what is done survives a timeout
     out["failed"] = failed
     out["total_s"] = time.perf_counter() - t0
     out["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -278,13 +278,15 @@ def ingest_evaluation(
     result: EvalResult,
     *,
     prepared: Sequence[PreparedSequence] | None = None,
+    events: pd.DataFrame | None = None,
     results_dir: str | Path | None = None,
     timings: Mapping[str, SequenceTiming] | None = None,
     provenance: Provenance | None = None,
 ) -> dict[str, int]:
     """Write one evaluated run into the catalog at ``root``; returns rows written per table.
 
-    ``prepared`` (from :func:`cstrack.eval.prepare`) gives the event log, ``results_dir`` the
+    ``prepared`` (from :func:`cstrack.eval.prepare`) gives the event log, or ``events`` gives it
+    already computed (:func:`event_rows` of sequences scored elsewhere), ``results_dir`` the
     track rows and, unless ``timings`` is given, the timing records found there.  The tables are
     written as one :func:`catalog.store.transaction`: all of them or none.  A run whose
     ``results_hash`` an earlier run already recorded writes no ``tracks``/``events`` of its own
@@ -295,7 +297,10 @@ def ingest_evaluation(
         timings = read_timings(results_dir)
     metrics = metric_rows(rid, result, timings)
     shared = shared_results(root, info)
-    events = event_rows(prepared or []) if shared is None else event_rows([])
+    if shared is not None:
+        events = event_rows([])
+    elif events is None:
+        events = event_rows(prepared or [])
     tracks = track_rows(results_dir, list(result.per_sequence)) if results_dir is not None and shared is None else {}
     with store.transaction(root) as tx:  # all four tables or none (issue 20)
         tx.write("sequence_metrics", metrics, run_id=rid)

@@ -17,6 +17,7 @@ from catalog.ingest import RunInfo
 from catalog.runids import tune_run_id
 from cstrack.eval.presets import Preset
 from cstrack.eval.result import EvalResult
+from cstrack.eval.scores import SequenceScore
 
 
 def evaluate_into_catalog(
@@ -62,6 +63,46 @@ def evaluate_into_catalog(
         out["counts"] = ingest_evaluation(catalog_root, info, result, prepared=prepared if events else None,
                                           results_dir=folder if tracks else None)
         out["run_id"] = info.run_id
+    return out
+
+
+def scores_into_catalog(
+    scores: Sequence[SequenceScore],
+    label: str,
+    gt_root: str | Path,
+    results_dir: str | Path,
+    catalog_root: str | Path | None = None,
+    run: RunInfo | None = None,
+    *,
+    events: Sequence[Any] | None = None,
+    tracks: bool = True,
+) -> dict[str, Any]:
+    """:func:`evaluate_into_catalog` for sequences already scored one by one (on the Dask workers,
+    :mod:`cstrack.eval.scores`): the scores are combined as :func:`cstrack.eval.evaluate` combines
+    them (the same numbers) and, with ``catalog_root`` and ``run``, written with the event log
+    rows of each sequence (``events``: one DataFrame per score, or None) in one transaction.
+    Returns the same dict as :func:`evaluate_into_catalog`."""
+    from cstrack.eval import format_table
+    from cstrack.eval.inputs import results_dir as results_folder
+    from cstrack.eval.scores import combine_scores
+
+    ordered = sorted(range(len(scores)), key=lambda i: scores[i].name)
+    result = combine_scores([scores[i] for i in ordered])
+    out: dict[str, Any] = {
+        "label": label, "preset": result.preset, "gt_root": str(gt_root), "results": str(results_dir),
+        "rows": result.rows(), "metrics": result.to_json(), "table": format_table(result, title=label),
+        "missing": list(result.missing), "run_id": None, "counts": {},
+    }
+    if catalog_root is not None and run is not None:
+        import pandas as pd
+
+        from catalog.ingest import event_rows, ingest_evaluation
+
+        frames = [events[i] for i in ordered if events[i] is not None] if events is not None else []
+        log = pd.concat(frames, ignore_index=True) if frames else event_rows([])
+        out["counts"] = ingest_evaluation(catalog_root, run, result, events=log,
+                                          results_dir=results_folder(results_dir) if tracks else None)
+        out["run_id"] = run.run_id
     return out
 
 

@@ -1,9 +1,9 @@
 """Every catalog run id is built here.
 
 - :func:`catalog_run_id`: ``<tracker>-<dataset>[-<split>]-<12 hex>``, hashed over what makes the run
-  (our runs: the tracking records, the config and the preset; ``cstrack eval``: the result files,
-  preset, config, detection mode and source).  Recording the same content again replaces the run
-  instead of adding one.
+  (the flows: the results and the flow run, so every flow run adds a run; ``cstrack eval``: the
+  result files, preset, config, detection mode and source, so evaluating the same files again with
+  it replaces the run).
 - :func:`tune_run_id`: ``tune-<study>``, the ``tune_trials`` rows of a tuning study.
 - A training run's id is its config's ``name`` (:class:`catalog.train_steps.CatalogSteps`).
 """

@@ -6,9 +6,12 @@ file per (table, run) makes replacing a run a single atomic rename (:mod:`catalo
 
 Tables (``TABLES``):
 
-- ``runs``: one row per run: what ran (tracker, variant, config JSON + hash, weights sha256,
-  dataset, split, detection mode, evaluation preset), where (git commit + dirty flag, package
-  versions, CPU model, cores, GPU, Python, platform), when (``started_at``/``ended_at``, UTC).
+- ``runs``: one row per run: what ran (tracker, variant, tracker preset, device, config JSON +
+  hash, weights sha256, dataset, split, detection mode, evaluation preset), where (git commit +
+  dirty flag, package versions, CPU model, cores, GPU, Python, platform), when (``started_at``/
+  ``ended_at``, UTC), by which flow run (``flow_run_id``, ``run_group``, ``run_name``, sequences
+  tracked vs cached).  Every flow run adds its rows; ``results_run_id`` names the run whose
+  ``tracks``/``events`` an unchanged run shares (:mod:`catalog.ingest`).
 - ``sequence_metrics``: one row per evaluated sequence plus the ``COMBINED`` row: every metric of
   :data:`cstrack.eval.result.METRIC_FIELDS` (server vocabulary: HOTA, MOTA, IDF1, ...; ratios as
   fractions), ``fps`` and the mean per-frame milliseconds of each tracking stage.

@@ -52,7 +52,7 @@ from catalog.schemas import (
     schema,
 )
 from cstrack.errors import DatasetError
-from cstrack.fsutil import io_failure
+from cstrack.fsutil import io_failure, locked_folder
 from cstrack.names import MAX_NAME, is_name
 
 DEFAULT_ROOT = "results"
@@ -320,12 +320,33 @@ def transaction(root: str | Path | None = None) -> Iterator[Transaction]:
     then all are published when the block ends without an exception; otherwise none is."""
     fs, base = filesystem(root)
     tx = Transaction(fs, base)
+    with _catalog_lock(fs, base):
+        try:
+            yield tx
+        except BaseException:
+            tx._discard()
+            raise
+        tx._publish()
+
+
+@contextlib.contextmanager
+def _catalog_lock(fs: fsspec.AbstractFileSystem, base: str) -> Iterator[None]:
+    """An advisory lock on a local catalog's root while a transaction runs: two processes
+    appending to the same run's partition (read, add, write back) lose no row.  Object stores
+    have no such lock (their writers are one per run).  A root made here for the lock is removed
+    again when the transaction leaves it empty."""
+    if not isinstance(fs, LocalFileSystem):
+        yield
+        return
+    made = not os.path.isdir(base)
+    os.makedirs(base, exist_ok=True)
     try:
-        yield tx
-    except BaseException:
-        tx._discard()
-        raise
-    tx._publish()
+        with locked_folder(base):
+            yield
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                os.rmdir(base)  # only when empty
 
 
 def _write_file(fs: fsspec.AbstractFileSystem, path: str, data: pa.Table) -> None:
@@ -521,7 +542,9 @@ def _has_renamed_columns(fs: fsspec.AbstractFileSystem, path: str, table: str) -
 def _kind(t: pa.DataType) -> str:
     for kind, test in (("integer", pa.types.is_integer), ("floating", pa.types.is_floating),
                        ("text", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
-                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null)):
+                       ("timestamp", pa.types.is_timestamp), ("null", pa.types.is_null),
+                       ("boolean", pa.types.is_boolean), ("map", pa.types.is_map), ("list", pa.types.is_list),
+                       ("struct", pa.types.is_struct), ("binary", pa.types.is_binary)):
         if test(t):
             return kind
     if pa.types.is_dictionary(t):

@@ -66,3 +66,8 @@ class EvaluationError(CSTrackError):
 class StorageError(CSTrackError):
     """An object store or folder that cannot be used: a missing bucket, refused credentials, an
     unreachable endpoint (names the URL; never the credentials)."""
+
+
+class StoreUnreachableError(StorageError, ConnectionError):
+    """The object store did not answer (down, restarting, or its link cut): worth retrying, unlike
+    the other storage errors."""

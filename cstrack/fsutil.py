@@ -116,6 +116,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def locked_folder(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on the existing ``folder`` while the block runs:
+    what several processes (or threads) read, change and write back in that folder (timing.json,
+    a catalog partition appended to) is updated by one at a time.  No lock file is created; where
+    ``flock`` is not available (some network file systems) the block runs unlocked."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # ENOLCK / EINVAL on file systems without flock
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _journal(primary: Path) -> Path:
     return primary.parent / f".{primary.name}.publish.json"
 

@@ -44,7 +44,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from cstrack.errors import ConfigError, StorageError
+from cstrack.errors import ConfigError, StorageError, StoreUnreachableError
 from cstrack.fsutil import atomic_path, atomic_write_bytes, make_temp_dir, sha256_file
 
 DEFAULT_REGION = "us-east-1"
@@ -118,7 +118,7 @@ def storage_error(exc: BaseException, url: str) -> BaseException:
     if isinstance(exc, StorageError):
         return exc
     if _is_connection_error(exc):
-        return StorageError(f"{url}: object store unreachable at {_endpoint_text()} ({type(exc).__name__})")
+        return StoreUnreachableError(f"{url}: object store unreachable at {_endpoint_text()} ({type(exc).__name__})")
     if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
         return StorageError(f"{url}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
     if isinstance(exc, PermissionError):

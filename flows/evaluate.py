@@ -18,8 +18,8 @@ from tasks.publish import artifact_key, metrics_markdown, publish_markdown
 
 
 def results_content(results: Path) -> dict[str, str]:
-    """``{file name: sha256}`` of the result files: evaluating the same files again gives the same
-    catalog run id (the run is replaced, not duplicated)."""
+    """``{file name: sha256}`` of the result files: the ``results_hash`` of the catalog run, by which a
+    later evaluation of the same files shares this one's ``tracks``/``events`` rows."""
     from cstrack.eval.inputs import results_dir
     from cstrack.fsutil import sha256_file
 

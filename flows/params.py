@@ -277,6 +277,12 @@ class TrackAllParams(_Model):
             data = {**data, "datasets": [*(data.get("datasets") or []), *data["extra_datasets"]], "extra_datasets": []}
         return data
     retries: int = Field(default=2, ge=0, le=5, description="retries of a sequence after a transient error")
+    shard_frames: int = Field(
+        default=0, ge=0, le=1_000_000,
+        description="sequences shorter than this many frames are tracked in shards of at least this many frames, "
+                    "one task per shard (docs/scale.md: bounds the task runs of many short sequences); 0 = a task "
+                    "per sequence",
+    )
 
     @field_validator("run_name", "tag")
     @classmethod

@@ -20,7 +20,9 @@ def prepare_data(params: PrepareDataParams) -> list[dict[str, Any]]:
     from cstrack.data.registry import load_registry
 
     names = load_registry(params.registry).expand(params.datasets)
-    root = str(Path(params.data_root).expanduser().resolve())
+    from cstrack.storage import is_remote
+
+    root = params.data_root if is_remote(params.data_root) else str(Path(params.data_root).expanduser().resolve())
     out = [prepare_dataset(name, root, params.registry) for name in names]
     get_run_logger().info("%d dataset(s) ready in %s (%d already prepared)", len(out), root,
                           sum(bool(r["skipped"]) for r in out))

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from catalog.ingest import RunInfo
 from catalog.runids import catalog_run_id
+from cstrack.errors import EvaluationError
 from cstrack.fsutil import stable_hash
 from cstrack.storage import Location
 from cstrack.tracker import preset
 from flows.dispatch import abs_root, error_text, job_for
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import weights_fingerprint
-from tasks.catalog import evaluate_task, record_tracking_task
+from tasks.catalog import evaluate_task, record_scores_task, record_tracking_task
+from tasks.evaluation import ScoredSequence
 from tasks.publish import md_table, metrics_markdown, tracking_markdown
 from tasks.records import SequenceOutcome, SequenceRef, TrackJob, TrackRecord
 
@@ -104,8 +107,42 @@ def _by_split(outcomes: list[SequenceOutcome], has_gt: bool) -> list[tuple[tuple
     return sorted(groups.items())
 
 
-def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location, flow_run_id: str | None,
-               has_gt: bool, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def _evaluate_group(group: list[tuple[SequenceRef, TrackRecord]], scores: Mapping[str, ScoredSequence],
+                    selection: DatasetSelection, label: str, results_dir: Path | Location, catalog_root: str,
+                    run: RunInfo) -> Any:
+    """The evaluation of one (dataset, split) as a task state: the workers' per-sequence scores
+    combined (:func:`tasks.catalog.record_scores_task`) when every sequence has one, else the whole
+    group evaluated here (:func:`tasks.catalog.evaluate_task`, e.g. a score lost with its worker)."""
+    scored = [scores.get(s.label) for s, _ in group]
+    errors = [sc.error for sc in scored if sc is not None and sc.error and sc.score is None]
+    if errors and not any(e.startswith("scoring lost") for e in errors):
+        return _failed_state(EvaluationError(errors[0]))
+    if all(sc is not None and sc.score is not None for sc in scored):
+        ok = [sc for sc in scored if sc is not None and sc.score is not None]
+        return record_scores_task([sc.score for sc in ok if sc.score is not None], [sc.events for sc in ok], label,
+                                  group[0][0].gt_root, str(results_dir), catalog_root, run, return_state=True)
+    return evaluate_task(group[0][0].gt_root, str(results_dir), sorted(s.name for s, _ in group),
+                         selection.preset, label, catalog_root, run, return_state=True)
+
+
+class _FailedState:
+    """A stand-in for a failed task state (``result()`` gives the exception) for an error found
+    before any task ran (a sequence's score reported a bad file)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def result(self, raise_on_failure: bool = True) -> BaseException:
+        return self.exc
+
+
+def _failed_state(exc: BaseException) -> _FailedState:
+    return _FailedState(exc)
+
+
+def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
+               flow_run_id: str | None, has_gt: bool, flow: FlowRun | None = None,
+               scores: Mapping[str, ScoredSequence] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split), one catalog run: evaluated (``has_gt``) or with its counts only."""
     selections = {d.name: d for d in params.datasets}
     catalog_root = str(abs_root(params.catalog))
@@ -122,8 +159,7 @@ def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir:
         step: Literal["evaluation", "catalogue"]
         if has_gt:
             step = "evaluation"
-            state = evaluate_task(group[0][0].gt_root, str(results_dir), sorted(s.name for s, _ in group),
-                                  selection.preset, label, catalog_root, run, return_state=True)
+            state = _evaluate_group(group, scores or {}, selection, label, results_dir, catalog_root, run)
         else:
             step = "catalogue"
             rates = {s.name: r.frame_rate or s.fps for s, r in group}
@@ -138,10 +174,12 @@ def _catalogue(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir:
 
 
 def evaluate_outcomes(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,
-                      flow_run_id: str | None, flow: FlowRun | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+                      flow_run_id: str | None, flow: FlowRun | None = None,
+                      scores: Mapping[str, ScoredSequence] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Per (dataset, split): evaluate the successfully tracked sequences that have gt and record
-    them in the catalog as one run."""
-    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True, flow=flow)
+    them in the catalog as one run; ``scores`` (by sequence label) are the per-sequence scores the
+    workers computed, combined here (sequences without one make the group evaluated here)."""
+    return _catalogue(params, outcomes, run_dir, flow_run_id, has_gt=True, flow=flow, scores=scores)
 
 
 def record_unevaluated(params: TrackAllParams, outcomes: list[SequenceOutcome], run_dir: Path | Location,

@@ -2,7 +2,11 @@
 -> tables artifact.  Sequences without ground truth (e.g. video clips) are catalogued with their
 counts, track lengths and fps instead of metrics.
 
-One Dask task per sequence, submitted longest first.  A sequence whose result exists for the same
+One Dask task per sequence, submitted longest first; with ``shard_frames`` the sequences shorter
+than that go in shards of at least that many frames, one task each (:mod:`tasks.shard`: caching,
+retries, failure isolation and catalog rows stay per sequence).  Each sequence with ground truth
+is scored on a worker as soon as it is tracked; the flow combines the scores per (dataset, split)
+exactly as the server would (:mod:`cstrack.eval.scores`) and records them.  A sequence whose result exists for the same
 inputs, weights, configuration and tracking code is not tracked again (:mod:`tasks.cachekeys`);
 a cached record whose result file has gone or changed is tracked again.  A failing sequence fails
 only its own task; the others finish, are evaluated and catalogued, and the flow then fails with
@@ -20,7 +24,7 @@ from prefect.logging import get_run_logger
 
 from flows.cluster import describe, task_runner_for
 from flows.detector_copies import collapse, write_copies
-from flows.dispatch import CACHE_DIR, abs_root, run_sequences
+from flows.dispatch import CACHE_DIR, Dispatched, abs_root, run_sequences
 from flows.params import TrackAllParams
 from flows.recording import FlowRun, evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
@@ -39,6 +43,15 @@ class SequencesFailedError(RuntimeError):
         self.summary = summary or {}
 
 
+def _evaluation_summary(dispatched: Dispatched, combine_record_s: float) -> dict[str, Any]:
+    """Where the evaluation ran and what it cost: per-sequence scoring on the workers (summed
+    seconds), combination and catalog write in the flow."""
+    scored = [s for s in dispatched.scores.values() if s.score is not None]
+    return {"where": "per sequence on the Dask workers as each finished; combined in the flow",
+            "sequences_scored": len(scored), "workers_s": round(sum(s.seconds for s in scored), 3),
+            "workers": sorted({s.worker for s in scored}), "combine_and_record_s": round(combine_record_s, 3)}
+
+
 @flow(name="track-all", log_prints=True)
 def track_all(params: TrackAllParams) -> dict[str, Any]:
     """Track the selected sequences on Dask, evaluate, catalogue and publish the tables."""
@@ -49,11 +62,14 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     data_root, results_root = abs_root(params.data_root), abs_root(params.results_root)  # local or s3://
     run_dir = results_root / params.run_name
     seqs, copies = collapse(select_sequences(str(data_root), params.datasets), params.datasets)
+    t_selected = time.time()
     logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s.frames for s in seqs),
                 data_root, run_dir)
     logger.info("running on %s", describe(params.cluster))
     with task_runner_for(params.cluster) as runner:
-        outcomes = run_sequences(runner, params, seqs, run_dir, results_root, logger)
+        dispatched = run_sequences(runner, params, seqs, run_dir, results_root, logger)
+    outcomes = dispatched.outcomes
+    t_tracked = time.time()
 
     copied = write_copies(outcomes, run_dir, copies)  # MOT17: the other detector copies' names
     if copied:
@@ -63,8 +79,9 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     root = flow_run.root_flow_run_id
     flow = FlowRun(flow_run_id, str(root) if root else flow_run_id,
                    dt.datetime.fromtimestamp(flow_start, dt.UTC), dt.datetime.now(dt.UTC))
-    evals, eval_errors = (evaluate_outcomes(params, outcomes, run_dir, flow_run_id, flow) if params.evaluate
-                          else ([], []))
+    evals, eval_errors = (evaluate_outcomes(params, outcomes, run_dir, flow_run_id, flow, dispatched.scores)
+                          if params.evaluate else ([], []))
+    t_evaluated = time.time()
     stats, stats_errors = (record_unevaluated(params, outcomes, run_dir, flow_run_id, flow) if params.evaluate
                            else ([], []))
     eval_errors += stats_errors
@@ -83,6 +100,11 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
         "cached": sum(o.status == "cached" for o in outcomes),
         "failed": failed + eval_errors,
         "first_frame_s": (min(firsts) - flow_start) if firsts else None,
+        "tracking_tasks": dispatched.tasks,
+        "shards": dispatched.shards,
+        "evaluation": _evaluation_summary(dispatched, t_evaluated - t_tracked),
+        "timings": {**{k: round(v, 3) for k, v in dispatched.timings.items()},
+                    "select_s": round(t_selected - flow_start, 3), "evaluate_record_s": round(t_evaluated - t_tracked, 3)},
         "workers": sorted({o.record.worker for o in outcomes if o.record is not None}),
         "metrics": [{"label": e["label"], "run_id": e.get("run_id"), "table": e["table"]} for e in evals],
         "unevaluated": stats,

@@ -34,10 +34,23 @@ def prepare_dataset(name: str, data_root: str, registry: str | None = None) -> d
     from cstrack.data.registry import load_registry
 
     logger = get_run_logger()
-    res = prepare(name, data_root, registry=load_registry(registry), progress=False, log=logger.info)
+    local_root = data_root
+    if is_remote(data_root):  # prepared on this host ($CSTRACK_CACHE/prepared), then uploaded
+        from cstrack.storage import default_cache_dir
+
+        local_root = str(default_cache_dir().parent / "prepared")
+    res = prepare(name, local_root, registry=load_registry(registry), progress=False, log=logger.info)
     logger.info("%s: %s (%s)", name, "already prepared" if res.skipped else "prepared", res.path)
-    return {"name": res.name, "path": str(res.path), "skipped": res.skipped,
-            "lists": {k: str(v) for k, v in res.lists.items()}}
+    out: dict[str, Any] = {"name": res.name, "path": str(res.path), "skipped": res.skipped,
+                           "lists": {k: str(v) for k, v in res.lists.items()}}
+    if is_remote(data_root):
+        from cstrack.storage import Location, sync_tree
+
+        target = Location.of(data_root).child(name)
+        sync = sync_tree(res.path, target)
+        logger.info("%s: uploaded %d file(s) to %s (%d unchanged)", name, sync.uploaded, target, sync.unchanged)
+        out.update(path=target.url, uploaded=sync.uploaded)
+    return out
 
 
 class DatasetQuery(Protocol):

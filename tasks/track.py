@@ -24,7 +24,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import CachePolicy
 
-from cstrack.errors import CSTrackError
+from cstrack.errors import CSTrackError, StoreUnreachableError
 from cstrack.fsutil import atomic_write_json, sha256_file
 from cstrack.model.device import describe_device
 from cstrack.storage import is_remote
@@ -115,7 +115,7 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     """``retry_condition_fn``: retry anything but the project's own errors (a corrupt image or a
     bad config fails the same way every time; a lost connection or a full disk may not)."""
     exc = state.data if isinstance(state.data, BaseException) else None
-    return not isinstance(exc, CSTrackError)
+    return not isinstance(exc, CSTrackError) or isinstance(exc, StoreUnreachableError)  # a store restarting
 
 
 @task(

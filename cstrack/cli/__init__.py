@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 
 from cstrack.cli import (
     bench_cmds,
+    catalog_cmds,
     data_cmds,
     eval_cmds,
     export_cmds,
@@ -91,7 +92,7 @@ def _root(
 
 
 for _module in (model_cmds, track_cmds, data_cmds, train_cmds, eval_cmds, export_cmds, bench_cmds, weights_cmds,
-                tune_cmds, submit_cmds):
+                tune_cmds, submit_cmds, catalog_cmds):
     _module.register(app)
 
 

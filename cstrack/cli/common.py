@@ -126,6 +126,8 @@ def check_output_file(path: Path | None, option: str, inputs: Iterable[Input | N
     if path is None:
         return
     check_paths([Output(path, option)], inputs)
+    if not path.is_dir():
+        check_writable(path.parent, option)  # before the work, not after it
     if path.is_dir():
         raise ConfigError(f"{option}: {path} is a folder, expected a file name")
     for parent in path.parents:
@@ -187,10 +189,17 @@ def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
     """Merge ``runs`` ({sequence: record}) into the JSON file at ``path`` atomically.
 
     Entries of other sequences already in the file are kept; an unreadable file is replaced
-    (with a warning on stderr).
+    (with a warning on stderr).  The read-modify-write holds an advisory lock on the folder, so
+    runs writing into the same folder at once lose no entry (issue 24).
     """
-    from cstrack.fsutil import atomic_write_json
+    from cstrack.fsutil import atomic_write_json, locked_folder
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked_folder(path.parent):
+        return _merge_timing(path, runs, atomic_write_json)
+
+
+def _merge_timing(path: Path, runs: dict[str, dict[str, Any]], write: Callable[[Path, Any], Path]) -> Path:
     data: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -202,4 +211,4 @@ def merge_timing(path: Path, runs: dict[str, dict[str, Any]]) -> Path:
         except (ValueError, UnicodeDecodeError) as exc:
             print(f"warning: replacing unreadable {path} ({exc})", file=sys.stderr)
     data.update(runs)
-    return atomic_write_json(path, data)
+    return write(path, data)

@@ -3,9 +3,25 @@ one process per device under ``torchrun``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
 from cstrack.cli.common import guarded, print_json
+
+
+def _check_train_paths(config: Path, cfg: Any) -> None:
+    """The output rule over training: the final weights (and their record) are neither the config
+    nor the starting checkpoint; out_dir is not inside them."""
+    from cstrack.pathrules import Input, Output, check_paths
+
+    export = Path(cfg.export_path) if cfg.export_path else Path(cfg.out_dir) / "weights" / f"{cfg.name}.pt"
+    init = Path(cfg.init.path) if cfg.init.path else None
+    inputs = [Input(config, "CONFIG"), Input(init, "init.path") if init else None,
+              Input(init.with_suffix(".json"), "init.path record") if init else None]
+    check_paths([Output(Path(cfg.out_dir), "out_dir"), Output(export, "export_path"),
+                 Output(export.with_suffix(".json"), "export_path record")], inputs)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +40,7 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k: v for k, v in (("out_dir", out_dir), ("device", device)) if v is not None}
         cfg = load_train_config(config, **overrides)
+        _check_train_paths(Path(config), cfg)
         result = Trainer(cfg, progress=progress, steps=CatalogSteps.for_training(cfg)).fit(resume=resume)
         if result.record is not None:
             last = result.history[-1] if result.history else {}

@@ -16,8 +16,9 @@ from typing import Any
 
 import typer
 
-from cstrack.cli.common import guarded, print_json
+from cstrack.cli.common import check_output_dir, file_inputs, guarded, print_json
 from cstrack.cli.model_options import device_option, speaks_flags
+from cstrack.pathrules import Input
 
 
 def dask_mapper(workers: int) -> tuple[Any, Any]:
@@ -81,6 +82,8 @@ def register(app: typer.Typer) -> None:
         preset_name = preset_name or own.tracker_preset
         cfg = StudyConfig(study, trials, preset_name, objective, seed, batch, baseline_conf=own.conf_thres)
         check_names([*sources, *val])  # before any network work
+        check_output_dir(results, "--results", [Input(s, "SOURCE") for s in sources] +
+                         [Input(v, "--val") for v in val] + file_inputs(weights))
         caches = ensure_caches([*sources, *val], results, weights, variant, size, model_path, floor, progress,
                                device=device)
         sdir = study_dir(results, study)

@@ -109,12 +109,37 @@ def image_problem(buf: np.ndarray) -> str | None:
     return None
 
 
+# The most pixels a frame may declare: 16384 x 16384.  A header claiming more (60000 x 60000) is
+# refused before decoding; OpenCV would fail with its own error after trying to allocate it.
+MAX_PIXELS = 1 << 28
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+
+
+def declared_size(buf: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` a JPEG's start-of-frame or a PNG's IHDR declares, read from the header
+    without decoding; None for other formats or when not found."""
+    data = buf[: 1 << 16].tobytes()
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker in _SOF:
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        if marker == _SOS:
+            return None
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
 def read_image(path: str | Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode ``path`` as a BGR uint8 ``[H, W, 3]`` picture, after the structural checks above.
 
     ``expect_size`` ``(width, height)`` (e.g. seqinfo's imWidth/imHeight) must match the picture.
     Raises :class:`CorruptImageError` naming the file: missing, empty, truncated, corrupt,
-    undecodable or of the wrong size.
+    declaring more than :data:`MAX_PIXELS` pixels, undecodable or of the wrong size.
     """
     p = Path(path)
     try:
@@ -128,7 +153,14 @@ def read_image(path: str | Path, expect_size: tuple[int, int] | None = None) -> 
     problem = image_problem(buf)
     if problem is not None:
         raise CorruptImageError(problem, p)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    size = declared_size(buf)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise CorruptImageError(f"the header declares {size[0]}x{size[1]} pixels, more than the {MAX_PIXELS} "
+                                "a frame may have (corrupt header?)", p)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV's own limits and decoder failures: one line naming the file
+        raise CorruptImageError(f"not a decodable image ({str(exc).strip().splitlines()[-1]})", p) from None
     if img is None:
         raise CorruptImageError("not a decodable image", p)
     if expect_size is not None and (img.shape[1], img.shape[0]) != tuple(expect_size):

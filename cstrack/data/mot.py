@@ -90,8 +90,12 @@ def read_seqinfo(path: str | Path) -> SeqInfo:
         if req not in values:
             raise DatasetError(f"missing key {req.replace('_', '')!r}", p)
     info = SeqInfo(**values)
-    if info.seq_length < 0 or info.frame_rate <= 0 or info.im_width <= 0 or info.im_height <= 0:
-        raise DatasetError(f"non-positive value in {info}", p)
+    if not math.isfinite(info.frame_rate) or info.frame_rate <= 0:
+        raise DatasetError(f"frameRate={info.frame_rate:g} must be a finite number of frames per second above 0", p)
+    if info.seq_length < 0:
+        raise DatasetError(f"seqLength={info.seq_length} must be >= 0", p)
+    if info.im_width <= 0 or info.im_height <= 0:
+        raise DatasetError(f"imWidth={info.im_width}, imHeight={info.im_height}: must be positive", p)
     return info
 
 
@@ -341,6 +345,9 @@ def _parse_rows_checked(text: str, kind: Kind, source: str | Path) -> tuple[np.n
     return np.asarray(rows, dtype=np.float64), np.asarray(line_nos, dtype=np.int64)
 
 
+MAX_INDEX = 2**53  # frames and ids: integers a float64 holds exactly
+
+
 def parse_mot_columns(
     text: str, kind: Kind, seq_length: int | None = None, source: str | Path = "<text>"
 ) -> tuple[MotTable, np.ndarray]:
@@ -359,6 +366,10 @@ def parse_mot_columns(
         raise DatasetError("non-finite value (NaN or inf)", source, int(lines[i]))
     frame_f, id_f = arr[:, 0], arr[:, 1]
     for col, name in ((frame_f, "frame"), (id_f, "id")):
+        huge = np.abs(col) > MAX_INDEX  # beyond what a float holds exactly (and int64 wraps at 2**63)
+        if huge.any():
+            i = int(np.flatnonzero(huge)[0])
+            raise DatasetError(f"{name} {float(col[i]):.0f} is too large (at most 2**53)", source, int(lines[i]))
         nonint = col != np.round(col)
         if nonint.any():
             i = int(np.flatnonzero(nonint)[0])
@@ -371,6 +382,9 @@ def parse_mot_columns(
     frame = frame_f.astype(np.int64)
     low = frame < 1
     high = frame > seq_length if seq_length is not None else np.zeros_like(low)
+    if seq_length == 0 and len(frame):  # the sequence is what is wrong, not the rows
+        raise DatasetError(f"seqLength=0 in seqinfo.ini, yet this file has rows (from frame {frame[0]}): "
+                           "fix seqLength in seqinfo.ini", source, int(lines[0]))
     if (low | high).any():
         i = int(np.flatnonzero(low | high)[0])
         limit = f"1..{seq_length}" if seq_length is not None else ">= 1"

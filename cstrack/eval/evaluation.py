@@ -7,10 +7,10 @@ from pathlib import Path
 
 from cstrack.errors import EvaluationError
 from cstrack.eval.inputs import load_all, locate
-from cstrack.eval.metrics import combine, run_metrics
+from cstrack.eval.metrics import run_metrics
 from cstrack.eval.prepare import PreparedSequence, prepare_sequence
 from cstrack.eval.presets import Preset, get_preset
-from cstrack.eval.result import COMBINED, EvalResult, summarize
+from cstrack.eval.result import EvalResult
 
 
 def prepare(
@@ -36,26 +36,18 @@ def prepare(
 
 
 def evaluate_prepared(prepared: Sequence[PreparedSequence], workers: int = 1) -> EvalResult:
-    """Run HOTA, CLEAR, Identity and Count on prepared sequences and combine them."""
+    """Run HOTA, CLEAR, Identity and Count on prepared sequences and combine them
+    (:func:`cstrack.eval.scores.combine_scores`: the same combination as sequences scored apart)."""
+    from cstrack.eval.scores import SequenceScore, combine_scores
+
     if not prepared:
         raise EvaluationError("no sequences to evaluate")
     presets = {p.preset for p in prepared}
     if len(presets) != 1:
         raise EvaluationError(f"sequences prepared with different presets: {sorted(presets)}")
     per_seq = run_metrics(prepared, workers)
-    frames = {p.name: p.num_frames for p in prepared}
-    combined_raw = combine(per_seq)
-    per_sequence = {s: summarize(per_seq[s], frames[s]) for s in sorted(per_seq)}
-    combined = summarize(combined_raw, sum(frames.values()))
-    raw = {**per_seq, COMBINED: combined_raw}
-    return EvalResult(
-        preset=presets.pop(),
-        sequences=tuple(p.name for p in prepared),
-        per_sequence=per_sequence,
-        combined=combined,
-        raw=raw,
-        missing=tuple(p.name for p in prepared if p.missing_result),
-    )
+    return combine_scores([SequenceScore(p.name, p.preset, p.num_frames, per_seq[p.name], p.missing_result)
+                           for p in prepared])
 
 
 def evaluate(

@@ -15,6 +15,7 @@ lists how many other files are also invalid.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +87,16 @@ def results_dir(results_root: str | Path) -> Path:
     root = Path(results_root)
     if not root.is_dir():
         raise EvaluationError(f"{root}: results root is not a folder")
-    if not any(root.glob("*.txt")) and (root / "data").is_dir():
+    if not _has_txt(root) and (root / "data").is_dir():
         return root / "data"
     return root
+
+
+def _has_txt(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``*.txt`` file; stops at the first one (a results folder of
+    thousands of sequences is not listed whole for every sequence scored)."""
+    with os.scandir(folder) as entries:
+        return any(e.name.endswith(".txt") and e.is_file() for e in entries)
 
 
 def locate(gt_root: str | Path, results_root: str | Path, sequences: Sequence[str] | None) -> list[SequenceFiles]:

@@ -246,3 +246,52 @@ def batched_inputs(prepare: Callable[[Item], Frame], items: Iterable[Item], dete
 
     ahead = 2 * detector.batch_size
     return forward_batches(ordered_map(prepare, items, max(1, workers), ahead), detector)
+
+
+def batched_frames(seq: Any, detector: BatchedDetector, record: Callable[..., Frame], skip_bad: bool = False,
+                   workers: int = 2) -> Iterator[Frame]:
+    """The frame reader of batched inference for a MOTChallenge sequence ``seq``
+    (:class:`cstrack.data.mot.Sequence`): each frame decoded (checked against seqinfo's size) and
+    letterboxed by one of ``workers`` threads, up to two batches ahead, then forwarded
+    ``detector.batch_size`` frames at a time (:func:`forward_batches`); yields the loop's
+    frame records (``record(number, prep, read_s, preprocess_s, bad=...)``: the loop's ``FrameInput``,
+    passed in so that this module does not import the loop) in frame order with ``out`` set.  A bad
+    image raises, or with ``skip_bad`` comes marked ``bad`` (no detections) without holding up its batch."""
+    from cstrack.data.images import CorruptImageError, read_image
+
+    size = (seq.info.im_width, seq.info.im_height)
+
+    def prepare(number: int) -> Frame:
+        t0 = time.perf_counter()
+        try:
+            img = read_image(seq.image_path(number), expect_size=size)
+        except CorruptImageError as exc:
+            if not skip_bad:
+                raise
+            return record(number, None, time.perf_counter() - t0, bad=str(exc))
+        t1 = time.perf_counter()
+        prep = detector.preprocess(img)
+        return record(number, prep, t1 - t0, time.perf_counter() - t1)
+
+    return batched_inputs(prepare, range(1, seq.info.seq_length + 1), detector, workers)
+
+
+def batching(detector: FrameDetector, batch_size: int | None, precision: str = "fp32", live: bool = False) -> FrameDetector:
+    """``detector`` as a source should run it: wrapped in a :class:`BatchedDetector` when it runs
+    several frames per call or in half precision, as it is otherwise.
+
+    ``batch_size``: ``None`` = the default of the model's device (:func:`default_batch_size`; paths
+    that cannot batch, such as onnx, keep 1); live sources always run batch 1.  An explicit batch
+    above 1 or a half precision on a path that cannot batch is a :class:`ConfigError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    try:
+        _, device, _ = _torch_parts(detector)
+    except ConfigError:
+        if (batch_size or 1) > 1 or precision != "fp32":
+            raise
+        return detector
+    batch = 1 if live else (default_batch_size(device) if batch_size is None else batch_size)
+    if batch == 1 and precision == "fp32":
+        return detector
+    return BatchedDetector(detector, batch, precision)

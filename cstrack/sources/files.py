@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from cstrack.data.images import read_image
+from cstrack.data.images import CorruptImageError, declared_size, read_image
 from cstrack.errors import DatasetError
 from cstrack.sources.base import Frame, FrameSource, quiet_opencv, sane_fps
 
@@ -92,21 +93,51 @@ class ImageFilesSource(FrameSource):
     def open(self) -> None:
         if not self.files:
             raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)})", self.spec)
+        for p in self.files:  # a link that leads nowhere is not skipped (later frames would be renumbered)
+            if p.is_symlink() and not p.exists():
+                raise DatasetError("symbolic link that does not resolve (dangling, or a loop)", p)
         self.total = len(self.files)
         read_image(self.files[0])  # a truncated / corrupt first image fails here, naming it
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Frames whose headers declare another size than the first frame's are refused before
+        any work (JPEG and PNG; other formats are checked as they are decoded)."""
+        first: tuple[Path, tuple[int, int]] | None = None
+        for p in self.files:
+            size = declared_size(np.fromfile(p, dtype=np.uint8, count=1 << 16))
+            if size is None:
+                continue
+            if first is None:
+                first = (p, size)
+            elif size != first[1]:
+                raise _size_error(p, size, *first)
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         step = 1.0 / self.fps if self.fps else 0.0
+        first: tuple[Path, tuple[int, int]] | None = None
         for n, path in enumerate(self.files, start=1):
             if stop is not None and stop.is_set():
                 return
             img = read_image(path)  # truncated or corrupt JPEG/PNG: an error naming the file
+            size = (img.shape[1], img.shape[0])
+            if first is None:
+                first = (path, size)
+            elif size != first[1]:  # refused: the tracker's motion model lives in one frame geometry
+                raise _size_error(path, size, *first)
             yield Frame(n, (n - 1) * step, img)
 
     def kind(self) -> str:
         return "images"
 
 
+def _size_error(path: Path, size: tuple[int, int], first: Path, first_size: tuple[int, int]) -> CorruptImageError:
+    return CorruptImageError(f"image is {size[0]}x{size[1]} but the first frame {first.name} is "
+                             f"{first_size[0]}x{first_size[1]}; the frames of a source must share one size", path)
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The images directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """The images directly in ``folder``, sorted by name (symbolic links that do not resolve
+    included, so that :meth:`ImageFilesSource.open` names them)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists())))

@@ -424,7 +424,21 @@ def _original(e: Env) -> Path:
     return e.root / "orig.pt"
 
 
+def _read_only(m: pytest.MonkeyPatch) -> None:
+    """Every folder read-only (chmod does not stop the root test user): the probe file fails."""
+    import cstrack.pathrules
+
+    def mkstemp(*args: object, dir: str = "", **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/.cstrack-probe-x")
+
+    m.setattr(cstrack.pathrules.tempfile, "mkstemp", mkstemp)
+
+
 FULL_DISK = [
+    Case("track-out-read-only", lambda e: e.track_args("--detections", "gt"),
+         "--out: cannot write to", fault=_read_only),
+    Case("eval-json-read-only", lambda e: e.eval_args("--json", str(e.out / "m.json")),
+         "--json: cannot write to", fault=_read_only),
     Case("track-full-disk-results", lambda e: e.track_args("--detections", "gt"),
          f"out/{SEQ}.txt: No space left on device", fault=_full_disk_fsync),
     Case("eval-json-full-disk", lambda e: e.eval_args("--json", str(e.root / "m.json")),
@@ -436,8 +450,63 @@ FULL_DISK = [
          "o.pt: write failed (", fault=_full_disk_torch),
 ]
 
+def _frames(e: Env, *sizes: tuple[int, int]) -> Path:
+    """An image folder ``frames/`` of PNGs ``f1.png``... of the given (width, height) sizes."""
+    import cv2
+    import numpy as np
+
+    folder = e.root / "frames"
+    folder.mkdir(exist_ok=True)
+    for k, (w, h) in enumerate(sizes, start=1):
+        cv2.imwrite(str(folder / f"f{k}.png"), np.full((h, w, 3), 60 * k, np.uint8))
+    return folder
+
+
+def _with_link(e: Env, target: str) -> list[str]:
+    folder = _frames(e, (64, 48), (64, 48))
+    (folder / "f3.png").symlink_to(folder / target)
+    return ["track", str(folder), "--out", str(e.out), "--weights", "random", "--no-progress"]
+
+
+def _png_declaring(w: int, h: int) -> bytes:
+    """A structurally whole PNG (valid CRCs) whose header declares ``w`` x ``h`` pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _huge_header(e: Env) -> list[str]:
+    folder = _frames(e, (64, 48))
+    (folder / "f0.png").write_bytes(_png_declaring(60000, 60000))
+    return ["track", str(folder), "--out", str(e.out), "--weights", "random", "--no-progress"]
+
+
+def _gt_huge_id(e: Env) -> list[str]:
+    _append(e.seq() / "gt" / "gt.txt", "2,9223372036854775808,1,1,10,10,1,-1,-1,-1\n")
+    return e.track_args("--detections", "gt")
+
+
 # issue 24: silent inputs, messages
 SILENT = [
+    Case("track-images-of-two-sizes", lambda e: ["track", str(_frames(e, (64, 48), (64, 48), (32, 24))), "--out",
+                                                 str(e.out), "--weights", "random", "--no-progress"],
+         "f3.png: image is 32x24 but the first frame f1.png is 64x48"),
+    Case("track-images-dangling-link", lambda e: _with_link(e, "gone.png"),
+         "f3.png: symbolic link that does not resolve"),
+    Case("track-images-looping-link", lambda e: _with_link(e, "f3.png"), "f3.png: symbolic link that does not resolve"),
+    Case("track-image-huge-header", _huge_header, "f0.png: the header declares 60000x60000 pixels"),
+    Case("track-seqinfo-framerate-nan", lambda e: (e.seqinfo(frameRate="nan"), e.track_args("--detections", "gt"))[1],
+         "seqinfo.ini: frameRate=nan must be a finite number"),
+    Case("track-seqinfo-framerate-inf", lambda e: (e.seqinfo(frameRate="inf"), e.track_args("--detections", "gt"))[1],
+         "seqinfo.ini: frameRate=inf must be a finite number"),
+    Case("track-seqinfo-seqlength-zero", lambda e: (e.seqinfo(seqLength="0"), e.track_args("--detections", "gt"))[1],
+         "seqLength=0 in seqinfo.ini, yet this file has rows"),
+    Case("track-gt-id-beyond-int64", _gt_huge_id, "gt.txt:25: id 9223372036854775808 is too large (at most 2**53)"),
     Case("track-fps-inf", lambda e: e.track_args("--detections", "gt", "--fps", "inf"),
          "--fps: expected a finite number, got inf"),
     Case("track-prefetch-negative", lambda e: e.track_args("--prefetch", "-1"),

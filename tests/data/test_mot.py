@@ -170,7 +170,9 @@ def test_detections_may_repeat_ids(tmp_path: Path) -> None:
         ("[Sequence]\nname=X\nframeRate=abc\nseqLength=3\nimWidth=1\nimHeight=1\n", r"framerate='abc' is not a valid float"),
         ("[Sequence]\nname=X\nframeRate=10\nimWidth=1\nimHeight=1\n", "missing key 'seqlength'"),
         ("[Other]\nname=X\n", "missing \\[Sequence\\]"),
-        ("[Sequence]\nname=X\nframeRate=0\nseqLength=3\nimWidth=1\nimHeight=1\n", "non-positive"),
+        ("[Sequence]\nname=X\nframeRate=0\nseqLength=3\nimWidth=1\nimHeight=1\n", "frameRate=0 must be a finite number"),
+        ("[Sequence]\nname=X\nframeRate=nan\nseqLength=3\nimWidth=1\nimHeight=1\n", "frameRate=nan must be"),
+        ("[Sequence]\nname=X\nframeRate=25\nseqLength=3\nimWidth=0\nimHeight=1\n", "imWidth=0, imHeight=1: must be positive"),
     ],
 )
 def test_bad_seqinfo(tmp_path: Path, text: str, message: str) -> None:

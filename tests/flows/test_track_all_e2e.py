@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from cstrack.data.convert import video_to_sequence
+from cstrack.data.names import canonical_dataset
 from cstrack.data.prepare import prepare
 from cstrack.data.synthetic import SynthConfig, generate
 from cstrack.paths import shared_data
@@ -44,6 +45,8 @@ EXPECTED = {
     ("synth", "SYNTH-02"),
     ("synth", "SYNTH-03"),
 }
+# the catalog spells the datasets canonically (mot17-mini -> MOT17-mini; cstrack.data.names)
+CATALOGUED = sorted((canonical_dataset(d), s) for d, s in EXPECTED)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +209,7 @@ def test_nightly_deployment_tracks_every_sequence_once_on_both_workers(
     assert deployed.api("GET", f"/flow_runs/{flow_run_id}")["state"]["type"] == "COMPLETED"
 
     # one catalog row per sequence, exactly once, all from this flow run
-    assert catalog_sequences(results) == sorted(EXPECTED)
+    assert catalog_sequences(results) == CATALOGUED
     import catalog
 
     runs = catalog.load("runs", root=results)
@@ -263,7 +266,7 @@ def test_rerun_is_served_from_the_cache_without_duplicates(
     assert set(new["sequences_tracked"]) == {0} and sorted(new["sequences_cached"]) == [1, 2, 3]
     assert set(new["results_run_id"]) == set(runs_before)
     assert sorted(catalog.store.run_ids("tracks", results)) == runs_before
-    assert catalog_sequences(results, flow_run_id) == sorted(EXPECTED)
+    assert catalog_sequences(results, flow_run_id) == CATALOGUED
     arts = deployed.api("POST", "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
     assert any("0 tracked, 6 cached, 0 failed" in a["data"] for a in arts)
 
@@ -343,7 +346,7 @@ def test_sigkill_of_a_dask_worker_mid_run_still_tracks_every_sequence_once(
         if proc.poll() is None:
             proc.kill()
     assert rc == 0, diagnose(deployed, flow_run_id, text)
-    assert catalog_sequences(results) == sorted(EXPECTED)
+    assert catalog_sequences(results) == CATALOGUED
     recs = timing_records(results)
     assert set(recs) == EXPECTED
     survivor = ({"w1", "w2"} - {victim}).pop()

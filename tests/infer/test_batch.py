@@ -14,11 +14,11 @@ import torch
 from cstrack.data.mot import SeqInfo, Sequence, read_results, write_seqinfo
 from cstrack.detection import Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError
-from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, default_batch_size, forward_batches
+from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, batched_frames, default_batch_size
 from cstrack.model.detector import build_detector
 from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
 from cstrack.paths import shipped_weights
-from cstrack.run.frames import FrameInput, prefetch_inputs, read_frames
+from cstrack.run.frames import FrameInput, read_frames
 from cstrack.run.sequence import track_sequence
 from cstrack.tracker import preset
 
@@ -106,7 +106,7 @@ def test_batched_tracks_equal_batch_one_on_a_pets09_sequence(data_dir: Path, tmp
 
     def reader(seq_: Sequence, det: FrameDetector | None) -> Iterator[FrameInput]:
         assert isinstance(det, BatchedDetector)
-        return forward_batches(prefetch_inputs(read_frames(seq_, det), det, 2), det)
+        return batched_frames(seq_, det, FrameInput, workers=2)  # read + letterbox on 2 threads, forward in batches
 
     run = track_sequence(seq, tmp_path / "b4", "private", tracker, batched, frame_reader=reader)
     assert run.frames == SEQ_FRAMES and calls == [3] * 5 + [1]
@@ -127,7 +127,19 @@ def test_precision_resolution() -> None:
     assert default_batch_size("cpu") == 1 and default_batch_size("cuda") > 1
 
 
-def test_onnx_path_cannot_batch(shipped: tuple[Path, InferenceSettings]) -> None:
-    det = build_detector("cstrack-n", shipped[0], (320, 192), path="onnx")
+def test_batching_follows_the_device_default_and_refuses_what_cannot_batch(shipped: tuple[Path, InferenceSettings]) -> None:
+    from cstrack.infer.batch import batching
+
+    eager = build_detector("cstrack-n", shipped[0], (320, 192), path="eager")
+    assert batching(eager, None) is eager  # the CPU default: batch 1, fp32, unwrapped
+    two = batching(eager, 2)
+    assert isinstance(two, BatchedDetector) and two.batch_size == 2 and two.precision == "fp32"
+    assert batching(eager, 4, live=True) is eager  # live sources keep batch 1
+    half = batching(eager, None, "bf16", live=True)
+    assert isinstance(half, BatchedDetector) and half.batch_size == 1
+    onnx = build_detector("cstrack-n", shipped[0], (320, 192), path="onnx")
+    assert batching(onnx, None) is onnx
     with pytest.raises(ConfigError, match="eager or fast"):
-        BatchedDetector(det, 2)
+        batching(onnx, 2)
+    with pytest.raises(ConfigError, match="eager or fast"):
+        batching(onnx, None, "bf16")

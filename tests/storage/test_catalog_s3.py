@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 import catalog
@@ -80,3 +81,22 @@ def test_upload_to_a_missing_bucket_is_one_line(s3_bucket: str, tmp_path: Path) 
     assert res.exit_code == 2
     assert "error: s3://no-such-bucket-h7/data/mot17-mini/" in res.output and "no bucket 'no-such-bucket-h7'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_prepare_task_uploads_to_an_s3_data_root(s3_bucket: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prepare-data flow's task with an s3:// data_root prepares on this host and uploads."""
+    import logging
+
+    import prefect.logging
+
+    from tasks.data import prepare_dataset
+
+    monkeypatch.setattr(prefect.logging, "get_run_logger", lambda: logging.getLogger("test"))  # no flow run
+    monkeypatch.setenv("CSTRACK_CACHE", str(tmp_path / "cache"))
+    url = f"{s3_bucket}/data"
+    first = prepare_dataset.fn("mot17-mini", url)
+    assert first["path"] == f"{url}/mot17-mini" and first["uploaded"] > 0
+    assert Location.of(f"{url}/mot17-mini/images/train/MOT17-05-FRCNN/seqinfo.ini").exists()
+    again = prepare_dataset.fn("mot17-mini", url)
+    assert again["skipped"] and again["uploaded"] == 0

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +18,8 @@ import numpy as np
 from cstrack.data.mot import Kind, SeqInfo, read_mot, read_seqinfo, write_seqinfo
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.fsutil import atomic_write_text, make_temp_dir
+from cstrack.names import RULE as NAME_RULE
+from cstrack.names import is_name
 
 DEFAULT_JPEG_QUALITY = 90  # as the shipped PETS09-S2L1-head8 frames (shared/data/README.md)
 
@@ -95,8 +96,8 @@ def video_to_sequence(
     """
     t0 = time.perf_counter()
     video, out_root = Path(video), Path(out_root)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ConfigError(f"--name: invalid sequence name {name!r}")
+    if not is_name(name):
+        raise ConfigError(f"--name: invalid sequence name {name!r} ({NAME_RULE})")
     if not 1 <= jpeg_quality <= 100:
         raise ConfigError(f"jpeg_quality: must be in 1..100, got {jpeg_quality}")
     if frame_rate is not None and frame_rate <= 0:
