@@ -87,7 +87,8 @@ def track_configs(seq: Path, out_root: Path, configs: list[tuple[str, int]], *, 
     from cstrack.model.detector import ModelDetector, load_model
     from cstrack.model.inference_settings import settings_for_weights
     from cstrack.paths import shipped_weights
-    from cstrack.runner import prefetch_inputs, prefetched_frames, read_frames, track_sequence
+    from cstrack.run.frames import prefetch_inputs, prefetched_frames, read_frames
+    from cstrack.run.sequence import track_sequence
     from cstrack.tracker import preset
 
     if configs[0] != ("fp32", 1):

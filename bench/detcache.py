@@ -22,8 +22,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cstrack.detcache import CacheSpec, ensure_cache, read_cache, replay, weights_sha256  # noqa: E402
 from cstrack.fsutil import atomic_write_json  # noqa: E402
+from cstrack.model.ref import weights_identity  # noqa: E402
+from cstrack.run.detcache import CacheSpec, ensure_cache, read_cache, replay  # noqa: E402
 from cstrack.tracker import preset  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench_detcache.json")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.lower().split("x"))
-    spec = CacheSpec(weights_sha256(a.weights), a.variant, (w, h), a.path, score_floor=a.floor)
+    spec = CacheSpec(weights_identity(a.weights), a.variant, (w, h), a.path, score_floor=a.floor)
 
     def detector() -> Any:
         from cstrack.model.detector import build_detector

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from cstrack.model.detector import ModelDetector
     from cstrack.model.weights import load_coco_yolov5n, load_weights
     from cstrack.provenance import collect
-    from cstrack.runner import prefetched_frames, track_sequence
+    from cstrack.run.frames import prefetched_frames
+    from cstrack.run.sequence import track_sequence
     from cstrack.tracker import preset
 
     torch.set_num_threads(args.threads)

@@ -5,7 +5,7 @@ Usage: python bench/mot20_density.py [--frames 1000] [--people 200] [--repeats 3
 
 - the sequence: ``bench/pipeline_scale.py``'s crowd generator (1920x1080, every person in every
   frame, constant velocity with noise, MOT20 layout), in TrackEval's folder layout;
-- ``tracker``: the tracker (default preset) run in gt mode over it (:func:`cstrack.runner.
+- ``tracker``: the tracker (default preset) run in gt mode over it (:func:`cstrack.run.sequence.
   track_sequence`): ms per frame of the association step with 200 targets, and the result file
   that the evaluation then scores;
 - ``evaluation``: each path in a fresh process (``ru_maxrss`` is that process's peak; the import
@@ -88,7 +88,8 @@ def track(seq: Path, out: Path) -> dict[str, Any]:
     """The tracker in gt mode over the crowd: ms per frame by stage and the peak memory it added."""
     import tracemalloc
 
-    from cstrack.runner import read_frames, track_sequence
+    from cstrack.run.frames import read_frames
+    from cstrack.run.sequence import track_sequence
 
     track_sequence(seq, out, "gt", frame_reader=read_frames)  # compiles / warms the kernels
     tracemalloc.start()

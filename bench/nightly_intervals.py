@@ -26,10 +26,10 @@ from catalog import store  # noqa: E402
 from catalog.schemas import TABLES  # noqa: E402
 from cstrack.calibrate import GEMM_N, gemm_gflops  # noqa: E402
 from cstrack.data.mot import write_results  # noqa: E402
-from cstrack.detcache import read_cache, replay  # noqa: E402
 from cstrack.eval import evaluate  # noqa: E402
 from cstrack.eval.result import METRIC_FIELDS  # noqa: E402
 from cstrack.fsutil import atomic_write_json, atomic_write_text  # noqa: E402
+from cstrack.run.detcache import read_cache, replay  # noqa: E402
 from cstrack.tracker import preset  # noqa: E402
 from cstrack.tracker.presetfile import looks_like_file, read_preset_file  # noqa: E402
 from cstrack.tune.evaluate import Segment, write_window_gt  # noqa: E402

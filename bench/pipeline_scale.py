@@ -11,7 +11,7 @@ What it does:
    later runs): ``scale<N>``, N sequences of ``--frames`` frames, through the dataset registry's
    ``synthetic`` converter (a registry file written beside the data; 320x240 images), and with
    ``--mot20`` ``mot20-density``: 4 sequences x 1,000 frames x 200 people at 1920x1080, gt only
-   (gt mode never reads a pixel: :func:`cstrack.runner.read_frames` numbers the frames without a
+   (gt mode never reads a pixel: :func:`cstrack.run.frames.read_frames` numbers the frames without a
    detector, so no image is written);
 2. starts the services once: a temporary Prefect server (SQLite or a throw-away PostgreSQL
    cluster), a Dask scheduler and ``--workers`` one-thread Dask workers as separate processes (the

@@ -122,6 +122,7 @@ def main() -> None:
 
     from catalog.train_steps import CatalogSteps, read_steps
     from cstrack.fsutil import atomic_write_json
+    from cstrack.model.inference_settings import InferenceSettings
     from cstrack.paths import shared_data
     from cstrack.train import TrainConfig, Trainer
     from cstrack.train.track_eval import TrackEvalConfig, TrackingEvalCallback
@@ -141,7 +142,8 @@ def main() -> None:
     cfg = TrainConfig.from_dict(train_config(args, data_root, run_dir))
     eval_cfg = TrackEvalConfig(
         gt_root=str(data_root), sequences=("PETS09-S2L1-test",), out_dir=str(run_dir / "tracks"),
-        input_size=cfg.data.input_size, conf_thres=args.conf, tracker_preset=args.tracker_preset,
+        settings=InferenceSettings(input_size=(cfg.data.input_size[0], cfg.data.input_size[1]), conf_thres=args.conf,
+                                   tracker_preset=args.tracker_preset),
         eval_preset="mot15", every=args.eval_every,
     )
 
@@ -161,7 +163,7 @@ def main() -> None:
         "config": cfg.to_dict(),
         "config_hash": cfg.config_hash(),
         "conversions": conversions,
-        "eval": {"sequence": "PETS09-S2L1-test (source frames 398-795)", "preset": "mot15", "input_size": list(eval_cfg.input_size),
+        "eval": {"sequence": "PETS09-S2L1-test (source frames 398-795)", "preset": "mot15", "input_size": list(eval_cfg.settings.input_size),
                  "conf_thres": args.conf, "tracker_preset": args.tracker_preset},
         "train": {
             "epochs": len(result.history),

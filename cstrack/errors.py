@@ -14,7 +14,25 @@ class CSTrackError(Exception):
 
 
 class ConfigError(CSTrackError, ValueError):
-    """An invalid configuration value (names the field or parameter)."""
+    """An invalid configuration value (names the field or parameter).
+
+    Library code names the *parameter* it was given (``ConfigError("expected ...", param="path")``
+    reads ``path: expected ...``), never a command-line flag; each surface renames the parameter to
+    its own spelling with :meth:`renamed` (the CLI to ``--path``, a flow to ``model.path``).
+    ``param`` is ``None`` for errors built from a finished message.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        self.param = param
+        self.detail = message
+        super().__init__(message if param is None else f"{param}: {message}")
+
+    def renamed(self, names: dict[str, str]) -> ConfigError:
+        """The same error with its parameter spelt as ``names`` spells it (itself when the parameter
+        is unnamed or not in ``names``)."""
+        if self.param is None or self.param not in names:
+            return self
+        return type(self)(self.detail, names[self.param])
 
 
 class DatasetError(CSTrackError):

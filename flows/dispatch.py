@@ -19,6 +19,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from cstrack.errors import ConfigError
+from cstrack.paths import SHIPPED_WEIGHTS, shipped_weights
 from cstrack.storage import Location, is_remote
 from flows.cluster import (
     declared_resources,
@@ -29,7 +30,7 @@ from flows.cluster import (
     scheduler_lost,
     scheduler_unreachable,
 )
-from flows.inference import job_model
+from flows.inference import track_all_model
 from flows.params import DatasetSelection, TrackAllParams
 from tasks.cachekeys import track_cache_key
 from tasks.evaluation import ScoredSequence, score_tracked
@@ -65,19 +66,18 @@ def resolve_weights(weights: str | None) -> str | None:
     """Absolute checkpoint path (Dask workers have their own working directories)."""
     if weights is None or weights == "coco":
         return weights
+    if weights == SHIPPED_WEIGHTS and not Path(weights).is_file():  # the default, run outside the repository
+        return str(shipped_weights())
     return str(abs_path(weights))
 
 
 def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
     """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection:
     the checkpoint's inference settings with the run's overrides, resolved (:mod:`flows.inference`)."""
-    model, settings = job_model(params, resolve_weights(params.model.weights))
     return TrackJob(
         mode=params.mode_of(selection),
         uses_model=params.appearance_of(selection),
-        model=model,
-        tracker_preset=settings.tracker_preset,
-        settings=settings,
+        model=track_all_model(params, resolve_weights(params.model.weights)),
         torch_threads=params.cluster.torch_threads,
         prefetch=params.cluster.prefetch,
         results_root=str(abs_root(params.results_root)),  # cached mode: where detcache/ lives

@@ -1,40 +1,64 @@
-"""The effective inference settings of a track-all run: the checkpoint's, with the run's overrides.
+"""The model of a flow run: the checkpoint's settings with the run's overrides, resolved once.
 
-Resolved once, in the flow, into concrete values (input size, thresholds, path, tracker preset,
-frame rate), so that the per-sequence jobs, their cache keys and the catalog row all see the
-values the detector really ran with (:mod:`cstrack.model.inference_settings`).
+Resolved in the flow into concrete values (the :class:`~cstrack.model.ref.ModelRef` with its path
+and device, the :class:`~cstrack.model.inference_settings.InferenceSettings` with input size,
+thresholds, tracker preset and frame rate), so that the per-sequence jobs, their cache keys and the
+catalog row all see the values the detector really ran with.  Library errors name parameters; here
+they are renamed to the flow's parameter paths (``path`` -> ``model.path``).
 """
 
 from __future__ import annotations
 
-from cstrack.model.detector import resolve_path
-from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
-from flows.params import TrackAllParams
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from cstrack.errors import ConfigError
+from cstrack.model.inference_settings import InferenceSettings, effective, settings_for_weights
+from cstrack.model.ref import ModelRef
+from flows.params import ModelSpec, TrackAllParams
 from tasks.records import JobModel
 
+# The library's parameter names -> the flows' parameter paths (flows.params.ModelSpec under "model").
+PARAM_PATHS: dict[str, str] = {
+    "variant": "model.variant", "weights": "model.weights", "path": "model.path", "device": "model.device",
+    "input_size": "model.input_size", "conf_thres": "model.conf_thres", "nms_thres": "model.nms_thres",
+}
 
-def run_settings(params: TrackAllParams, weights: str | None) -> InferenceSettings:
+
+@contextlib.contextmanager
+def parameter_paths(names: dict[str, str] = PARAM_PATHS) -> Iterator[None]:
+    """Library errors raised in the block name the flow's parameter paths."""
+    try:
+        yield
+    except ConfigError as exc:
+        renamed = exc.renamed(names)
+        if renamed is exc:
+            raise
+        raise renamed from None
+
+
+def run_settings(model: ModelSpec, weights: str | None, tracker_preset: str | None = None) -> InferenceSettings:
     """The checkpoint ``weights``' settings (absolute path, ``coco`` or ``None``) overridden by the
-    values ``params`` sets (``model.input_size``, ``model.conf_thres``, ``model.nms_thres``,
-    ``tracker_preset``; ``None`` keeps the checkpoint's).  A preset file's ``detection.conf_thres`` (the
-    threshold a tune study tuned with) applies unless ``model.conf_thres`` is set, as with
-    ``cstrack track --preset FILE``."""
-    from cstrack.tracker.presetfile import looks_like_file, read_preset_file
-
-    m = params.model
-    conf = m.conf_thres
-    if conf is None and params.tracker_preset is not None and looks_like_file(params.tracker_preset):
-        conf = read_preset_file(params.tracker_preset).conf_thres
-    return settings_for_weights(weights).override(
-        input_size=m.input_size, conf_thres=conf, nms_thres=m.nms_thres, tracker_preset=params.tracker_preset,
-    )
+    values ``model`` sets (``input_size``, ``conf_thres``, ``nms_thres``) and ``tracker_preset``
+    (``None`` keeps the checkpoint's), by the one rule (:func:`cstrack.model.inference_settings.effective`)."""
+    with parameter_paths({**PARAM_PATHS, "tracker_preset": "tracker_preset"}):
+        return effective(settings_for_weights(weights), input_size=model.input_size, conf_thres=model.conf_thres,
+                         nms_thres=model.nms_thres, tracker_preset=tracker_preset)
 
 
-def job_model(params: TrackAllParams, weights: str | None) -> tuple[JobModel, InferenceSettings]:
-    """``(job.model, settings)`` for :func:`flows.dispatch.job_for` (the tracker preset is
-    ``settings.tracker_preset``)."""
-    s = run_settings(params, weights)
-    model = JobModel(variant=params.model.variant, weights=weights, input_size=s.input_size,
-                     path=resolve_path(params.model.path), conf_thres=s.conf_thres, nms_thres=s.nms_thres,
-                     frame_rate=s.frame_rate)
-    return model, s
+def job_model(model: ModelSpec, weights: str | None, tracker_preset: str | None = None) -> JobModel:
+    """The resolved model of a run's jobs (:func:`flows.dispatch.job_for`, the tune flow's caches):
+    ``weights`` absolute (or ``coco`` / ``None``), path and device concrete.  Fails before any work,
+    naming ``model.<parameter>``: a missing checkpoint, CUDA asked for where there is none, a
+    CPU-only path on a GPU."""
+    with parameter_paths():
+        if weights not in (None, "coco") and not Path(str(weights)).is_file():
+            raise ConfigError(f"no such file {weights}", "weights")
+        ref, _ = ModelRef(model.variant, weights, model.path, model.device).resolve()
+    return JobModel(ref, run_settings(model, weights, tracker_preset))
+
+
+def track_all_model(params: TrackAllParams, weights: str | None) -> JobModel:
+    """:func:`job_model` of a track-all run (its ``model`` and ``tracker_preset``)."""
+    return job_model(params.model, weights, params.tracker_preset)

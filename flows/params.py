@@ -17,8 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog.schemas import TABLES as CATALOG_TABLES
+from cstrack.errors import ConfigError
 from cstrack.eval.presets import PRESETS as EVAL_PRESETS
 from cstrack.model.config import variant_names
+from cstrack.model.device import check_device
 from cstrack.names import RULE as NAME_RULE
 from cstrack.names import is_name
 from cstrack.paths import SHIPPED_WEIGHTS
@@ -26,7 +28,7 @@ from cstrack.timing import DEFAULT_PREFETCH
 from cstrack.tracker import PRESET_NAMES as TRACKER_PRESETS
 from tasks.records import TrackMode
 
-DetectionModeName = TrackMode  # the one list: tasks.records (cached: replay cstrack.detcache)
+DetectionModeName = TrackMode  # the one list: tasks.records (cached: replay cstrack.run.detcache)
 ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
 
 # Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
@@ -148,20 +150,26 @@ class DatasetSelection(_Model):
 
 
 class ModelSpec(_Model):
-    """The detector: variant, weights and network input."""
+    """The detector: the fields of :class:`cstrack.model.ref.ModelRef` (variant, weights, path,
+    device) and the overrides of the checkpoint's
+    :class:`~cstrack.model.inference_settings.InferenceSettings` (null = the checkpoint's).  The
+    same model parameters in every flow that runs one (track-all, nightly, tune, demo); the defaults
+    are ``cstrack track``'s."""
 
     variant: str = Field(default="cstrack-n", description="model variant (jde-l, cstrack-l, cstrack-s, cstrack-n)")
     weights: str | None = Field(
-        default="coco",
-        description="checkpoint path (with its .json sha256 record), 'coco' (cstrack-n: shipped COCO YOLOv5n) "
-        "or null (random init: timing only, never cached)",
+        default=SHIPPED_WEIGHTS,
+        description="checkpoint path (with its .json sha256 record; default: the shipped CPU checkpoint), 'coco' "
+        "(cstrack-n: shipped COCO YOLOv5n) or null (random init: timing only, never cached)",
     )
     # null = the checkpoint's inference settings (its record's "inference" block; 1088x608, conf 0.5,
     # nms 0.6 for checkpoints without one, e.g. 'coco'): cstrack.model.inference_settings.
     input_size: tuple[int, int] | None = Field(
         default=None, strict=False, description="network input (width, height), x32; null = the checkpoint's"
     )
-    path: ModelPathName = Field(default="auto", description="inference path (auto: the fastest proven identical to eager)")
+    path: ModelPathName = Field(default="auto", description="inference path (auto: the fastest proven identical to "
+                                "eager; eager on a GPU)")
+    device: str = Field(default="auto", description="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N")
     conf_thres: float | None = Field(
         default=None, ge=0.0, le=1.0, description="detection score threshold; null = the checkpoint's"
     )
@@ -179,6 +187,14 @@ class ModelSpec(_Model):
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         return _check_size(v)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        try:
+            return check_device(v)
+        except ConfigError as exc:
+            raise ValueError(exc.detail) from None
 
 
 class ClusterSpec(_Model):
@@ -481,11 +497,8 @@ class TuneParams(_Model):
     val: list[str] = Field(default_factory=list, description="validation sequence folders; [] = the half protocol")
     study: str = Field(description="study name; running it again continues it")
     trials: int = Field(ge=1, description="completed trials the study should have in total")
-    weights: str = Field(default=DEMO_WEIGHTS, description="checkpoint (with its record) or 'coco'")
-    variant: str = Field(default="cstrack-n")
-    input_size: tuple[int, int] | None = Field(default=None, strict=False,
-                                               description="(width, height); null = the checkpoint's")
-    path: ModelPathName = Field(default="eager", description="inference path of the cached outputs")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="the model whose outputs are cached (as "
+                             "track-all's; its conf_thres is searched, not used)")
     objective: Literal["HOTA", "MOTA", "IDF1", "DetA", "AssA"] = Field(default="HOTA")
     tracker_preset: str | None = Field(
         default=None, description="preset whose declared search space is searched and whose values are the "
@@ -507,10 +520,12 @@ class TuneParams(_Model):
     def _study(cls, v: str) -> str:
         return _check_name(v, "study name")
 
-    @field_validator("input_size")
-    @classmethod
-    def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        return _check_size(v)
+    @model_validator(mode="after")
+    def _trained(self) -> TuneParams:
+        if self.model.weights is None:
+            raise ValueError("model.weights: tuning replays cached detections of trained weights (a checkpoint or "
+                             "'coco'), not random init")
+        return self
 
     @model_validator(mode="after")
     def _paths(self) -> TuneParams:

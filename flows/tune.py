@@ -12,7 +12,8 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.cluster import describe, task_runner_for
-from flows.dispatch import abs_path
+from flows.dispatch import abs_path, resolve_weights
+from flows.inference import job_model
 from flows.params import TuneParams
 from tasks.publish import artifact_key, publish_markdown
 from tasks.tune import ensure_cache_task, job_dict, score_task
@@ -22,16 +23,13 @@ from tasks.tune import ensure_cache_task, job_dict, score_task
 def tune(params: TuneParams) -> dict[str, Any]:
     """Run (or continue) the study ``params.study``; returns the ``--json`` summary plus files."""
     from catalog.record import tune_trials_writer
-    from cstrack.model.inference_settings import settings_for_weights
     from cstrack.tune.pipeline import build_jobs, check_names, finish, study_dir
     from cstrack.tune.study import StudyConfig, run_study
 
     logger = get_run_logger()
     results = abs_path(params.results_root)
-    weights = params.weights if params.weights == "coco" else str(abs_path(params.weights))
-    settings = settings_for_weights(weights)
-    model = {"variant": params.variant, "weights": weights, "path": params.path, "nms_thres": settings.nms_thres,
-             "input_size": list(params.input_size or settings.input_size)}
+    model = job_model(params.model, resolve_weights(params.model.weights))
+    settings = model.settings  # the checkpoint's own, with the model's overrides
     tracker_preset = params.tracker_preset or settings.tracker_preset  # the baseline: the checkpoint's own settings
     cfg = StudyConfig(params.study, params.trials, tracker_preset, params.objective, params.seed, params.batch,
                       baseline_conf=settings.conf_thres)

@@ -28,10 +28,11 @@ KEY_VERSION = 1  # bump when the meaning of a key changes
 # The code whose behaviour decides a tracking result (hashed by cstrack.fsutil.code_fingerprint): a change here invalidates cached results
 # (the nightly must measure today's tracker, not yesterday's cache).  The model code counts only
 # when a model runs, the optimised inference paths only when one of them is used.
-TRACKING_CODE: tuple[str, ...] = ("runner.py", "detection.py", "boxes.py", "data/mot.py", "tracker")
+TRACKING_CODE: tuple[str, ...] = ("run/loop.py", "run/frames.py", "run/sequence.py", "detection.py", "boxes.py",
+                                  "data/mot.py", "tracker")
 MODEL_CODE: tuple[str, ...] = ("model", "data/letterbox.py")
 INFER_CODE: tuple[str, ...] = ("infer",)
-VIDEO_CODE: tuple[str, ...] = ("sources", "source_runner.py", "sinks.py")  # video sequences only
+VIDEO_CODE: tuple[str, ...] = ("sources", "run/source.py", "run/sinks.py")  # video sequences only
 
 
 def _file_digest(path: Path) -> str:
@@ -58,27 +59,20 @@ def sequence_fingerprint(seq_dir: str | Path, mode: str, reads_images: bool) -> 
 
 
 def weights_fingerprint(weights: str | None) -> str | None:
-    """sha256 identifying the weights: the record's (verified again at load), the file's, the
-    shipped COCO file's for ``"coco"``; ``None`` for random weights (never cached)."""
+    """sha256 identifying the weights (:func:`cstrack.model.ref.weights_identity`: the record's,
+    the file's, the shipped COCO file's for ``"coco"``); ``None`` for random weights (never cached)."""
     if weights is None:
         return None
-    if weights == "coco":
-        from cstrack.model.weights import COCO_YOLOV5N_SHA256
+    from cstrack.model.ref import weights_identity
 
-        return f"coco:{COCO_YOLOV5N_SHA256}"
-    from cstrack.model.weights import read_record
-
-    record = read_record(weights)
-    if record is not None and "sha256" in record:
-        return str(record["sha256"])
-    return sha256_file(weights)
+    return weights_identity(weights)
 
 
 def tracker_fingerprint(preset_name: str) -> str:
     """sha256 of every field of the tracker preset (not just its name: presets can change)."""
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import DEFAULTS, tracker_config
 
-    return stable_hash(dataclasses.asdict(preset(preset_name)))
+    return stable_hash(dataclasses.asdict(tracker_config(DEFAULTS.override(tracker_preset=preset_name))))
 
 
 def code_parts(uses_model: bool, model_path: str, video: bool = False) -> tuple[str, ...]:

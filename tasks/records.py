@@ -6,7 +6,8 @@
     dispatch ──SequenceOutcome──► recording (catalog.ingest.RunInfo per dataset/split) ──► catalog
 
 - :class:`SequenceRef`: one selected sequence (an image folder or a video file) and where it lives.
-- :class:`JobModel`: the model a job runs, with its effective inference settings resolved.
+- :class:`JobModel`: the model a job runs (a concrete :class:`~cstrack.model.ref.ModelRef`) with its
+  effective :class:`~cstrack.model.inference_settings.InferenceSettings`.
 - :class:`TrackJob`: what the tracking task does with a sequence (mode, model, tracker preset, threads).
 - :class:`TrackRecord`: what the tracking task returns; its JSON (:meth:`TrackRecord.to_json`) is
   ``<SEQ>.timing.json``.
@@ -30,9 +31,10 @@ from typing import Any, Literal, get_args
 
 from cstrack.errors import ConfigError
 from cstrack.model.inference_settings import InferenceSettings
+from cstrack.model.ref import ModelRef
 from cstrack.timing import DEFAULT_PREFETCH
 
-TrackMode = Literal["private", "public", "gt", "cached"]  # cached: replay cstrack.detcache
+TrackMode = Literal["private", "public", "gt", "cached"]  # cached: replay cstrack.run.detcache
 TRACK_MODES: tuple[str, ...] = get_args(TrackMode)
 SequenceKind = Literal["images", "video"]
 SEQUENCE_KINDS: tuple[str, ...] = get_args(SequenceKind)
@@ -43,12 +45,6 @@ OUTCOME_STATUSES: tuple[str, ...] = get_args(OutcomeStatus)
 def _one_of(owner: str, name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{owner}.{name}: expected one of {allowed}, got {value!r}")
-
-
-def _size(owner: str, value: object) -> tuple[int, int]:
-    if not isinstance(value, tuple | list) or len(value) != 2 or not all(isinstance(v, int) for v in value):
-        raise ConfigError(f"{owner}.input_size: expected (width, height) integers, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 @dataclass(frozen=True)
@@ -91,31 +87,74 @@ class SequenceRef:
 
 @dataclass(frozen=True)
 class JobModel:
-    """The model of a tracking job, every value resolved (:mod:`flows.inference`): ``weights`` is an
-    absolute checkpoint path, ``"coco"`` or ``None`` (random init), ``input_size`` ``(width, height)``,
-    ``path`` a concrete inference path (never ``auto``), ``frame_rate`` the checkpoint's footage rate
-    (``None``: unknown)."""
+    """The model of a tracking job: the concrete :class:`~cstrack.model.ref.ModelRef` (``weights``
+    an absolute checkpoint path, ``"coco"`` or ``None``; ``path`` and ``device`` resolved, never
+    ``auto``) and the effective :class:`~cstrack.model.inference_settings.InferenceSettings`
+    (thresholds, input size, tracker preset, frame rate), each stored once (:mod:`flows.inference`)."""
 
-    variant: str
-    weights: str | None
-    input_size: tuple[int, int]
-    path: str
-    conf_thres: float
-    nms_thres: float
-    frame_rate: float | None = None
+    ref: ModelRef
+    settings: InferenceSettings
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", _size("JobModel", self.input_size))
-        for name in ("conf_thres", "nms_thres"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
-                raise ConfigError(f"JobModel.{name}: must be a number in [0, 1], got {v!r}")
+        if not isinstance(self.ref, ModelRef):
+            raise ConfigError(f"expected a ModelRef, got {type(self.ref).__name__}", "JobModel.ref")
+        if not self.ref.concrete:
+            raise ConfigError(f"path and device must be resolved, got {self.ref.path!r} on {self.ref.device!r}",
+                              "JobModel.ref")
+        if not isinstance(self.settings, InferenceSettings):
+            raise ConfigError(f"expected InferenceSettings, got {type(self.settings).__name__}", "JobModel.settings")
+
+    @classmethod
+    def of(cls, variant: str, weights: str | None, input_size: tuple[int, int], path: str, conf_thres: float,
+           nms_thres: float, frame_rate: float | None = None, tracker_preset: str = "default",
+           device: str = "cpu") -> JobModel:
+        """The record of flat values (concrete ``path`` and ``device``)."""
+        return cls(ModelRef(variant, weights, path, device),
+                   InferenceSettings(input_size, conf_thres, nms_thres, tracker_preset, frame_rate))
+
+    # The values the tasks read, from the one place each lives.
+    @property
+    def variant(self) -> str:
+        return self.ref.variant
+
+    @property
+    def weights(self) -> str | None:
+        return self.ref.weights
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    @property
+    def device(self) -> str:
+        return self.ref.device
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.settings.input_size
+
+    @property
+    def conf_thres(self) -> float:
+        return self.settings.conf_thres
+
+    @property
+    def nms_thres(self) -> float:
+        return self.settings.nms_thres
+
+    @property
+    def frame_rate(self) -> float | None:
+        return self.settings.frame_rate
 
     def key_fields(self) -> dict[str, Any]:
-        """Every field but ``weights`` (identified by content instead), as a cache key hashes them."""
-        out = dataclasses.asdict(self)
-        del out["weights"]
-        out["input_size"] = list(self.input_size)
+        """What a cache key hashes of the model, the same dictionary as when jobs were flat records:
+        variant, input_size, path, conf_thres, nms_thres, frame_rate (``weights`` is identified by
+        content instead; the tracker preset is hashed by its fields), plus ``device`` off the CPU
+        (a key computed on the CPU before devices existed still hits)."""
+        out: dict[str, Any] = {"variant": self.variant, "input_size": list(self.input_size), "path": self.path,
+                               "conf_thres": self.conf_thres, "nms_thres": self.nms_thres,
+                               "frame_rate": self.frame_rate}
+        if self.device != "cpu":
+            out["device"] = self.device
         return out
 
 
@@ -125,7 +164,8 @@ class TrackJob:
 
     - ``mode``: private (detector), public (``det.txt``), gt (``gt.txt``), cached (replay
       ``<results_root>/detcache``); ``uses_model``: the detector runs (private, cached, appearance).
-    - ``settings``: the effective inference settings (written with each record).
+    - ``model``: the model and its effective settings (:class:`JobModel`; the tracker preset is
+      ``model.settings.tracker_preset``, written with each record).
     - ``torch_threads``: ``None`` = the worker's share of the cores; ``prefetch``: frames read
       ahead in a thread, 0 = sequential (the result is the same, so it is not part of the cache key).
     """
@@ -133,8 +173,6 @@ class TrackJob:
     mode: TrackMode
     uses_model: bool
     model: JobModel
-    tracker_preset: str
-    settings: InferenceSettings | None = None
     torch_threads: int | None = None
     prefetch: int = DEFAULT_PREFETCH
     results_root: str = ""  # absolute; cached mode: where detcache/ lives
@@ -147,6 +185,14 @@ class TrackJob:
             raise ConfigError(f"TrackJob.torch_threads: must be None or >= 1, got {self.torch_threads}")
         if self.mode == "cached" and not self.results_root:
             raise ConfigError("TrackJob.results_root: mode cached reads and writes <results_root>/detcache")
+
+    @property
+    def settings(self) -> InferenceSettings:
+        return self.model.settings
+
+    @property
+    def tracker_preset(self) -> str:
+        return self.model.settings.tracker_preset
 
 
 @dataclass(frozen=True)
@@ -167,7 +213,8 @@ class TrackRecord:
 
     ``ms``: mean milliseconds per frame by stage; ``result_sha256``: the result file's bytes;
     ``started``/``finished``: ISO 8601 UTC; ``first_frame_unix``: when the first frame was done;
-    ``worker``..``pid``: the task's :class:`WorkerIdentity`.
+    ``worker``..``pid``: the task's :class:`WorkerIdentity`; ``device``, ``device_name``: where the
+    model ran (``None`` without a model).
     """
 
     dataset: str
@@ -195,6 +242,8 @@ class TrackRecord:
     worker_address: str | None = None
     host: str | None = None
     pid: int | None = None
+    device: str | None = None  # the model's concrete torch device (None: no model ran)
+    device_name: str | None = None  # its hardware: the CPU model or the GPU's name
 
     def __post_init__(self) -> None:
         for name in ("sequence", "result_sha256"):

@@ -1,4 +1,4 @@
-"""The per-sequence tracking task: one call of :func:`cstrack.runner.track_sequence`.
+"""The per-sequence tracking task: one call of the tracking loop (:mod:`cstrack.run`).
 
 Arguments are small frozen records (:mod:`tasks.records`: they pickle to Dask workers cheaply and
 :mod:`tasks.cachekeys` hashes their values):
@@ -26,6 +26,7 @@ from prefect.cache_policies import CachePolicy
 
 from cstrack.errors import CSTrackError, StoreUnreachableError
 from cstrack.fsutil import atomic_write_json, sha256_file
+from cstrack.model.device import describe_device
 from cstrack.storage import is_remote
 from tasks.cachekeys import track_cache_key, weights_fingerprint
 from tasks.records import JobModel, SequenceRef, TrackJob, TrackRecord
@@ -42,39 +43,36 @@ def timing_path(out_dir: str | Path, name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def _detector(variant: str, weights: str | None, weights_sha: str | None, input_size: tuple[int, int], path: str,
-              conf_thres: float, nms_thres: float) -> Any:
-    """One detector per worker process and model config (weights are loaded once, not per sequence;
+def _detector(model: JobModel, weights_sha: str | None, conf_thres: float) -> Any:
+    """One detector per worker process and model (weights are loaded once, not per sequence;
     ``weights_sha`` keys the cache so that a checkpoint rewritten in place is loaded again)."""
     import torch
 
-    from cstrack.model.detector import build_detector
-    from cstrack.model.postprocess import PostprocessConfig
-
     torch.manual_seed(INIT_SEED)
-    return build_detector(variant, weights, input_size, path=path,
-                          post=PostprocessConfig(conf_thres=conf_thres, nms_thres=nms_thres))
+    return model.ref.build_detector(model.settings, dataclasses.replace(model.settings.postprocess_config(),
+                                                                        conf_thres=conf_thres))
 
 
-def detector_for(model: JobModel) -> Any:
-    """The worker's detector for ``model`` (built once per process and model)."""
-    return _detector(model.variant, model.weights, weights_fingerprint(model.weights), model.input_size, model.path,
-                     float(model.conf_thres), float(model.nms_thres))
+def detector_for(model: JobModel, conf_thres: float | None = None) -> Any:
+    """The worker's detector for ``model`` (built once per process and model) at its detection
+    threshold, or at ``conf_thres`` (a cache's score floor)."""
+    return _detector(model, weights_fingerprint(model.weights), float(model.conf_thres if conf_thres is None
+                                                                       else conf_thres))
 
 
 def _track_video(seq: SequenceRef, out_dir: str, job: TrackJob, detector: Any, progress: Any, depth: int) -> Any:
     """Track a video sequence (private mode only); a decode error fails the task after the frames
     before it are written."""
     from cstrack.errors import ConfigError
-    from cstrack.source_runner import track_source
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.source import track_source
     from cstrack.sources import make_source
-    from cstrack.tracker import preset
 
     if job.mode != "private" or detector is None or seq.video is None:
         raise ConfigError(f"{seq.video}: a video sequence is tracked in private mode (no det/gt boxes to read)")
     source = make_source(seq.video, "video")
     source.name = seq.name
-    run = track_source(source, out_dir, detector, preset(job.tracker_preset),
+    run = track_source(source, out_dir, detector, tracker_config(job.settings),
                        frame_rate=seq.fps or job.model.frame_rate, prefetch=depth, progress=progress)
     if run.error is not None:
         raise run.error
@@ -84,18 +82,13 @@ def _track_video(seq: SequenceRef, out_dir: str, job: TrackJob, detector: Any, p
 def _track_cached(seq: SequenceRef, out_dir: str, job: TrackJob) -> Any:
     """Cached mode: the sequence's network outputs from ``<results_root>/detcache`` (computed first
     when missing, at the cache's score floor) replayed through the tracker at the job's threshold."""
-    from cstrack.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache, track_cached, weights_sha256
-    from cstrack.errors import ConfigError
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache, track_cached
 
     m = job.model
-    if m.weights is None:
-        raise ConfigError("mode cached: needs trained weights (a checkpoint or 'coco'), not random init")
-    spec = CacheSpec(weights_sha256(m.weights), m.variant, m.input_size, m.path, DEFAULT_SCORE_FLOOR,
-                     float(m.nms_thres))
-    cache = ensure_cache(seq.seq_dir, job.results_root, spec,
-                         lambda: detector_for(dataclasses.replace(m, conf_thres=DEFAULT_SCORE_FLOOR)))
-    return track_cached(seq.seq_dir, out_dir, cache, preset(job.tracker_preset), float(m.conf_thres))
+    spec = CacheSpec.of(m.ref, m.settings, DEFAULT_SCORE_FLOOR)
+    cache = ensure_cache(seq.seq_dir, job.results_root, spec, lambda: detector_for(m, DEFAULT_SCORE_FLOOR))
+    return track_cached(seq.seq_dir, out_dir, cache, tracker_config(job.settings), float(m.conf_thres))
 
 
 class _Progress:
@@ -142,8 +135,9 @@ def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackR
         from tasks.remote import track_remote
 
         return track_remote(track_sequence_task.fn, seq, out_dir, job)
-    from cstrack.runner import prefetched_frames, track_sequence
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.frames import prefetched_frames
+    from cstrack.run.sequence import track_sequence
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
@@ -158,16 +152,19 @@ def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackR
     elif seq.kind == "video":
         run = _track_video(seq, out_dir, job, detector, progress, depth)
     else:
-        run = track_sequence(seq.seq_dir, out_dir, mode, preset(job.tracker_preset), detector,
+        run = track_sequence(seq.seq_dir, out_dir, mode, tracker_config(job.settings), detector,
                              frame_reader=prefetched_frames(depth), progress=progress)
+    device = describe_device(job.model.device) if job.uses_model else None
     record = TrackRecord(
+        device=None if device is None else device.spec,
+        device_name=None if device is None else device.name,
         dataset=seq.dataset,
         split=seq.split,
         sequence=run.sequence,
         mode=job.mode,
         kind=seq.kind,
         frame_rate=getattr(run, "frame_rate", None),
-        settings=None if job.settings is None else job.settings.to_dict(),
+        settings=job.settings.to_dict(),
         frames=run.frames,
         fps=run.fps,
         ms=dict(run.ms),

@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from cstrack.tune.evaluate import EvalJob, Segment
+from tasks.records import JobModel
 
 
 def job_dict(job: EvalJob) -> dict[str, Any]:
@@ -24,24 +25,18 @@ def job_from(data: dict[str, Any]) -> EvalJob:
 
 
 @task(name="detection-cache", task_run_name="cache {seq_dir}", cache_policy=NO_CACHE, retries=1)
-def ensure_cache_task(seq_dir: str, results_root: str, model: dict[str, Any]) -> str:
-    """The cache file of ``seq_dir`` (computed when missing); ``model``: variant, weights,
-    input_size, path, nms_thres."""
-    from cstrack.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache, weights_sha256
+def ensure_cache_task(seq_dir: str, results_root: str, model: JobModel) -> str:
+    """The cache file of ``seq_dir`` (computed when missing) for the resolved ``model``
+    (:func:`flows.inference.job_model`: its input size and NMS threshold; the score floor replaces
+    the detection threshold)."""
+    from cstrack.model.postprocess import PostprocessConfig
+    from cstrack.run.detcache import DEFAULT_SCORE_FLOOR, CacheSpec, ensure_cache
 
-    w, h = model["input_size"]
-    spec = CacheSpec(weights_sha256(model["weights"]), model["variant"], (int(w), int(h)), model["path"],
-                     DEFAULT_SCORE_FLOOR, float(model["nms_thres"]))
+    spec = CacheSpec.of(model.ref, model.settings, DEFAULT_SCORE_FLOOR)
 
     def detector() -> Any:
-        from pathlib import Path
-
-        from cstrack.model.detector import build_detector
-        from cstrack.model.postprocess import PostprocessConfig
-
-        weights = model["weights"] if model["weights"] == "coco" else Path(model["weights"])
-        return build_detector(model["variant"], weights, (int(w), int(h)), path=model["path"],
-                              post=PostprocessConfig(conf_thres=DEFAULT_SCORE_FLOOR, nms_thres=spec.nms_thres))
+        return model.ref.build_detector(model.settings, PostprocessConfig(conf_thres=DEFAULT_SCORE_FLOOR,
+                                                                          nms_thres=spec.nms_thres))
 
     return str(ensure_cache(seq_dir, results_root, spec, detector))
 

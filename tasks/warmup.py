@@ -17,5 +17,5 @@ def dask_setup(worker: Any) -> None:
     import torch  # noqa: F401
 
     import cstrack.model.detector
-    import cstrack.runner  # noqa: F401
+    import cstrack.run.sequence  # noqa: F401
     import tasks.track  # noqa: F401

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
+from cstrack.run.sinks import read_jsonl
 from cstrack.signals import EXIT_TERMINATED, Aborted, GracefulStop, Terminated, exit_status, terminate_raises
-from cstrack.sinks import read_jsonl
 from tests.fake_detector import write_sequence
 
 REPO = Path(__file__).resolve().parents[1]

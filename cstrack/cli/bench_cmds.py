@@ -8,13 +8,24 @@ from pathlib import Path
 import typer
 
 from cstrack.cli.common import guarded, print_json
-from cstrack.cli.model_options import conf_option, nms_option, size_option, variant_option, weights_option
+from cstrack.cli.model_options import (
+    conf_option,
+    device_option,
+    model_warnings,
+    nms_option,
+    path_option,
+    size_option,
+    speaks_flags,
+    variant_option,
+    weights_option,
+)
 from cstrack.timing import DEFAULT_PREFETCH
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench-speed")
     @guarded
+    @speaks_flags
     def bench_speed_cmd(
         variant: str | None = variant_option(),
         weights: str | None = weights_option("(a --variant other than its own: random init, fine for timing)"),
@@ -23,8 +34,8 @@ def register(app: typer.Typer) -> None:
         nms: float | None = nms_option(),
         images: Path = typer.Option(..., "--images", help="folder of frames (cycled when fewer than --frames)"),
         frames: int = typer.Option(50, "--frames", min=1, help="timed frames"),
-        path: str = typer.Option("auto", "--path", help="auto (the fastest proven identical to eager), eager, fast, "
-                                 "onnx or int8"),
+        path: str = path_option(),
+        device: str = device_option(),
         threads: int | None = typer.Option(None, "--threads", min=1, help="torch / ONNX Runtime threads"),
         warmup: int = typer.Option(2, "--warmup", min=0, help="untimed frames first"),
         prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames decoded ahead in a thread (0: none)"),
@@ -39,23 +50,24 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     ) -> None:
         """Print fps, ms per stage and the path used for VARIANT at --size on --images."""
-        from cstrack.cli.model_options import effective_settings, resolve_model
+        from cstrack.cli.model_options import effective_settings, model_ref, resolve_ref
         from cstrack.infer.bench import bench_speed
-        from cstrack.model.detector import resolve_path
         from cstrack.timing import STAGES
 
-        variant, weights_arg = resolve_model(variant, weights)
+        ref, dev = resolve_ref(model_ref(variant, weights, path, device))
+        variant, weights_arg, path = ref.variant, ref.weights, ref.path
         settings = effective_settings(weights_arg, size, conf, nms, None)
-        path = resolve_path(path)
         size = "{}x{}".format(*settings.input_size)
-        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {settings.describe()}", err=True)
-        res = bench_speed(
-            variant, weights_arg, settings.input_size, images, frames, path,
-            threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets, forward_iters=forward_iters,
-            post=settings.postprocess_config(), workers=workers,
-        )
-        res["settings"] = {"variant": variant, "weights": None if weights_arg is None else str(weights_arg),
-                           "path": path, **settings.to_dict()}
+        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {dev.describe()}, "
+                   f"{settings.describe()}", err=True)
+        with model_warnings():
+            res = bench_speed(
+                variant, weights_arg, settings.input_size, images, frames, path,
+                threads=threads, warmup=warmup, prefetch_depth=prefetch, fake_dets=fake_dets,
+                forward_iters=forward_iters, post=settings.postprocess_config(), workers=workers, device=ref.device,
+            )
+        res["settings"] = {"variant": variant, "weights": weights_arg, "path": path, "device": dev.spec,
+                           "device_name": dev.name, **settings.to_dict()}
         if as_json:
             print_json(res)
             return

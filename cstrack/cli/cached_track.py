@@ -1,6 +1,6 @@
 """Cached network outputs for the CLI: ``cstrack track --detections cached`` and ``cstrack tune``.
 
-The cache of a sequence lives under ``RESULTS/detcache`` (:mod:`cstrack.detcache`), keyed by the
+The cache of a sequence lives under ``RESULTS/detcache`` (:mod:`cstrack.run.detcache`), keyed by the
 weights' sha256, variant, input size, inference path, NMS threshold, score floor and the sequence's
 content; a missing cache is computed first (the network over every frame, once).
 """
@@ -18,36 +18,32 @@ from cstrack.errors import ConfigError
 
 
 def ensure_caches(seq_dirs: list[Path], results: Path, weights: str | None, variant: str | None, size: str | None,
-                  model_path: str, floor: float, progress: bool, nms: float | None = None) -> list[tuple[str, str]]:
+                  model_path: str, floor: float, progress: bool, nms: float | None = None,
+                  device: str = "auto") -> list[tuple[str, str]]:
     """``(sequence folder, cache file)`` per sequence, running the network where no cache exists.
     Model, input size and NMS threshold default to the checkpoint's (as ``cstrack track``)."""
     from tqdm import tqdm
 
-    from cstrack.cli.model_options import resolve_model
+    from cstrack.cli.model_options import build, model_ref, resolve_ref
     from cstrack.data.mot import Sequence
-    from cstrack.detcache import CacheSpec, ensure_cache, weights_sha256
-    from cstrack.model.detector import resolve_path
     from cstrack.model.inference_settings import settings_for_weights
+    from cstrack.model.postprocess import PostprocessConfig
+    from cstrack.run.detcache import CacheSpec, ensure_cache
 
     seqs = [Sequence.open(p) for p in seq_dirs]  # validate every folder first
-    var, weights_arg = resolve_model(variant, weights)
-    if weights_arg is None:
+    ref = model_ref(variant, weights, model_path, device)
+    if ref.weights is None:
         raise ConfigError("--weights: cached detections need trained weights (a checkpoint or 'coco'), not random init")
-    settings = settings_for_weights(weights_arg)
-    input_size = parse_size(size) if size else settings.input_size
-    nms_thres = settings.nms_thres if nms is None else nms
-    path = str(resolve_path(model_path))
-    spec = CacheSpec(weights_sha256(weights_arg), var, input_size, path, floor, nms_thres)
+    ref, _ = resolve_ref(ref)
+    settings = settings_for_weights(ref.weights).override(input_size=parse_size(size) if size else None,
+                                                          nms_thres=nms)
+    spec = CacheSpec.of(ref, settings, floor)
     detector: Any = None
 
     def make() -> Any:
         nonlocal detector
         if detector is None:
-            from cstrack.model.detector import build_detector
-            from cstrack.model.postprocess import PostprocessConfig
-
-            detector = build_detector(var, weights_arg, input_size, path=path,
-                                      post=PostprocessConfig(conf_thres=floor, nms_thres=nms_thres))
+            detector = build(ref, settings, PostprocessConfig(conf_thres=floor, nms_thres=settings.nms_thres))
         return detector
 
     out = []
@@ -60,12 +56,12 @@ def ensure_caches(seq_dirs: list[Path], results: Path, weights: str | None, vari
 
 def track_cached_sources(sources: list[str], out: Path, results: Path, weights: str | None, variant: str | None,
                          size: str | None, conf: float | None, nms: float | None, model_path: str,
-                         preset_name: str | None, progress: bool) -> None:
+                         preset_name: str | None, progress: bool, device: str = "auto") -> None:
     """``cstrack track --detections cached``: replay each MOT folder's cache through the tracker."""
     from cstrack.cli.common import merge_timing
     from cstrack.cli.model_options import effective_settings, resolve_model
-    from cstrack.detcache import DEFAULT_SCORE_FLOOR, track_cached
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.detcache import DEFAULT_SCORE_FLOOR, track_cached
 
     not_mot = [s for s in sources if not (Path(s) / "seqinfo.ini").is_file()]
     if not_mot:
@@ -79,9 +75,9 @@ def track_cached_sources(sources: list[str], out: Path, results: Path, weights: 
         raise ConfigError(f"--conf: {settings.conf_thres} is below the cache's score floor {DEFAULT_SCORE_FLOOR}")
     w, h = settings.input_size
     caches = ensure_caches([Path(s) for s in sources], results, weights, variant, f"{w}x{h}", model_path,
-                           DEFAULT_SCORE_FLOOR, progress, settings.nms_thres)
+                           DEFAULT_SCORE_FLOOR, progress, settings.nms_thres, device)
     out.mkdir(parents=True, exist_ok=True)
-    config = preset(settings.tracker_preset)
+    config = tracker_config(settings)
     for seq_dir, cache in caches:
         run = track_cached(seq_dir, out, cache, config, settings.conf_thres)
         merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "cache": cache,

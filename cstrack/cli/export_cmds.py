@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cstrack.cli.common import check_output_file, file_inputs, guarded
-from cstrack.cli.model_options import size_option, variant_option, weights_option
+from cstrack.cli.model_options import model_warnings, size_option, speaks_flags, variant_option, weights_option
 from cstrack.errors import ConfigError
 
 FORMATS = ("onnx", "onnx-int8")
@@ -16,6 +16,7 @@ FORMATS = ("onnx", "onnx-int8")
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @guarded
+    @speaks_flags
     def export(
         variant: str | None = variant_option(),
         weights: str | None = weights_option(),
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
         input_size = settings.input_size
         check_output_file(out, "--out", file_inputs(weights_arg, calib=calib))
         torch.manual_seed(seed)
-        model = load_model(variant, weights_arg)
+        with model_warnings():
+            model = load_model(variant, weights_arg)
         typer.echo(f"settings: {variant} {weights_arg or 'random init'}, {settings.describe()}", err=True)
         # the file carries the settings it is meant to run with (thresholds, preset, frame rate)
         provenance = {"weights": None if weights_arg is None else str(weights_arg),

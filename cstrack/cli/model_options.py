@@ -8,12 +8,60 @@ Used by ``cstrack track`` (:mod:`cstrack.cli.track_cmds`), its cached replay
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
 from cstrack.cli.common import parse_size
+from cstrack.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cstrack.detection import FrameDetector
+    from cstrack.model.device import Device
+    from cstrack.model.inference_settings import InferenceSettings
+    from cstrack.model.ref import ModelRef
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# The library names parameters (cstrack.errors.ConfigError.param); the CLI speaks of its flags.
+PARAM_FLAGS: dict[str, str] = {
+    "variant": "--variant", "weights": "--weights", "path": "--path", "device": "--device",
+    "input_size": "--size", "conf_thres": "--conf", "nms_thres": "--nms", "tracker_preset": "--preset",
+    "max_frames": "--max-frames", "duration": "--duration", "prefetch": "--prefetch",
+}
+
+
+def speaks_flags(fn: Callable[P, R]) -> Callable[P, R]:
+    """A command whose library errors name its flags: a :class:`ConfigError` naming a parameter of
+    :data:`PARAM_FLAGS` is raised again naming the flag (``path`` -> ``--path``).  Put it under
+    :func:`~cstrack.cli.common.guarded`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            renamed = exc.renamed(PARAM_FLAGS)
+            if renamed is exc:
+                raise
+            raise renamed from None
+
+    return wrapper
+
+
+def device_option() -> Any:
+    return typer.Option("auto", "--device", help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N")
+
+
+def path_option() -> Any:
+    return typer.Option("auto", "--path", help="model path: auto (the fastest proven identical to eager; eager on "
+                        "a GPU), eager, fast (folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)")
 
 DEFAULT_VARIANT = "cstrack-l"  # a --variant without --weights and not the shipped checkpoint's: random init
 VARIANT_HELP = "jde-l, cstrack-l, cstrack-s or cstrack-n; default: the checkpoint's"
@@ -73,38 +121,84 @@ def resolve_model(variant: str | None, weights: str | None) -> tuple[str, str | 
 
 
 def effective_settings(weights: str | Path | None, size: str | None, conf: float | None, nms: float | None,
-                       preset_name: str | None) -> Any:
-    """The checkpoint's inference settings with the options the user gave."""
-    from cstrack.model.inference_settings import settings_for_weights
-    from cstrack.tracker import preset
+                       preset_name: str | None) -> InferenceSettings:
+    """The checkpoint's inference settings with the options the user gave
+    (:func:`cstrack.model.inference_settings.effective`: the one rule)."""
+    from cstrack.model.inference_settings import effective, settings_for_weights
 
-    if preset_name is not None:
-        preset(preset_name)  # an unknown name fails naming the option's values
-        if conf is None:  # a tuned preset file carries the detection threshold it was tuned with
-            from cstrack.tracker.presetfile import looks_like_file, read_preset_file
-
-            conf = read_preset_file(preset_name).conf_thres if looks_like_file(preset_name) else None
-    return settings_for_weights(weights).override(
-        input_size=parse_size(size) if size is not None else None, conf_thres=conf, nms_thres=nms,
-        tracker_preset=preset_name,
-    )
+    return effective(settings_for_weights(weights), input_size=parse_size(size) if size is not None else None,
+                     conf_thres=conf, nms_thres=nms, tracker_preset=preset_name)
 
 
-def settings_record(settings: Any, variant: str | None, weights: str | Path | None, path: str | None) -> dict[str, Any]:
-    """What is stored with results: the effective settings plus the model they apply to."""
-    from cstrack.fsutil import sha256_file
+def model_ref(variant: str | None, weights: str | None, path: str = "auto", device: str = "auto") -> ModelRef:
+    """The :class:`~cstrack.model.ref.ModelRef` of the options (:func:`resolve_model` picks variant
+    and weights), path and device resolved to concrete values."""
+    from cstrack.model.ref import ModelRef
+
+    var, weights_arg = resolve_model(variant, weights)
+    return ModelRef(var, None if weights_arg is None else str(weights_arg), path, device)
+
+
+def resolve_ref(ref: ModelRef) -> tuple[ModelRef, Device]:
+    """``ref.resolve()``, its one-line note (``auto`` fell back to the CPU) echoed on stderr."""
+    concrete, device = ref.resolve()
+    if device.note:
+        typer.echo(device.note, err=True)
+    return concrete, device
+
+
+@contextlib.contextmanager
+def model_warnings() -> Iterator[None]:
+    """The library's model warnings (random weights) raised in the block, echoed as one line each."""
+    from cstrack.model.detector import RandomWeightsWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, RandomWeightsWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def build(ref: ModelRef, settings: InferenceSettings, post: Any = None) -> FrameDetector:
+    """``ref.build_detector(settings, post)``, a random-weights warning echoed as one line."""
+    with model_warnings():
+        return ref.build_detector(settings, post)
+
+
+def settings_record(settings: InferenceSettings, variant: str | None, weights: str | Path | None, path: str | None,
+                    device: Device | None = None) -> dict[str, Any]:
+    """What is stored with results: the effective settings plus the model they apply to (and the
+    device it ran on: ``device`` and ``device_name``)."""
+    from cstrack.model.ref import weights_identity
 
     sha = None
     if weights is not None and weights != "coco":
-        from cstrack.model.weights import read_record
+        sha = weights_identity(weights)
+    rec: dict[str, Any] = {"weights": None if weights is None else str(weights), "weights_sha256": sha,
+                           "variant": variant, "path": path, **settings.to_dict()}
+    if device is not None:
+        rec["device"], rec["device_name"] = device.spec, device.name
+    return rec
 
-        sha = (read_record(weights) or {}).get("sha256") or sha256_file(weights)
-    return {"weights": None if weights is None else str(weights), "weights_sha256": sha, "variant": variant,
-            "path": path, **settings.to_dict()}
 
-
-def describe_settings(rec: dict[str, Any], settings: Any) -> str:
+def describe_settings(rec: dict[str, Any], settings: InferenceSettings) -> str:
     if rec["variant"] is None:
         return f"settings: no model, preset {settings.tracker_preset}"
     w = rec["weights"] or "random init"
-    return f"settings: {rec['variant']} {w}, path {rec['path']}, {settings.describe()}"
+    dev = f", device {rec['device']} ({rec['device_name']})" if rec.get("device") else ""
+    return f"settings: {rec['variant']} {w}, path {rec['path']}{dev}, {settings.describe()}"
+
+
+@contextlib.contextmanager
+def flag_names() -> Iterator[None]:
+    """The block's library errors name the CLI's flags (:func:`speaks_flags` as a context)."""
+    try:
+        yield
+    except ConfigError as exc:
+        renamed = exc.renamed(PARAM_FLAGS)
+        if renamed is exc:
+            raise
+        raise renamed from None

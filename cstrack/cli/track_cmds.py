@@ -6,8 +6,9 @@ into ``OUT/timing.json``::
 
     {name: {"frames": n, "fps": end-to-end fps,
             "ms": {"read", "preprocess", "forward", "postprocess", "associate"},  # cstrack.timing.STAGES
-            "settings": {"weights", "weights_sha256", "variant", "path", "input_size", "conf_thres",
-                         "nms_thres", "tracker_preset", "frame_rate"},
+            "settings": {"weights", "weights_sha256", "variant", "path", "device", "device_name",
+                         "input_size", "conf_thres", "nms_thres", "tracker_preset", "frame_rate"},
+            "stopped",  # MOT folders: only when --max-frames / --duration / Ctrl-C ended it early
             # sources other than MOT folders also:
             "source", "kind", "frame_rate", "stopped", "dropped", "reconnects"}}
 
@@ -31,13 +32,18 @@ import typer
 
 from cstrack.cli.common import check_output_dir, file_inputs, guarded, merge_timing
 from cstrack.cli.model_options import (
+    build,
     conf_option,
     describe_settings,
+    device_option,
     effective_settings,
+    model_ref,
     nms_option,
-    resolve_model,
+    path_option,
+    resolve_ref,
     settings_record,
     size_option,
+    speaks_flags,
     weights_option,
 )
 from cstrack.errors import ConfigError
@@ -45,7 +51,7 @@ from cstrack.signals import GracefulStop
 from cstrack.timing import DEFAULT_PREFETCH
 
 if TYPE_CHECKING:
-    from cstrack.runner import DetectionMode
+    from cstrack.run.sequence import DetectionMode
 
 DEFAULT_OUT = Path("results/track")
 
@@ -65,6 +71,7 @@ def output_path(option: Path | None, name: str, suffix: str, several: bool) -> P
 def register(app: typer.Typer) -> None:
     @app.command("track")
     @guarded
+    @speaks_flags
     def track(
         sources: list[str] = typer.Argument(
             ..., help="MOTChallenge sequence folders, video files, image folders or globs ('frames/*.jpg'), "
@@ -87,10 +94,13 @@ def register(app: typer.Typer) -> None:
         size: str | None = size_option(),
         conf: float | None = conf_option(),
         nms: float | None = nms_option(),
-        model_path: str = typer.Option(
-            "auto", "--path", help="model path: auto (the fastest proven identical to eager), eager, fast "
-            "(folded channels-last torch), onnx or int8 (ONNX Runtime; changes boxes)",
-        ),
+        model_path: str = path_option(),
+        device: str = device_option(),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", min=1, help="MOT folders: frames per network call on the eager/fast paths "
+            "(default: 8 on CUDA, 1 on the CPU; same tracks as 1, docs/gpu.md); other sources run 1 frame per call"),
+        precision: str = typer.Option("fp32", "--precision", help="fp32 (the reference), fp16 (CUDA autocast; "
+                                      "bf16 on the CPU) or bf16; eager/fast paths (docs/gpu.md)"),
         prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
         preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
                                                "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
@@ -114,7 +124,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Track each SOURCE and write OUT/<name>.txt plus OUT/timing.json (Ctrl-C stops cleanly)."""
-        from cstrack.runner import DETECTION_MODES
+        from cstrack.run.sequence import DETECTION_MODES
         from cstrack.sources import classify, make_source, source_name
 
         if detections == "cached":
@@ -144,22 +154,26 @@ def register(app: typer.Typer) -> None:
         jsonls = [output_path(jsonl, n, ".jsonl", several) for n in names]
 
         uses_model = detections == "private" or variant is not None or weights is not None
-        var, weights_arg = resolve_model(variant, weights) if uses_model else (None, None)
+        ref = dev = None
+        if uses_model:
+            ref, dev = resolve_ref(model_ref(variant, weights, model_path, device))  # fails before any work
+        weights_arg = None if ref is None else ref.weights
         _check_track_paths(sources, kinds, names, out, videos, jsonls, save_video if several else None,
                            jsonl if several else None, weights_arg, preset_name)
         settings = effective_settings(weights_arg, size, conf, nms, preset_name)
-        from cstrack.model.detector import resolve_path
-
-        path = resolve_path(model_path) if uses_model else None
-        rec = settings_record(settings, var, weights_arg, path)
+        rec = settings_record(settings, None if ref is None else ref.variant, weights_arg,
+                              None if ref is None else ref.path, dev)
         opened = _open_all(sources, kinds, queue, reconnects, make_source)  # validate every source first
         try:
-            detector = None
-            if uses_model:
-                from cstrack.model.detector import build_detector
+            detector = build(ref, settings) if ref is not None else None
+            single = detector  # what live sources and videos run: one frame per call
+            if detector is not None:
+                from cstrack.infer.batch import BatchedDetector, batching
 
-                detector = build_detector(str(var), weights_arg, settings.input_size, path=str(path),
-                                          post=settings.postprocess_config())
+                single = batching(detector, batch_size, precision, live=True)
+                detector = batching(detector, batch_size, precision)
+                if isinstance(detector, BatchedDetector):
+                    typer.echo(f"batch {detector.batch_size} (MOT folders), precision {detector.precision}", err=True)
             typer.echo(describe_settings(rec, settings), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
@@ -168,10 +182,11 @@ def register(app: typer.Typer) -> None:
                     if stop.is_set():
                         break
                     if source is None:
+                        # a MOT folder runs to its end after a first signal (cstrack.signals); a second aborts
                         _track_mot(spec, out, mode, settings, detector, prefetch, progress, rec,
-                                   video_out, jsonl_out, skip_bad_frames)
+                                   video_out, jsonl_out, skip_bad_frames, max_frames, duration)
                         continue
-                    _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
+                    _track_other(source, out, single, settings, rec, fps, max_frames, duration, video_out,
                                  jsonl_out, stop, prefetch, progress)
         finally:
             for source in opened:
@@ -236,18 +251,22 @@ def _open_all(sources: list[str], kinds: list[str], queue: int, reconnects: int,
 
 def _track_mot(spec: str, out: Path, detections: DetectionMode, settings: Any, detector: Any, prefetch: int,
                progress: bool, rec: dict[str, Any], video_out: Path | None, jsonl_out: Path | None,
-               skip_bad: bool = False) -> None:
+               skip_bad: bool = False, max_frames: int | None = None, duration: float | None = None,
+               stop: threading.Event | None = None) -> None:
     from tqdm import tqdm
 
     from cstrack.data.mot import Sequence
-    from cstrack.runner import prefetched_frames, track_sequence
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.frames import prefetched_frames
+    from cstrack.run.sequence import track_sequence
 
     seq = Sequence.open(spec)
-    with tqdm(total=seq.info.seq_length, desc=seq.root.name, unit="frame", disable=not progress, file=sys.stderr,
+    total = seq.info.seq_length if max_frames is None else min(seq.info.seq_length, max_frames)
+    with tqdm(total=total, desc=seq.root.name, unit="frame", disable=not progress, file=sys.stderr,
               leave=False) as bar:
-        run = track_sequence(seq.root, out, detections, preset(settings.tracker_preset), detector,
-                             progress=bar.update, frame_reader=prefetched_frames(prefetch, skip_bad))
+        run = track_sequence(seq.root, out, detections, tracker_config(settings), detector,
+                             progress=bar.update, frame_reader=prefetched_frames(prefetch, skip_bad),
+                             max_frames=max_frames, duration=duration, stop=stop)
     merge_timing(out / "timing.json", {run.sequence: {**run.timing_record(), "settings": rec}})
     extra = ""
     if video_out is not None:
@@ -255,11 +274,12 @@ def _track_mot(spec: str, out: Path, detections: DetectionMode, settings: Any, d
 
         extra += f", video {render_tracks(seq.root, run.result_path, video_out).path}"
     if jsonl_out is not None:
-        from cstrack.sinks import jsonl_from_results
+        from cstrack.run.sinks import jsonl_from_results
 
-        extra += f", jsonl {jsonl_from_results(run.result_path, jsonl_out, seq.info.frame_rate, seq.info.seq_length)}"
+        extra += f", jsonl {jsonl_from_results(run.result_path, jsonl_out, seq.info.frame_rate, run.frames)}"
+    how = "" if run.stopped == "end" else f" (stopped: {run.stopped})"
     typer.echo(f"{run.sequence}: {run.frames} frames, {run.fps:.1f} fps, {run.num_tracks} tracks, "
-               f"{run.num_boxes} boxes -> {run.result_path}{extra}")
+               f"{run.num_boxes} boxes -> {run.result_path}{extra}{how}")
     if run.bad_frames:
         shown = ", ".join(map(str, run.bad_frames[:20])) + (" ..." if len(run.bad_frames) > 20 else "")
         typer.echo(f"{run.sequence}: skipped {len(run.bad_frames)} bad frame(s) (no detections): {shown}")
@@ -274,14 +294,14 @@ def _track_other(source: Any, out: Path, detector: Any, settings: Any, rec: dict
                  stop: threading.Event, prefetch: int, progress: bool) -> None:
     from tqdm import tqdm
 
-    from cstrack.source_runner import track_source
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.source import track_source
 
     rate = fps or source.fps or settings.frame_rate
     total = source.total if max_frames is None or source.total is None else min(source.total, max_frames)
     with tqdm(total=total if not source.live else max_frames, desc=source.name, unit="frame",
               disable=not progress, file=sys.stderr, leave=False) as bar:
-        run = track_source(source, out, detector, preset(settings.tracker_preset), frame_rate=rate,
+        run = track_source(source, out, detector, tracker_config(settings), frame_rate=rate,
                            max_frames=max_frames, duration=duration, video=video_out, jsonl=jsonl_out, stop=stop,
                            prefetch=prefetch, progress=bar.update)
     if not run.frames:

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from cstrack.cli.common import check_output_dir, file_inputs, guarded, print_json
+from cstrack.cli.model_options import device_option, speaks_flags
 from cstrack.pathrules import Input
 
 
@@ -41,6 +42,7 @@ def dask_mapper(workers: int) -> tuple[Any, Any]:
 def register(app: typer.Typer) -> None:
     @app.command("tune")
     @guarded
+    @speaks_flags
     def tune(
         sources: list[Path] = typer.Argument(..., help="MOTChallenge sequence folders to tune on"),
         weights: str = typer.Option(..., "--weights", help="checkpoint path (with its .json record) or 'coco'"),
@@ -57,7 +59,9 @@ def register(app: typer.Typer) -> None:
                  "name (default, original, sots, mot17, mot20) or a preset file; default: the checkpoint's"),
         variant: str | None = typer.Option(None, "--variant", help="model variant (default: the checkpoint's)"),
         size: str | None = typer.Option(None, "--size", help="network input WxH (default: the checkpoint's)"),
-        model_path: str = typer.Option("eager", "--path", help="inference path: eager, fast, onnx or int8"),
+        model_path: str = typer.Option("auto", "--path", help="inference path of the cached outputs: auto, eager, "
+                                       "fast, onnx or int8"),
+        device: str = device_option(),
         floor: float = typer.Option(0.1, "--score-floor", help="lowest detection score kept in the cache"),
         eval_preset: str | None = typer.Option(None, "--eval-preset", help="evaluation preset (default: by name)"),
         seed: int = typer.Option(0, "--seed", help="TPE sampler seed"),
@@ -80,7 +84,8 @@ def register(app: typer.Typer) -> None:
         check_names([*sources, *val])  # before any network work
         check_output_dir(results, "--results", [Input(s, "SOURCE") for s in sources] +
                          [Input(v, "--val") for v in val] + file_inputs(weights))
-        caches = ensure_caches([*sources, *val], results, weights, variant, size, model_path, floor, progress)
+        caches = ensure_caches([*sources, *val], results, weights, variant, size, model_path, floor, progress,
+                               device=device)
         sdir = study_dir(results, study)
         tune_job, val_job, protocol = build_jobs(caches[: len(sources)], caches[len(sources):], sdir, preset_name,
                                                  objective, eval_preset)

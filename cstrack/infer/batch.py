@@ -223,7 +223,7 @@ Frame = TypeVar("Frame")  # a frame record with ``prep``, ``bad``, ``out`` and `
 
 def forward_batches(frames: Iterable[Frame], detector: BatchedDetector) -> Iterator[Frame]:
     """``frames`` (dataclass records carrying ``prep``, ``bad``, ``out`` and ``forward_s``, such as
-    :class:`cstrack.runner.FrameInput`) grouped by ``detector.batch_size``, each group forwarded in
+    :class:`cstrack.run.frames.FrameInput`) grouped by ``detector.batch_size``, each group forwarded in
     one call, yielded one by one in order with ``out`` set (the forward seconds shared equally) and
     the input tensor dropped (``prep`` keeps only the letterbox geometry).  Frames marked bad pass
     through untouched; the last group may be short."""

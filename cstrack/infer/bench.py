@@ -1,11 +1,11 @@
 """Per-frame pipeline timing (``cstrack bench-speed``): read + letterbox + forward + post-process
 + associate (:data:`cstrack.timing.STAGES`) on a folder of frames, with any model path.
 
-The loop is the runner's (:mod:`cstrack.runner`): frames are read and letterboxed by the
+The loop is the runner's (:mod:`cstrack.run`): frames are read and letterboxed by the
 detector in a bounded prefetch thread (unless ``prefetch=0``), then forwarded, post-processed and
 handed to a :class:`~cstrack.tracker.Tracker`; with a detector that forwards concurrently (the ONNX
 Runtime paths) the runner's frame workers read, letterbox and forward (``workers``, default the
-thread count: :func:`cstrack.runner.forward_ahead`), as ``cstrack track`` does on a sequence.  ``fps`` is frames over the wall time of the timed
+thread count: :func:`cstrack.run.frames.forward_ahead`), as ``cstrack track`` does on a sequence.  ``fps`` is frames over the wall time of the timed
 loop (read to tracks); the per-stage milliseconds are means over the timed frames (read and
 preprocess run in the prefetch thread, overlapped with the others, so the stages need not add up
 to the frame time).
@@ -30,7 +30,7 @@ import torch
 from cstrack.data.images import read_image
 from cstrack.detection import ConcurrentForward, Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.runner import FrameInput, forward_ahead, frame_workers, prefetch_inputs
+from cstrack.run.frames import FrameInput, forward_ahead, frame_workers, prefetch_inputs
 from cstrack.timing import STAGES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -106,7 +106,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Time ``frames`` frames (after ``warmup`` untimed ones) of the full pipeline.
 
-    ``workers``: frame workers (:func:`cstrack.runner.frame_workers`: default the thread count for
+    ``workers``: frame workers (:func:`cstrack.run.frames.frame_workers`: default the thread count for
     a detector that forwards concurrently, 1 = the prefetch thread only; none when
     ``prefetch_depth`` is 0).  Returns ``{"frames", "fps", "ms_per_frame", "ms": {stage: mean ms},
     "post_track_share", "detections_per_frame", "tracks_per_frame", "workers", "cpu_ms_per_frame"}``
@@ -198,8 +198,9 @@ def bench_speed(
     seed: int = 0,
     post: Any = None,
     workers: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Build the detector of ``path`` and time the pipeline (see :func:`run_pipeline`), then, with
+    """Build the detector of ``path`` on the concrete torch ``device`` and time the pipeline (see :func:`run_pipeline`), then, with
     ``forward_iters > 0``, the forward alone on the first frame (``"forward"``: median / best ms
     and the fps of the median; ``None`` otherwise).
 
@@ -212,12 +213,12 @@ def bench_speed(
 
     if threads is not None:
         if threads < 1:
-            raise ConfigError(f"--threads: must be >= 1, got {threads}")
+            raise ConfigError(f"must be >= 1, got {threads}", "threads")
         torch.set_num_threads(threads)
     files = list_images(images)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    detector = build_detector(variant, weights, input_size, path=path, post=post)
+    detector = build_detector(variant, weights, input_size, path=path, post=post, device=device)
     build_s = time.perf_counter() - t0
     result = run_pipeline(detector, files, frames, warmup=warmup, prefetch_depth=prefetch_depth, fake_dets=fake_dets,
                           workers=workers)
@@ -230,6 +231,7 @@ def bench_speed(
         "weights": None if weights is None else str(weights),
         "size": list(input_size),
         "path": path,
+        "device": device,
         "threads": torch.get_num_threads(),
         "prefetch": prefetch_depth,
         "fake_dets": fake_dets,

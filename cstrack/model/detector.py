@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,23 @@ AUTO_PATH = "onnx"
 PATH_CHOICES = ("auto", *PATHS)
 
 
-def resolve_path(path: str) -> str:
-    """``auto`` -> :data:`AUTO_PATH`; any other name of :data:`PATHS` as it is."""
+CPU_ONLY_PATHS = ("fast", "onnx", "int8")  # the CPU-speed paths of cstrack.infer
+
+
+class RandomWeightsWarning(UserWarning):
+    """A model built without trained weights (timing only): its boxes mean nothing."""
+
+
+def resolve_path(path: str, device: str = "cpu") -> str:
+    """``auto`` -> :data:`AUTO_PATH` on the CPU, ``eager`` on a GPU; any other name of :data:`PATHS`
+    as it is (a CPU-only path on a GPU is an error naming the parameter ``path``)."""
+    on_gpu = device.startswith("cuda")
     if path == "auto":
-        return AUTO_PATH
+        return "eager" if on_gpu else AUTO_PATH
     if path not in PATHS:
-        raise ConfigError(f"--path: expected one of {', '.join(PATH_CHOICES)}, got {path!r}")
+        raise ConfigError(f"expected one of {', '.join(PATH_CHOICES)}, got {path!r}", "path")
+    if on_gpu and path in CPU_ONLY_PATHS:
+        raise ConfigError(f"{path!r} runs on the CPU only; use eager (or auto) with device {device}", "path")
     return path
 
 
@@ -95,20 +106,20 @@ def load_model(variant: str, weights: str | Path | None) -> CSTrackModel:
     from cstrack.model.weights import load_coco_yolov5n, load_weights
 
     if variant not in variant_names() and not _own_variant(variant, weights):  # the message lists the choices
-        raise ConfigError(f"--variant: unknown variant {variant!r}; known: {', '.join(variant_names())}")
+        raise ConfigError(f"unknown variant {variant!r}; known: {', '.join(variant_names())}", "variant")
     if weights is None:
-        print(f"warning: {variant} with random weights (no --weights given)", file=sys.stderr)
+        warnings.warn(f"{variant} with random weights (no weights given)", RandomWeightsWarning, stacklevel=2)
         return build_model(variant)
     if str(weights) == "coco":
         # REN off: the COCO head must see the trunk features it was trained on.  A (random) REN feeds it
         # A1 X + X, ~70 % away from X, and each person became several oversized boxes (bench/coco_detector.py).
         model = build_model(variant, ren="none")
         if model.config.pretrained != "coco-yolov5n-v6":
-            raise ConfigError(f"--weights coco: only variants with the YOLOv5n v6 trunk support it, not {variant}")
+            raise ConfigError(f"'coco' works only with variants of the YOLOv5n v6 trunk, not {variant}", "weights")
         return load_coco_yolov5n(model)
     model = load_weights(weights)
     if model.config.variant != variant:
-        raise ConfigError(f"--weights {weights}: checkpoint is {model.config.variant!r}, not --variant {variant!r}")
+        raise ConfigError(f"{weights} is a {model.config.variant!r} checkpoint, not variant {variant!r}", "weights")
     return model
 
 
@@ -118,14 +129,17 @@ def build_detector(
     input_size: tuple[int, int],
     path: str = "eager",
     post: PostprocessConfig | None = None,
+    device: str = "cpu",
 ) -> FrameDetector:
     """The detector for a model path: ``eager`` (this module), the optimised ``fast`` /
-    ``onnx`` / ``int8`` paths of :mod:`cstrack.infer`, or ``auto`` (:func:`resolve_path`)."""
-    path = resolve_path(path)
+    ``onnx`` / ``int8`` paths of :mod:`cstrack.infer`, or ``auto`` (:func:`resolve_path`), with the
+    model (and each frame's input tensor) on the concrete torch ``device`` (``cpu`` or ``cuda:N``;
+    :func:`cstrack.model.device.resolve_device` resolves ``auto``)."""
+    path = resolve_path(path, device)
     input_size = checked_size(input_size)  # checked here (before the weights load) or where it came from
     model = load_model(variant, weights)
     if path == "eager":
-        return ModelDetector(model, input_size, post)
+        return ModelDetector(model, input_size, post, device=device)
     from cstrack.infer import build_optimised_detector  # the CPU-speed paths
 
     return build_optimised_detector(model, input_size, path, post)

@@ -61,28 +61,27 @@ class InferenceSettings:
             not isinstance(size, tuple | list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         ):
-            raise ConfigError(f"InferenceSettings.input_size: expected (width, height) integers, got {size!r}")
+            raise ConfigError(f"expected (width, height) integers, got {size!r}", "input_size")
         w, h = int(size[0]), int(size[1])
         if w <= 0 or h <= 0 or w % STRIDE or h % STRIDE:
-            raise ConfigError(f"InferenceSettings.input_size: width and height must be positive multiples of {STRIDE}, "
-                              f"got {w}x{h}")
+            raise ConfigError(f"width and height must be positive multiples of {STRIDE}, got {w}x{h}", "input_size")
         if min(w, h) < MIN_INPUT_SIDE:
-            raise ConfigError(f"InferenceSettings.input_size (--size): {w}x{h} is too small to detect people; each side "
-                              f"must be at least {MIN_INPUT_SIDE}")
+            raise ConfigError(f"{w}x{h} is too small to detect people; each side must be at least {MIN_INPUT_SIDE}",
+                              "input_size")
         object.__setattr__(self, "input_size", InputSize(w, h))  # checked: the detectors take it as it is
         for name in ("conf_thres", "nms_thres"):
             v = getattr(self, name)
             if not _is_number(v) or not 0.0 <= v <= 1.0:
-                raise ConfigError(f"InferenceSettings.{name}: must be a number in [0, 1], got {v!r}")
+                raise ConfigError(f"must be a number in [0, 1], got {v!r}", name)
         from cstrack.tracker.config import PRESET_NAMES
         from cstrack.tracker.presetfile import is_preset
 
         if not isinstance(self.tracker_preset, str) or not is_preset(self.tracker_preset):
-            raise ConfigError(f"InferenceSettings.tracker_preset: unknown preset {self.tracker_preset!r}; "
-                              f"choose from {', '.join(PRESET_NAMES)} or a preset file")
+            raise ConfigError(f"unknown preset {self.tracker_preset!r}; choose from {', '.join(PRESET_NAMES)} or a "
+                              "preset file", "tracker_preset")
         fr = self.frame_rate
         if fr is not None and (not _is_number(fr) or not math.isfinite(fr) or fr <= 0):
-            raise ConfigError(f"InferenceSettings.frame_rate: must be None or a number > 0, got {fr!r}")
+            raise ConfigError(f"must be None or a number > 0, got {fr!r}", "frame_rate")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored under a record's ``inference`` key (and with results)."""
@@ -164,6 +163,36 @@ def settings_for_weights(weights: str | Path | None) -> InferenceSettings:
     from cstrack.model.weights import read_record, record_path
 
     return from_record(read_record(weights), str(record_path(weights)))
+
+
+def effective(base: InferenceSettings, *, input_size: tuple[int, int] | None = None, conf_thres: float | None = None,
+              nms_thres: float | None = None, tracker_preset: str | None = None) -> InferenceSettings:
+    """``base`` (a checkpoint's settings) with what a user gave (``None``: keep ``base``'s), by the
+    one rule every surface follows (``cstrack track``, track-all, tune, training's evaluation):
+
+    - a tuned preset *file* carries the detection threshold it was tuned with: it becomes
+      ``conf_thres`` unless one is given explicitly;
+    - the tracker's birth threshold (``det_thresh``) is the preset's own, independent of
+      ``conf_thres`` (:func:`tracker_config`): the checkpoint's record sets the detection threshold,
+      the preset the birth threshold, and tuning searches both.
+    """
+    if tracker_preset is not None:
+        from cstrack.tracker import preset
+        from cstrack.tracker.presetfile import looks_like_file, read_preset_file
+
+        preset(tracker_preset)  # an unknown name fails listing the choices
+        if conf_thres is None and looks_like_file(tracker_preset):
+            conf_thres = read_preset_file(tracker_preset).conf_thres
+    return base.override(input_size=input_size, conf_thres=conf_thres, nms_thres=nms_thres,
+                         tracker_preset=tracker_preset)
+
+
+def tracker_config(settings: InferenceSettings) -> Any:
+    """The :class:`~cstrack.tracker.TrackerConfig` that goes with ``settings``: its preset, birth
+    threshold included (see :func:`effective` for why ``conf_thres`` does not move it)."""
+    from cstrack.tracker import preset
+
+    return preset(settings.tracker_preset)
 
 
 def with_settings(record: Mapping[str, Any], settings: InferenceSettings) -> dict[str, Any]:

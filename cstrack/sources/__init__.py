@@ -6,7 +6,7 @@
 ``rtsp://…``, ``http://…``   a stream (:class:`~cstrack.sources.live.LiveSource`); other URL schemes
                              are refused (:data:`STREAM_SCHEMES`)
 ``0``, ``1``, …              a camera index (live)
-a folder with seqinfo.ini    a MOTChallenge sequence (``"mot"``: tracked by :mod:`cstrack.runner`)
+a folder with seqinfo.ini    a MOTChallenge sequence (``"mot"``: tracked by :mod:`cstrack.run`)
 another folder               its image files, sorted by name
 a file                       a video file (:class:`~cstrack.sources.files.VideoFileSource`)
 a pattern with * ? [         the image files it matches, sorted
@@ -80,7 +80,7 @@ def source_name(spec: str, kind: str | None = None) -> str:
 
 def make_source(spec: str, kind: str | None = None, *, queue_size: int = DEFAULT_QUEUE,
                 reconnects: int = DEFAULT_RECONNECTS, backoff_s: float | None = None) -> FrameSource:
-    """The (not yet opened) source of ``spec``; not for ``"mot"`` folders (see :mod:`cstrack.runner`)."""
+    """The (not yet opened) source of ``spec``; not for ``"mot"`` folders (see :mod:`cstrack.run`)."""
     kind = kind or classify(spec)
     name = source_name(spec, kind)
     if kind == "video":

@@ -38,14 +38,11 @@ class DistInfo:
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is present, else ``cpu``; ``cuda`` -> ``cuda:<local_rank>``."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {spec!r} requested but CUDA is not available")
-        return torch.device(f"cuda:{local_rank}") if spec == "cuda" else torch.device(spec)
-    return torch.device("cpu")
+    """``auto`` -> ``cuda:<local_rank>`` when CUDA is present, else ``cpu``; ``cuda`` -> ``cuda:<local_rank>``
+    (the one rule, :func:`cstrack.model.device.resolve_device`)."""
+    from cstrack.model.device import resolve_device as resolve
+
+    return torch.device(resolve(spec, local_rank).spec)
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> None:

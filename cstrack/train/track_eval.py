@@ -1,7 +1,7 @@
 """Tracking evaluation of the weights being trained, as an epoch callback.
 
 After every ``every``-th epoch (and the last), the EMA weights (spec §8) run the full tracking
-pipeline -- letterbox -> detector -> Cluster-DIoU NMS -> JDE tracker (:func:`cstrack.runner.track_sequence`,
+pipeline -- letterbox -> detector -> Cluster-DIoU NMS -> JDE tracker (:func:`cstrack.run.sequence.track_sequence`,
 ``private`` detections) -- on held-out MOT sequences, and the result files are scored by
 :func:`cstrack.eval.evaluate`.  The callback returns the combined metrics, which the trainer stores
 in the epoch's history (and the exported weights' provenance).
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cstrack.errors import ConfigError
-from cstrack.model.network import CSTrackModel, check_input_size
-from cstrack.model.postprocess import PostprocessConfig
+from cstrack.model.inference_settings import DEFAULTS, InferenceSettings
+from cstrack.model.network import CSTrackModel
 
 if TYPE_CHECKING:
     from cstrack.train.trainer import EpochSummary, Trainer
@@ -29,29 +29,28 @@ REPORTED = ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN", "MT", "ML")
 class TrackEvalConfig:
     """Held-out sequences (folders under one ``gt_root``) and the tracking settings.
 
-    - ``input_size``: network (W, H) for inference (letterboxed, spec §9.1).
-    - ``conf_thres`` / ``nms_thres``: detection thresholds (spec §11: 0.5 / 0.6).
-    - ``tracker_preset``: :func:`cstrack.tracker.preset` name; ``det_thresh`` follows ``conf_thres``.
+    - ``settings``: the one inference settings record
+      (:class:`~cstrack.model.inference_settings.InferenceSettings`: input size, detection and NMS
+      thresholds, tracker preset), applied by the same rule as ``cstrack track`` and track-all
+      (:func:`~cstrack.model.inference_settings.tracker_config`: the preset's birth threshold).
     - ``eval_preset``: :func:`cstrack.eval.evaluate` preset (``mot15``: no classes, zero-marked gt ignored).
     - ``every``: evaluate after every N-th epoch (and after the last epoch of the run).
+    - ``device``: the concrete torch device of the tracking pass (``cpu`` or ``cuda:N``).
     """
 
     gt_root: str
     sequences: tuple[str, ...]
     out_dir: str
-    input_size: tuple[int, int] = (1088, 608)
-    conf_thres: float = 0.5  # spec §11
-    nms_thres: float = 0.6  # spec §11
-    tracker_preset: str = "default"
+    settings: InferenceSettings = DEFAULTS  # spec §11: 1088x608, conf 0.5, nms 0.6
     eval_preset: str = "mot15"
     every: int = 1
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not self.sequences:
             raise ConfigError("eval.sequences: at least one held-out sequence is needed")
-        check_input_size(*self.input_size)
-        if not 0 < self.conf_thres < 1:
-            raise ConfigError(f"eval.conf_thres: must be in (0, 1), got {self.conf_thres!r}")
+        if not isinstance(self.settings, InferenceSettings):
+            raise ConfigError(f"eval.settings: expected InferenceSettings, got {type(self.settings).__name__}")
         if self.every < 1:
             raise ConfigError(f"eval.every: must be >= 1, got {self.every!r}")
 
@@ -63,13 +62,14 @@ def evaluate_model(model: CSTrackModel, cfg: TrackEvalConfig, tag: str) -> dict[
     """
     from cstrack.eval import evaluate
     from cstrack.model.detector import ModelDetector
-    from cstrack.runner import track_sequence
-    from cstrack.tracker import preset
+    from cstrack.model.inference_settings import tracker_config
+    from cstrack.run.sequence import track_sequence
 
     t0 = time.perf_counter()
     net = copy.deepcopy(model).eval()
-    detector = ModelDetector(net, cfg.input_size, PostprocessConfig(conf_thres=cfg.conf_thres, nms_thres=cfg.nms_thres))
-    tracker_cfg = preset(cfg.tracker_preset, det_thresh=cfg.conf_thres)
+    s = cfg.settings
+    detector = ModelDetector(net, s.input_size, s.postprocess_config(), device=cfg.device)
+    tracker_cfg = tracker_config(s)
     results = Path(cfg.out_dir) / tag
     frames, loop_s = 0, 0.0
     for name in cfg.sequences:

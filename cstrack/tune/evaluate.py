@@ -98,7 +98,7 @@ class EvalJob:
 
 @functools.lru_cache(maxsize=16)
 def _cached(path: str) -> Any:
-    from cstrack.detcache import read_cache
+    from cstrack.run.detcache import read_cache
 
     return read_cache(path)
 
@@ -110,8 +110,8 @@ def score(job: EvalJob, params: Mapping[str, Any], tag: str) -> dict[str, Any]:
     "frames", "replay_s"}`` (metrics of :data:`RECORDED`).  Result files go to
     ``<work_dir>/<tag>`` and are removed afterwards.
     """
-    from cstrack.detcache import replay
     from cstrack.eval import evaluate
+    from cstrack.run.detcache import replay
 
     config, conf = apply(job.preset, params)
     out = Path(job.work_dir) / tag

@@ -3,7 +3,7 @@ caches -> windows + their gt -> study -> preset file, report, plot and catalog r
 
 Layout under the results root::
 
-    detcache/<SEQ>_<key16>.parquet       cached network outputs (cstrack.detcache)
+    detcache/<SEQ>_<key16>.parquet       cached network outputs (cstrack.run.detcache)
     tune/<study>/journal.log             the Optuna study (continued by a re-run)
     tune/<study>/gt/<window>/...         gt of the tune and val windows, renumbered from 1
     tune/<study>/best_preset.yaml        the recommended preset (--preset FILE): written only when the

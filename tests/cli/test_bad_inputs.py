@@ -248,14 +248,14 @@ TRACK = [
     Case("track-seqinfo-no-section", lambda e: (e.file(f"seqs/{SEQ}/seqinfo.ini", "name=x\n"), e.track_args())[1],
          "seqinfo.ini: unreadable ini"),
     Case("track-folder-missing", lambda e: ["track", str(e.root / "NOPE"), "--out", str(e.out)], "NOPE"),
-    Case("track-size-too-small", lambda e: e.track_args("--size", "32x32"), "(--size): 32x32 is too small"),
+    Case("track-size-too-small", lambda e: e.track_args("--size", "32x32"), "--size: 32x32 is too small"),
     Case("track-size-not-multiple", lambda e: e.track_args("--size", "100x96"), "multiples of 32, got 100x96"),
     Case("track-size-garbage", lambda e: e.track_args("--size", "big"), "--size: expected WxH"),
     Case("track-detections-bogus", lambda e: e.track_args("--detections", "bogus"), "--detections: expected one of"),
     Case("track-preset-bogus", lambda e: e.track_args("--detections", "gt", "--preset", "bogus"), "'bogus'"),
     Case("track-path-bogus", lambda e: e.track_args("--path", "bogus"), "--path: expected one of"),
     Case("track-weights-missing", lambda e: e.track_args("--weights", str(e.root / "nothing.pt")),
-         "nothing.pt: No such file or directory"),
+         "--weights: no such file"),
     Case("track-weights-random-bytes", lambda e: e.track_args("--weights", str(e.file("random.pt", bytes(range(256)) * 16))),
          "random.pt: not a torch checkpoint"),
     Case("track-variant-bogus-with-weights", lambda e: e.track_args("--variant", "bogus", "--weights", str(e.weights())),
@@ -624,8 +624,8 @@ def test_bad_input(case: Case, tmp_path: Path, catalog_seed: Path, capsys: pytes
     folders = sorted(p for p in tmp_path.rglob("*") if p.is_dir())
     code, err, bug = _run(case, argv, capsys)
     assert not bug, f"uncaught exception (a traceback):\n{bug}"
-    # informational lines (the effective settings, warnings) may come before the error line
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("settings: ", "warning: "))]
+    # informational lines (the effective settings, warnings, notes) may come before the error line
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("settings: ", "warning: ", "note: "))]
     assert code == case.exit_code, (code, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert case.expect in lines[0], lines[0]
@@ -662,13 +662,13 @@ def test_a_full_disk_while_tracking_keeps_the_frames_so_far(tmp_path: Path, monk
     import builtins
 
     import cstrack.model.detector
-    import cstrack.sinks
+    import cstrack.run.sinks
     from tests.fake_detector import FakeDetector
 
     monkeypatch.setattr(cstrack.model.detector, "build_detector", lambda *a, **k: FakeDetector(a[2]))
     env = Env(tmp_path, _empty_catalog(tmp_path))
     clip = env.video("clips/clip.mp4", frames=8)
-    monkeypatch.setattr(cstrack.sinks, "open", lambda *a, **k: _FillsUp(builtins.open(*a, **k), 4), raising=False)  # noqa: SIM115
+    monkeypatch.setattr(cstrack.run.sinks, "open", lambda *a, **k: _FillsUp(builtins.open(*a, **k), 4), raising=False)  # noqa: SIM115
     res = CliRunner().invoke(app, ["track", str(clip), "--weights", "random", "--size", "64x64", "--path", "eager",
                                    "--out", str(env.out), "--jsonl", str(tmp_path / "clip.jsonl"), "--no-progress"])
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]

@@ -69,7 +69,7 @@ def test_debug_shows_the_traceback_of_an_expected_failure(tmp_path: Path, monkey
 def test_interrupted_track_says_so(head8: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 20 case 6: an interrupted track printed nothing."""
     monkeypatch.delenv("CSTRACK_DEBUG", raising=False)
-    monkeypatch.setattr("cstrack.runner.track_sequence", _boom(KeyboardInterrupt()))
+    monkeypatch.setattr("cstrack.run.sequence.track_sequence", _boom(KeyboardInterrupt()))
     res = runner.invoke(app, ["track", str(head8), "--out", str(tmp_path / "out"), *HEAD8_ARGS])
     assert res.exit_code == 130
     assert [ln for ln in res.stderr.splitlines() if not ln.startswith("settings: ")] == [

@@ -12,6 +12,7 @@ from cstrack.cli import app
 from cstrack.data.mot import read_results
 from cstrack.fsutil import sha256_file
 from cstrack.model.postprocess import PostprocessConfig
+from cstrack.provenance import cpu_model
 from tests.clear_metrics import score_files
 from tests.fake_detector import FakeDetector, write_sequence
 
@@ -67,7 +68,8 @@ def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkey
     calls: list[tuple] = []
 
     def fake_build(variant: str, weights: object, input_size: tuple[int, int], path: str = "eager",
-                   post: PostprocessConfig | None = None) -> FakeDetector:
+                   post: PostprocessConfig | None = None, device: str = "cpu") -> FakeDetector:
+        assert device == "cpu"  # --device auto on this machine without CUDA
         calls.append((variant, weights, input_size, path, post))
         return FakeDetector(input_size)
 
@@ -84,8 +86,8 @@ def test_private_mode_builds_the_detector_once(syn: Path, tmp_path: Path, monkey
     assert timing["SYN-02"]["ms"]["forward"] > 0
     assert timing["SYN-01"]["settings"] == {
         "weights": str(shipped_weights()), "weights_sha256": sha256_file(shipped_weights()), "variant": "cstrack-n",
-        "path": "onnx", "input_size": [320, 192], "conf_thres": 0.4, "nms_thres": 0.6, "tracker_preset": "default",
-        "frame_rate": 7.0,
+        "path": "onnx", "device": "cpu", "device_name": cpu_model(), "input_size": [320, 192], "conf_thres": 0.4,
+        "nms_thres": 0.6, "tracker_preset": "default", "frame_rate": 7.0,
     }
 
     calls.clear()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cstrack.cli import app
 from cstrack.data.mot import read_results
-from cstrack.sinks import read_jsonl
+from cstrack.run.sinks import read_jsonl
 from cstrack.sources import source_name
 from tests.fake_detector import FakeDetector, write_sequence
 from tests.mjpeg_server import MjpegServer, closed_port_url, jpeg_bytes

@@ -12,7 +12,8 @@ import pytest
 
 from cstrack.data.images import CorruptImageError, image_problem, read_image
 from cstrack.paths import shared_data
-from cstrack.runner import prefetched_frames, read_frames, track_sequence
+from cstrack.run.frames import prefetched_frames, read_frames
+from cstrack.run.sequence import track_sequence
 from cstrack.tracker import preset
 from tests.fake_detector import FakeDetector, write_sequence
 

@@ -14,9 +14,9 @@ from tasks.records import JobModel, SequenceRef, TrackJob, TrackMode
 
 def _job(mode: TrackMode = "private", uses_model: bool = True, weights: str | None = "coco",
          preset: str = "default", size: tuple[int, int] = (320, 256)) -> TrackJob:
-    model = JobModel(variant="cstrack-n", weights=weights, input_size=size, path="eager", conf_thres=0.5,
-                     nms_thres=0.6)
-    return TrackJob(mode=mode, uses_model=uses_model, model=model, tracker_preset=preset)
+    model = JobModel.of(variant="cstrack-n", weights=weights, input_size=size, path="eager", conf_thres=0.5,
+                        nms_thres=0.6, tracker_preset=preset)
+    return TrackJob(mode=mode, uses_model=uses_model, model=model)
 
 
 @pytest.fixture

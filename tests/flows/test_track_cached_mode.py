@@ -16,9 +16,9 @@ WEIGHTS = str(Path(__file__).resolve().parents[2] / "weights" / "cstrack-n_pets0
 
 
 def _job(mode: TrackMode, results: Path) -> TrackJob:
-    model = JobModel(variant="cstrack-n", weights=WEIGHTS, input_size=(320, 256), path="eager", conf_thres=0.45,
-                     nms_thres=0.6)
-    return TrackJob(mode=mode, uses_model=True, model=model, tracker_preset="default", prefetch=0,
+    model = JobModel.of(variant="cstrack-n", weights=WEIGHTS, input_size=(320, 256), path="eager", conf_thres=0.45,
+                        nms_thres=0.6)
+    return TrackJob(mode=mode, uses_model=True, model=model, prefetch=0,
                     results_root=str(results))
 
 

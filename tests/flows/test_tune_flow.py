@@ -19,8 +19,9 @@ WEIGHTS = str(Path(__file__).resolve().parents[2] / "weights" / "cstrack-n_pets0
 
 @pytest.mark.slow
 def test_tune_flow_matches_the_cli(prefect_stack: PrefectStack, head8: Path, tmp_path: Path) -> None:
-    params = {"sequences": [str(head8)], "study": "f", "trials": 2, "batch": 2, "weights": WEIGHTS,
-              "input_size": [320, 256], "results_root": str(tmp_path / "flow"), "cluster": {"local_workers": 2}}
+    params = {"sequences": [str(head8)], "study": "f", "trials": 2, "batch": 2,
+              "model": {"weights": WEIGHTS, "input_size": [320, 256]},  # track-all's model parameters
+              "results_root": str(tmp_path / "flow"), "cluster": {"local_workers": 2}}
     out = run_flow_cli(prefect_stack, "tune", params, tmp_path)
     assert out["protocol"] == "half" and out["trials"] == 2
     assert len(store.load("tune_trials", root=tmp_path / "flow")) == 4

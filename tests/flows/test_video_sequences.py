@@ -71,8 +71,8 @@ def test_jobs_and_catalog_config_carry_the_checkpoint_settings() -> None:
     w = PETS09_WEIGHTS
     p = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": w})
     job = job_for(p, p.datasets[0])
-    assert job.model == JobModel(variant="cstrack-n", weights=w, input_size=(512, 384), path="onnx",
-                                 conf_thres=0.5, nms_thres=0.6, frame_rate=7.0)
+    assert job.model == JobModel.of(variant="cstrack-n", weights=w, input_size=(512, 384), path="onnx",
+                                    conf_thres=0.5, nms_thres=0.6, frame_rate=7.0)
     assert job.tracker_preset == "default" and job.settings is not None and job.settings.input_size == (512, 384)
     over = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": w, "input_size": [640, 384],
                                                                 "conf_thres": 0.4, "path": "eager"},
@@ -82,7 +82,7 @@ def test_jobs_and_catalog_config_carry_the_checkpoint_settings() -> None:
     assert cfg["model"]["path"] == "eager" and cfg["tracker"]["preset"] == "mot17"
     assert cfg["inference"] == {"input_size": [640, 384], "conf_thres": 0.4, "nms_thres": 0.6,
                                 "tracker_preset": "mot17", "frame_rate": 7.0}
-    coco = TrackAllParams(datasets=[{"name": "clips"}])  # 'coco' has no record: the spec's values
+    coco = TrackAllParams(datasets=[{"name": "clips"}], model={"weights": "coco"})  # no record: the spec's values
     assert job_for(coco, coco.datasets[0]).model.input_size == (1088, 608)
 
 

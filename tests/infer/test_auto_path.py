@@ -17,8 +17,9 @@ from cstrack.detection import ConcurrentForward
 from cstrack.model.detector import AUTO_PATH, build_detector, resolve_path
 from cstrack.model.inference_settings import settings_for_weights
 from cstrack.paths import shipped_weights
-from cstrack.runner import frame_workers, prefetched_frames, read_frames, track_sequence
-from cstrack.source_runner import track_source
+from cstrack.run.frames import frame_workers, prefetched_frames, read_frames
+from cstrack.run.sequence import track_sequence
+from cstrack.run.source import track_source
 from cstrack.sources import make_source
 from cstrack.tracker import preset
 

@@ -18,7 +18,7 @@ from cstrack.infer.onnx_export import export_onnx
 from cstrack.infer.ort import OrtDetector
 from cstrack.model import CSTrackModel, build_model
 from cstrack.model.detector import ModelDetector, build_detector
-from cstrack.runner import track_sequence
+from cstrack.run.sequence import track_sequence
 from cstrack.tracker import preset
 from tests.infer.conftest import N_SIZE
 

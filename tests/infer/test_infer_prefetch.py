@@ -18,7 +18,8 @@ from cstrack.data.mot import Sequence
 from cstrack.detection import Detections, Prepared
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.infer.prefetch import DEFAULT_NICE, Prefetcher, ordered_map, prefetch
-from cstrack.runner import frame_workers, prefetched_frames, read_frames, track_sequence
+from cstrack.run.frames import frame_workers, prefetched_frames, read_frames
+from cstrack.run.sequence import track_sequence
 from cstrack.tracker import preset
 from tests.fake_detector import FakeDetector, write_sequence
 

@@ -9,6 +9,7 @@ import pytest
 
 from cstrack.errors import ConfigError
 from cstrack.model import build_model
+from cstrack.model.inference_settings import InferenceSettings
 from cstrack.model.weights import load_coco_yolov5n
 from cstrack.train.track_eval import TrackEvalConfig, TrackingEvalCallback, evaluate_model
 
@@ -19,7 +20,7 @@ def coco_model():
 
 
 def test_evaluate_model_on_head8(coco_model, head8: Path, tmp_path: Path) -> None:
-    cfg = TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path), input_size=(512, 384))
+    cfg = TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path), InferenceSettings(input_size=(512, 384)))
     coco_model.train()
     m = evaluate_model(coco_model, cfg, "epoch_001")
     assert (tmp_path / "epoch_001" / f"{head8.name}.txt").is_file()
@@ -30,7 +31,8 @@ def test_evaluate_model_on_head8(coco_model, head8: Path, tmp_path: Path) -> Non
 
 
 def test_callback_runs_every_n_epochs_and_at_the_end(coco_model, head8: Path, tmp_path: Path) -> None:
-    cb = TrackingEvalCallback(TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path), (128, 96), every=2))
+    cb = TrackingEvalCallback(TrackEvalConfig(str(head8.parent), (head8.name,), str(tmp_path),
+                                            InferenceSettings(input_size=(128, 96)), every=2))
     trainer = SimpleNamespace(eval_model=coco_model)
     assert cb(trainer, SimpleNamespace(epoch=0, final=False)) == {}
     assert "MOTA" in cb(trainer, SimpleNamespace(epoch=1, final=False))
@@ -41,5 +43,5 @@ def test_callback_runs_every_n_epochs_and_at_the_end(coco_model, head8: Path, tm
 def test_config_validation(head8: Path) -> None:
     with pytest.raises(ConfigError, match="sequences"):
         TrackEvalConfig(str(head8.parent), (), "x")
-    with pytest.raises(ConfigError, match="multiples of 32"):
-        TrackEvalConfig(str(head8.parent), (head8.name,), "x", input_size=(500, 384))
+    with pytest.raises(ConfigError, match="settings"):
+        TrackEvalConfig(str(head8.parent), (head8.name,), "x", settings=(512, 384))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cstrack.data.mot import MotTable, SeqInfo, write_mot, write_seqinfo
-from cstrack.detcache import CachedDetections, write_cache
+from cstrack.run.detcache import CachedDetections, write_cache
 
 
 def write_cached_sequence(root: Path, name: str = "SYN-01", frames: int = 60, objects: int = 4, seed: int = 0,

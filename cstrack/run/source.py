@@ -1,15 +1,15 @@
 """Track any frame source (video file, image files, camera, stream) end to end, writing as it goes.
 
-The loop is :mod:`cstrack.runner`'s private mode (preprocess -> forward -> post-process -> tracker)
-over a :class:`~cstrack.sources.FrameSource` instead of a MOTChallenge folder, plus per-frame
-outputs (:mod:`cstrack.sinks`).  It ends at the source's end, after ``max_frames`` tracked frames,
+The one loop (:class:`cstrack.run.loop.FrameLoop`, private detections) over a
+:class:`~cstrack.sources.FrameSource` instead of a MOTChallenge folder, plus per-frame outputs
+(:mod:`cstrack.run.sinks`).  It ends at the source's end, after ``max_frames`` tracked frames,
 after ``duration`` seconds, when ``stop`` is set (SIGINT in the CLI), or at an error; in every
 case the frames tracked so far are written: ``<out_dir>/<name>.txt`` (MOTChallenge rows, frames
 numbered as in the source, so a live source's dropped frames leave gaps), the MP4 and the JSON
 lines.  An error is returned in :attr:`SourceRun.error` (not raised) so that the caller can report
 what was kept and then fail.
 
-Offline sources read + preprocess ahead in a thread (:func:`cstrack.runner.prefetch_inputs`);
+Offline sources read + preprocess ahead in a thread (:func:`cstrack.run.frames.prefetch_inputs`);
 live sources already capture in their own thread through a queue that drops the oldest frames.
 """
 
@@ -17,29 +17,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from cstrack.data.mot import MotTable, write_results
+from cstrack.data.mot import write_results
 from cstrack.detection import FrameDetector
-from cstrack.errors import ConfigError, CSTrackError
-from cstrack.runner import DEFAULT_PREFETCH, FrameInput, prefetch_inputs
-from cstrack.sinks import JsonlSink, VideoSink
+from cstrack.errors import CSTrackError
+from cstrack.run.frames import FrameInput, prefetch_inputs
+from cstrack.run.loop import STOP_REASONS, FrameLoop, check_limits, detect_stage, run_stats
+from cstrack.run.sinks import JsonlSink, VideoSink
 from cstrack.sources import Frame, FrameSource
-from cstrack.timing import STAGES
+from cstrack.timing import DEFAULT_PREFETCH
 from cstrack.tracker import Tracker, TrackerConfig
+from cstrack.tracker.tracker import TrackOutputs
 
 DEFAULT_FPS = 30.0  # the tracker's frame rate when neither the source, the user nor the checkpoint gives one
-STOP_REASONS = ("end", "max-frames", "duration", "interrupted", "error")
+__all__ = ["DEFAULT_FPS", "STOP_REASONS", "SourceRun", "track_source"]
 
 
 @dataclass
 class _SourceInput(FrameInput):
-    """A :class:`~cstrack.runner.FrameInput` that keeps the decoded frame (for the video output)."""
+    """A :class:`~cstrack.run.frames.FrameInput` that keeps the decoded frame (for the video output)."""
 
     frame: Frame | None = None
 
@@ -114,10 +114,7 @@ def track_source(
     (the caller may pass a checkpoint's training rate).  ``video`` (.mp4) and ``jsonl`` are the
     optional per-frame outputs; a run that tracked no frame writes no file.  See the module docstring.
     """
-    if max_frames is not None and max_frames < 1:
-        raise ConfigError(f"--max-frames: must be >= 1, got {max_frames}")
-    if duration is not None and not duration > 0:
-        raise ConfigError(f"--duration: must be > 0 seconds, got {duration}")
+    check_limits(max_frames, duration)
     source.open()
     rate = float(frame_rate or source.fps or DEFAULT_FPS)
     if source.fps is None or frame_rate is not None:
@@ -125,65 +122,36 @@ def track_source(
     tracker = Tracker(tracker_config, frame_rate=rate)
     video_sink = VideoSink(video, rate, trail) if video is not None else None
     jsonl_sink = JsonlSink(jsonl) if jsonl is not None else None
-    totals = dict.fromkeys(STAGES, 0.0)
-    numbers: list[int] = []  # tracker step -> source frame number
-    chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    stopped, error = "end", None
 
+    def on_frame(fr: FrameInput, res: TrackOutputs, step: int) -> None:
+        assert isinstance(fr, _SourceInput) and fr.frame is not None
+        now = res.frame == step  # back-filled birth boxes of earlier frames go to the result file only
+        if jsonl_sink is not None:
+            jsonl_sink.write(fr.number, fr.frame.timestamp, res.ids[now], res.tlwh[now], res.scores[now])
+        if video_sink is not None:
+            video_sink.write(fr.frame.image, res.tlwh[now], res.ids[now], fr.number)
+
+    loop = FrameLoop(tracker, detect_stage(detector), max_frames=max_frames, duration=duration, stop=stop,
+                     on_frame=on_frame if video_sink is not None or jsonl_sink is not None else None,
+                     progress=progress)
+    error = None
     source_inputs = _inputs(source, detector, stop)
     inputs = source_inputs if source.live else prefetch_inputs(source_inputs, detector, prefetch)
-    start = time.perf_counter()
     try:
-        for fr in inputs:
-            totals["read"] += fr.read_s
-            totals["preprocess"] += fr.preprocess_s
-            assert fr.prep is not None and fr.frame is not None
-            t0 = time.perf_counter()
-            out = detector.forward(fr.prep)
-            t1 = time.perf_counter()
-            dets = detector.postprocess(out, fr.prep)
-            t2 = time.perf_counter()
-            res = tracker.update_arrays(dets)
-            t3 = time.perf_counter()
-            totals["forward"] += t1 - t0
-            totals["postprocess"] += t2 - t1
-            totals["associate"] += t3 - t2
-            numbers.append(fr.number)
-            step = len(numbers)
-            if len(res):
-                chunks.append((res.frame.copy(), res.ids, res.tlwh, res.scores))
-            now = res.frame == step  # back-filled birth boxes of earlier frames go to the result file only
-            if jsonl_sink is not None:
-                jsonl_sink.write(fr.number, fr.frame.timestamp, res.ids[now], res.tlwh[now], res.scores[now])
-            if video_sink is not None:
-                video_sink.write(fr.frame.image, res.tlwh[now], res.ids[now], fr.number)
-            if progress is not None:
-                progress(1)
-            if max_frames is not None and step >= max_frames:
-                stopped = "max-frames"
-                break
-            if duration is not None and time.perf_counter() - start >= duration:
-                stopped = "duration"
-                break
-        if stopped == "end" and stop is not None and stop.is_set():
-            stopped = "interrupted"
+        loop.run(inputs)
     except (CSTrackError, OSError) as exc:  # bad input or a failed write (disk full): keep what was tracked
-        stopped, error = "error", exc
+        loop.stopped, error = "error", exc
     except KeyboardInterrupt:
-        stopped = "interrupted"
+        loop.stopped = "interrupted"
     except BaseException:  # a bug, not bad input: leave no temporary files behind
         for sink in (video_sink, jsonl_sink):
             if sink is not None:
                 sink.abort()
         raise
     finally:
-        wall = time.perf_counter() - start
-        close = getattr(inputs, "close", None)
-        if close is not None:
-            close()
         source.close()
-    frames = len(numbers)
-    table = _result_table(chunks, np.asarray(numbers, np.int64))
+    frames = loop.frames
+    table = loop.table()
     result_path = video_path = jsonl_path = None
     if frames:
         try:
@@ -199,23 +167,10 @@ def track_source(
         for sink in (video_sink, jsonl_sink):
             if sink is not None:
                 sink.abort()
+    num_tracks, num_boxes = run_stats(table)
     return SourceRun(
-        sequence=source.name, source=source.spec, kind=source.kind(), frames=frames,
-        fps=frames / wall if wall > 0 else 0.0,
-        ms={k: (1000.0 * v / frames if frames else 0.0) for k, v in totals.items()},
-        frame_rate=rate, stopped=stopped, result_path=result_path,
-        num_tracks=len(np.unique(table.id)), num_boxes=len(table),
+        sequence=source.name, source=source.spec, kind=source.kind(), frames=frames, fps=loop.fps, ms=loop.ms(),
+        frame_rate=rate, stopped=loop.stopped, result_path=result_path, num_tracks=num_tracks, num_boxes=num_boxes,
         dropped=source.stats.dropped, reconnects=source.stats.reconnects,
         video_path=video_path, jsonl_path=jsonl_path, error=error,
     )
-
-
-def _result_table(chunks: Sequence[tuple[np.ndarray, ...]], numbers: np.ndarray) -> MotTable:
-    """The result rows with tracker steps (1-based) mapped to source frame numbers."""
-    if not chunks:
-        return MotTable.empty()
-    frame = numbers[np.concatenate([c[0] for c in chunks]) - 1]
-    ids = np.concatenate([c[1] for c in chunks])
-    tlwh = np.round(np.concatenate([c[2] for c in chunks]), 3)  # as cstrack.runner: millipixels
-    score = np.round(np.concatenate([c[3] for c in chunks]).astype(np.float64), 6)
-    return MotTable(frame, ids, tlwh, score).sorted()

@@ -12,7 +12,9 @@ from cstrack.boxes import tlwh_to_xyxy
 from cstrack.data.mot import Sequence, counted_gt, read_results
 from cstrack.detection import FrameDetector
 from cstrack.errors import ConfigError, DatasetError
-from cstrack.runner import STAGES, FrameInput, read_frames, track_sequence
+from cstrack.run.frames import FrameInput, read_frames
+from cstrack.run.sequence import track_sequence
+from cstrack.timing import STAGES
 from cstrack.tracker import preset
 from tests.clear_metrics import score_files
 from tests.fake_detector import FakeDetector, write_sequence

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cstrack.data.mot import read_results
-from cstrack.runner import track_sequence
-from cstrack.sinks import read_jsonl
-from cstrack.source_runner import track_source
+from cstrack.run.sequence import track_sequence
+from cstrack.run.sinks import read_jsonl
+from cstrack.run.source import track_source
 from cstrack.sources import make_source
 from tests.fake_detector import FakeDetector, crossing_positions, write_sequence
 from tests.mjpeg_server import MjpegServer, jpeg_bytes

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +38,15 @@ from cstrack.data.mot import MotTable, Sequence, write_results
 from cstrack.detection import Detections, FrameDetector
 from cstrack.errors import ConfigError, DatasetError
 from cstrack.fsutil import atomic_path, sha256_file, stable_hash
+from cstrack.model.ref import weights_identity
+from cstrack.run.frames import FrameInput, prefetched_frames
+from cstrack.run.loop import FrameLoop, detect_stage, run_stats
 from cstrack.tracker import Tracker, TrackerConfig
+
+if TYPE_CHECKING:
+    from cstrack.model.inference_settings import InferenceSettings
+    from cstrack.model.ref import ModelRef
+    from cstrack.run.sequence import SequenceRun
 
 # Low enough for every detection threshold worth tuning (the spec's is 0.5, §11), high enough to
 # keep a PETS09 frame to a few dozen boxes.
@@ -58,33 +66,37 @@ class CacheSpec:
     path: str  # inference path: eager, fast, onnx, int8
     score_floor: float = DEFAULT_SCORE_FLOOR
     nms_thres: float = 0.6  # spec §11
+    device: str = "cpu"  # concrete torch device of the network (cstrack.model.device)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_floor < 1.0:
-            raise ConfigError(f"score_floor: must be in [0, 1), got {self.score_floor!r}")
+            raise ConfigError(f"must be in [0, 1), got {self.score_floor!r}", "score_floor")
         if not self.weights_sha256:
-            raise ConfigError("weights: cached detections need identified weights (a checkpoint or 'coco')")
+            raise ConfigError("cached detections need identified weights (a checkpoint or 'coco')", "weights")
+
+    @classmethod
+    def of(cls, ref: ModelRef, settings: InferenceSettings, score_floor: float = DEFAULT_SCORE_FLOOR) -> CacheSpec:
+        """The spec of the concrete model ``ref`` (:meth:`ModelRef.resolve`) at ``settings``
+        (input size and NMS threshold; the detection threshold is the replay's)."""
+        if ref.weights is None:
+            raise ConfigError("cached detections need trained weights (a checkpoint or 'coco'), not random init",
+                              "weights")
+        if not ref.concrete:
+            ref = ref.resolve()[0]
+        return cls(weights_identity(str(ref.weights)), ref.variant, settings.input_size, ref.path, score_floor,
+                   float(settings.nms_thres), ref.device)
+
+    def key_fields(self) -> dict[str, Any]:
+        """What the key hashes: every field, ``device`` only off the CPU (so the keys of caches
+        computed before devices existed, all on the CPU, still hit)."""
+        out = asdict(self)
+        if self.device == "cpu":
+            del out["device"]
+        return out
 
     def key(self, sequence_hash: str) -> str:
-        """sha256 of this spec, the key version and the sequence content hash."""
-        return stable_hash({"v": KEY_VERSION, "spec": asdict(self), "sequence": sequence_hash})
-
-
-def weights_sha256(weights: str | Path) -> str:
-    """The sha256 identifying ``weights``: ``coco:<sha>`` for the shipped COCO file, the sha256 of
-    the checkpoint's record when it has one (verified again at load), else of the file."""
-    if str(weights) == "coco":
-        from cstrack.model.weights import COCO_YOLOV5N_SHA256
-
-        return f"coco:{COCO_YOLOV5N_SHA256}"
-    from cstrack.model.weights import read_record
-
-    record = read_record(weights)
-    if record is not None and "sha256" in record:
-        return str(record["sha256"])
-    if not Path(weights).is_file():
-        raise ConfigError(f"--weights: no such file {weights}")
-    return sha256_file(weights)
+        """sha256 of this spec (:meth:`key_fields`), the key version and the sequence content hash."""
+        return stable_hash({"v": KEY_VERSION, "spec": self.key_fields(), "sequence": sequence_hash})
 
 
 def sequence_hash(seq_dir: str | Path) -> str:
@@ -190,8 +202,6 @@ def compute_cache(seq_dir: str | Path, detector: FrameDetector, spec: CacheSpec,
                   progress: Callable[[int], None] | None = None) -> CachedDetections:
     """Run ``detector`` (built with ``conf_thres = spec.score_floor``) over every frame of
     ``seq_dir`` and write the cache file ``path``."""
-    from cstrack.runner import prefetched_frames
-
     seq = Sequence.open(seq_dir)
     frames, xyxy, scores, embs = [], [], [], []
     t0 = time.perf_counter()
@@ -215,7 +225,7 @@ def compute_cache(seq_dir: str | Path, detector: FrameDetector, spec: CacheSpec,
         embeddings=np.concatenate(embs) if embs else np.zeros((0, d), np.float32),
         seq_length=seq.info.seq_length,
         frame_rate=seq.info.frame_rate,
-        meta={"spec": asdict(spec), "sequence": seq.root.name, "network_fps": seq.info.seq_length / wall if wall else 0},
+        meta={"spec": spec.key_fields(), "sequence": seq.root.name, "network_fps": seq.info.seq_length / wall if wall else 0},
     )
     write_cache(path, det)
     return det
@@ -251,29 +261,21 @@ class Replay:
 
 def replay(det: CachedDetections, config: TrackerConfig | None, conf_thres: float, first: int = 1,
            last: int | None = None) -> Replay:
-    """Track frames ``first..last`` of the cached sequence with a fresh tracker.  Result frames are
+    """Track frames ``first..last`` of the cached sequence with a fresh tracker (the one loop,
+    :class:`~cstrack.run.loop.FrameLoop`, fed the cached detections).  Result frames are
     renumbered from 1 (``frame - first + 1``), so a window is a sequence of its own."""
-    from cstrack.runner import _result_table  # the runner's rounding and order of result rows
-
-    tracker = Tracker(config, frame_rate=det.frame_rate)
-    chunks = []
-    n = 0
-    t0 = time.perf_counter()
-    for _, dets in det.frames(conf_thres, first, last):
-        out = tracker.update_arrays(dets)
-        if len(out):
-            chunks.append((out.frame, out.ids, out.tlwh, out.scores))
-        n += 1
-    seconds = time.perf_counter() - t0
-    return Replay(_result_table(chunks), n, seconds)
+    frames = (FrameInput(number, dets=dets) for number, dets in det.frames(conf_thres, first, last))
+    loop = FrameLoop(Tracker(config, frame_rate=det.frame_rate), detect_stage(None)).run(frames)
+    return Replay(loop.table(renumber=True), loop.frames, loop.wall)
 
 
 def track_cached(seq_dir: str | Path, out_dir: str | Path, cache_file: str | Path, config: TrackerConfig | None,
-                 conf_thres: float) -> Any:
+                 conf_thres: float) -> SequenceRun:
     """Replay ``cache_file`` for the whole sequence and write ``<out_dir>/<SEQ>.txt`` like
-    :func:`cstrack.runner.track_sequence`; returns its :class:`~cstrack.runner.SequenceRun`
+    :func:`cstrack.run.sequence.track_sequence`; returns its :class:`~cstrack.run.sequence.SequenceRun`
     (stage ``associate`` holds the tracker time; the network stages are 0)."""
-    from cstrack.runner import STAGES, SequenceRun
+    from cstrack.run.sequence import SequenceRun
+    from cstrack.timing import STAGES
 
     det = read_cache(cache_file)
     seq = Sequence.open(seq_dir)
@@ -284,5 +286,6 @@ def track_cached(seq_dir: str | Path, out_dir: str | Path, cache_file: str | Pat
     path = write_results(Path(out_dir) / f"{name}.txt", run.table)
     ms = dict.fromkeys(STAGES, 0.0)
     ms["associate"] = 1000.0 * run.seconds / run.frames if run.frames else 0.0
+    num_tracks, num_boxes = run_stats(run.table)
     return SequenceRun(sequence=name, frames=run.frames, fps=run.fps, ms=ms, result_path=path, mode="cached",
-                       num_tracks=len(np.unique(run.table.id)), num_boxes=len(run.table))
+                       num_tracks=num_tracks, num_boxes=num_boxes)

@@ -1,4 +1,4 @@
-"""cstrack.detcache: cached network outputs replay to the live run's tracks, bit for bit."""
+"""cstrack.run.detcache: cached network outputs replay to the live run's tracks, bit for bit."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cstrack.detcache import (
+from cstrack.errors import ConfigError, DatasetError
+from cstrack.model.ref import weights_identity
+from cstrack.run.detcache import (
     CacheSpec,
     cache_path,
     ensure_cache,
     read_cache,
     replay,
     track_cached,
-    weights_sha256,
     write_cache,
 )
-from cstrack.errors import ConfigError, DatasetError
 from cstrack.tracker import preset
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "cstrack-n_pets09.pt"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "cstrack-n_pets09.pt"
 SIZE = (320, 256)  # small: the forward is most of this file's time
 
 
@@ -37,7 +37,7 @@ def _detector(conf: float) -> Any:
 
 @pytest.fixture(scope="module")
 def spec() -> CacheSpec:
-    return CacheSpec(weights_sha256(WEIGHTS), "cstrack-n", SIZE, "eager", score_floor=0.1)
+    return CacheSpec(weights_identity(WEIGHTS), "cstrack-n", SIZE, "eager", score_floor=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def cached(head8: Path, tmp_path_factory: pytest.TempPathFactory, spec: CacheSpe
 
 @pytest.mark.parametrize("conf", [0.3])  # 0.4 and 0.45: tests/cli, tests/flows
 def test_replay_equals_a_live_run(head8: Path, tmp_path: Path, cached: Path, conf: float) -> None:
-    from cstrack.runner import read_frames, track_sequence
+    from cstrack.run.frames import read_frames
+    from cstrack.run.sequence import track_sequence
 
     cfg = preset("default", det_thresh=conf)
     live = track_sequence(head8, tmp_path / "live", "private", cfg, _detector(conf), frame_reader=read_frames)
