@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect_dask import DaskTaskRunner
 
+from cstrack.storage import Location
 from flows.cluster import describe, task_runner_for
-from flows.detector_copies import collapse, write_copies
+from flows.detector_copies import Copies, collapse, write_copies
 from flows.dispatch import CACHE_DIR, Dispatched, abs_root, run_sequences
 from flows.params import TrackAllParams
 from flows.recording import FlowRun, evaluate_outcomes, record_unevaluated, run_markdown
 from tasks.data import select_sequences
 from tasks.publish import artifact_key, publish_markdown
+from tasks.records import SequenceRef
 from tasks.report import build_report_task
 
 __all__ = ["CACHE_DIR", "SequencesFailedError", "track_all"]
@@ -55,7 +59,6 @@ def _evaluation_summary(dispatched: Dispatched, combine_record_s: float) -> dict
 @flow(name="track-all", log_prints=True)
 def track_all(params: TrackAllParams) -> dict[str, Any]:
     """Track the selected sequences on Dask, evaluate, catalogue and publish the tables."""
-    from prefect.runtime import flow_run
 
     flow_start = time.time()
     logger = get_run_logger()
@@ -66,8 +69,20 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
     logger.info("%d sequences (%d frames) from %s; results in %s", len(seqs), sum(s.frames for s in seqs),
                 data_root, run_dir)
     logger.info("running on %s", describe(params.cluster))
-    with task_runner_for(params.cluster) as runner:
-        dispatched = run_sequences(runner, params, seqs, run_dir, results_root, logger)
+    with task_runner_for(params.cluster) as runner:  # open until the tables are built (on a worker)
+        return _track_evaluate_report(params, runner, seqs, copies, run_dir, results_root, flow_start, t_selected)
+
+
+def _track_evaluate_report(params: TrackAllParams, runner: DaskTaskRunner, seqs: list[SequenceRef], copies: Copies,
+                           run_dir: Path | Location, results_root: Path | Location, flow_start: float,
+                           t_selected: float) -> dict[str, Any]:
+    """The body of :func:`track_all` once the sequences are selected: track (and score) on Dask,
+    evaluate and catalogue here, build the regenerated tables on a worker (their memory grows with
+    the catalog: about 230 MB for a run of 1,000 sequences, docs/scale.md), publish."""
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    dispatched = run_sequences(runner, params, seqs, run_dir, results_root, logger)
     outcomes = dispatched.outcomes
     t_tracked = time.time()
 
@@ -112,7 +127,9 @@ def track_all(params: TrackAllParams) -> dict[str, Any]:
                           "worker": o.record and o.record.worker, "frames": o.record and o.record.frames,
                           "fps": o.record and o.record.fps} for o in outcomes],
     }
-    report_md = build_report_task(summary["catalog"], str(results_root / "tables")).report_md if evals else ""
+    report_md = (runner.submit(build_report_task, parameters={"catalog_root": summary["catalog"],
+                                                             "out_dir": str(results_root / "tables")}).result().report_md
+                 if evals else "")
     summary["tables"] = str(results_root / "tables")
     md = run_markdown(params, summary, outcomes, evals, report_md)
     summary["artifact"] = publish_markdown(artifact_key("track-all", params.run_name), md,
