@@ -33,7 +33,8 @@ R = TypeVar("R")
 PARAM_FLAGS: dict[str, str] = {
     "variant": "--variant", "weights": "--weights", "path": "--path", "device": "--device",
     "input_size": "--size", "conf_thres": "--conf", "nms_thres": "--nms", "tracker_preset": "--preset",
-    "max_frames": "--max-frames", "duration": "--duration", "prefetch": "--prefetch",
+    "max_frames": "--max-frames", "duration": "--duration", "prefetch": "--prefetch", "threads": "--threads",
+    "frames": "--frames", "video": "--save-video", "queue_size": "--queue", "reconnects": "--reconnects",
 }
 
 
