@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
         opened = _open_all(sources, kinds, queue, reconnects, make_source)  # validate every source first
         try:
             detector = build(ref, settings) if ref is not None else None
-            typer.echo(describe_settings(rec, settings), err=True)
+            typer.echo(describe_settings(rec, settings, dev), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
             with GracefulStop(stop) as signals:  # 1st SIGINT/SIGTERM: stop and write; 2nd: abort (cstrack.signals)
