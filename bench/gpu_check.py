@@ -306,59 +306,57 @@ def _rows_upto(table: Any, frames: int) -> Any:
     return SimpleNamespace(frame=table.frame[keep], id=table.id[keep], tlwh=table.tlwh[keep])
 
 
+def _cstrack_track(seq: Path, out: Path, device: str, batch: int, precision: str, size: tuple[int, int] | None,
+                   max_frames: int | None = None) -> dict[str, Any]:
+    """``cstrack track SEQ --path eager --device D --batch-size B --precision P`` in a subprocess; its
+    ``timing.json`` entry of the sequence (frames, fps, stage ms, settings)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "cstrack", "track", str(seq), "--path", "eager", "--device", device, "--batch-size",
+           str(batch), "--precision", precision, "--out", str(out), "--no-progress"]
+    if size is not None:
+        cmd += ["--size", f"{size[0]}x{size[1]}"]
+    if max_frames is not None:
+        cmd += ["--max-frames", str(max_frames)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:])}: exit {done.returncode}: {done.stderr.strip()[-1500:]}")
+    record: dict[str, Any] = json.loads((out / "timing.json").read_text())[seq.name]
+    record["command"] = " ".join(["cstrack", *cmd[3:]])
+    return record
+
+
 def end_to_end(data_root: Path, work: Path, size: tuple[int, int] | None, frames: int, batch: int,
                compare_frames: int, device: torch.device) -> dict[str, Any]:
-    """``cstrack track``'s loop (cstrack.run.sequence.track_sequence) on PETS09-S2L1 with the shipped cstrack-n
-    checkpoint on ``device``: fp32 batch 1, fp32 at ``batch``, half precision at ``batch``; fps, MOTA/IDF1,
-    and the largest box difference against the CPU fp32 run over the first ``compare_frames`` frames."""
-    import copy
-
+    """``cstrack track`` (a subprocess each) on PETS09-S2L1 with the shipped cstrack-n checkpoint on
+    ``device``: fp32 batch 1, fp32 at ``batch``, half precision at ``batch``; fps, MOTA/IDF1, and the
+    largest box difference against ``cstrack track --device cpu`` over the first ``compare_frames`` frames
+    (the tracker is causal: those rows must agree)."""
     from batch_precision import compare, pets_sequence, truncated  # bench/ is on sys.path (see the top)
 
     from cstrack.data.mot import read_results
     from cstrack.eval import evaluate
-    from cstrack.infer.batch import BatchedDetector, autocast_dtype, forward_batches
-    from cstrack.model.detector import ModelDetector, load_model
-    from cstrack.model.inference_settings import settings_for_weights
-    from cstrack.paths import shipped_weights
-    from cstrack.run.frames import prefetch_inputs, prefetched_frames, read_frames
-    from cstrack.run.sequence import track_sequence
-    from cstrack.tracker import preset
 
     seq = pets_sequence(data_root)
     if frames > 0:
         seq = truncated(seq, frames, work / "e2e-seq")
-    weights = shipped_weights()
-    settings = settings_for_weights(weights)
-    size = size or settings.input_size
-    post = settings.postprocess_config()
-    tracker = preset(settings.tracker_preset)
-    model = load_model("cstrack-n", weights)
+    dev = "cuda" if device.type == "cuda" else "cpu"
     half = "fp16" if device.type == "cuda" else "bf16"
-    res: dict[str, Any] = {"weights": weights.name, "input_size": list(size), "device": str(device), "batch": batch,
-                           "half": str(autocast_dtype(half, device)).removeprefix("torch."),
-                           "compare_frames": compare_frames, "runs": {}}
-    cpu_seq = truncated(seq, compare_frames, work / "e2e-cpu-seq")
+    res: dict[str, Any] = {"weights": "the shipped default (weights/cstrack-n_cpu.pt)", "device": dev, "batch": batch,
+                           "half": half, "compare_frames": compare_frames, "runs": {}}
     t0 = time.perf_counter()
-    cpu = track_sequence(cpu_seq, work / "e2e" / "cpu", "private", tracker, ModelDetector(copy.deepcopy(model), size, post),
-                         frame_reader=read_frames)
-    res["cpu_reference"] = {"frames": cpu.frames, "fps": cpu.fps, "seconds": time.perf_counter() - t0}
-    cpu_rows = read_results(cpu.result_path)
-    inner = ModelDetector(copy.deepcopy(model), size, post, device=device)
-
-    def batched(s: Any, d: Any) -> Any:
-        return forward_batches(prefetch_inputs(read_frames(s, d), d, 2), d)
-
+    cpu_out = work / "e2e" / "cpu"
+    res["cpu_reference"] = {**_cstrack_track(seq, cpu_out, "cpu", 1, "fp32", size, compare_frames),
+                            "seconds": time.perf_counter() - t0}
+    cpu_rows = read_results(cpu_out / f"{seq.name}.txt")
     for prec, b in (("fp32", 1), ("fp32", batch), (half, batch)):
         name = f"{prec}_b{b}"
-        det: Any = inner if (prec, b) == ("fp32", 1) else BatchedDetector(inner, b, prec)
-        reader: Any = prefetched_frames(2) if det is inner else batched
-        _sync(device)
-        run = track_sequence(seq, work / "e2e" / name, "private", tracker, det, frame_reader=reader)
-        rows = read_results(run.result_path)
-        m = evaluate(seq.parent, work / "e2e" / name, [seq.name], "mot15").combined
-        res["runs"][name] = {"frames": run.frames, "fps": run.fps, "ms": run.ms, "boxes": run.num_boxes,
-                             "MOTA": m["MOTA"], "IDF1": m["IDF1"], "IDSW": m["IDSW"],
+        out = work / "e2e" / name
+        rec = _cstrack_track(seq, out, dev, b, prec, size)
+        rows = read_results(out / f"{seq.name}.txt")
+        m = evaluate(seq.parent, out, [seq.name], "mot15").combined
+        res["runs"][name] = {**rec, "boxes": len(rows), "MOTA": m["MOTA"], "IDF1": m["IDF1"], "IDSW": m["IDSW"],
                              "vs_cpu": compare(_rows_upto(rows, compare_frames), _rows_upto(cpu_rows, compare_frames))}
     return res
 

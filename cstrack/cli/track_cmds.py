@@ -96,6 +96,11 @@ def register(app: typer.Typer) -> None:
         nms: float | None = nms_option(),
         model_path: str = path_option(),
         device: str = device_option(),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", min=1, help="MOT folders: frames per network call on the eager/fast paths "
+            "(default: 8 on CUDA, 1 on the CPU; same tracks as 1, docs/gpu.md); other sources run 1 frame per call"),
+        precision: str = typer.Option("fp32", "--precision", help="fp32 (the reference), fp16 (CUDA autocast; "
+                                      "bf16 on the CPU) or bf16; eager/fast paths (docs/gpu.md)"),
         prefetch: int = typer.Option(DEFAULT_PREFETCH, "--prefetch", min=0, help="frames read + letterboxed ahead (0: off); offline sequences on the ONNX paths run whole frames on the frame workers (docs/cpu_speed.md)"),
         preset_name: str | None = typer.Option(None, "--preset", metavar="NAME|FILE", help="tracker preset: "
                                                "default, mot17, mot20, original, sots, or a preset file (YAML/JSON, "
@@ -161,6 +166,14 @@ def register(app: typer.Typer) -> None:
         opened = _open_all(sources, kinds, queue, reconnects, make_source)  # validate every source first
         try:
             detector = build(ref, settings) if ref is not None else None
+            single = detector  # what live sources and videos run: one frame per call
+            if detector is not None:
+                from cstrack.infer.batch import BatchedDetector, batching
+
+                single = batching(detector, batch_size, precision, live=True)
+                detector = batching(detector, batch_size, precision)
+                if isinstance(detector, BatchedDetector):
+                    typer.echo(f"batch {detector.batch_size} (MOT folders), precision {detector.precision}", err=True)
             typer.echo(describe_settings(rec, settings, dev), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
@@ -173,7 +186,7 @@ def register(app: typer.Typer) -> None:
                         _track_mot(spec, out, mode, settings, detector, prefetch, progress, rec,
                                    video_out, jsonl_out, skip_bad_frames, max_frames, duration)
                         continue
-                    _track_other(source, out, detector, settings, rec, fps, max_frames, duration, video_out,
+                    _track_other(source, out, single, settings, rec, fps, max_frames, duration, video_out,
                                  jsonl_out, stop, prefetch, progress)
         finally:
             for source in opened:

@@ -93,6 +93,10 @@ def prefetched_frames(depth: int = DEFAULT_PREFETCH, skip_bad: bool = False, wor
     def reader(seq: Sequence, detector: FrameDetector | None) -> Iterator[FrameInput]:
         if detector is None:
             return read_frames(seq, detector)
+        from cstrack.infer.batch import BatchedDetector, batched_frames
+
+        if isinstance(detector, BatchedDetector) and detector.batch_size > 1:  # batched inference (docs/gpu.md)
+            return batched_frames(seq, detector, FrameInput, skip_bad)
         n = frame_workers(detector, workers) if depth >= 1 else 1
         if n > 1 and isinstance(detector, ConcurrentForward):  # n > 1 only for these
             size = (seq.info.im_width, seq.info.im_height)

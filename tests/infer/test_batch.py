@@ -3,7 +3,6 @@ detections and the same tracks as one frame at a time, on the CPU."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -11,16 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from cstrack.data.mot import SeqInfo, Sequence, read_results, write_seqinfo
+from cstrack.data.mot import SeqInfo, read_results, write_seqinfo
 from cstrack.detection import Detections, FrameDetector, Prepared
 from cstrack.errors import ConfigError
-from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, batched_frames, default_batch_size
+from cstrack.infer.batch import BatchedDetector, FrameOutput, autocast_dtype, default_batch_size
 from cstrack.model.detector import build_detector
 from cstrack.model.inference_settings import InferenceSettings, settings_for_weights
 from cstrack.paths import shipped_weights
-from cstrack.run.frames import FrameInput, read_frames
-from cstrack.run.sequence import track_sequence
-from cstrack.tracker import preset
 
 BOX_ATOL = 1e-3  # px: the tolerance of the issue (batched vs batch 1)
 FRAMES = 5  # head8 frames compared at the detector level
@@ -84,33 +80,31 @@ def pets09_frames(data_dir: Path, root: Path, n: int) -> Path:
 
 @pytest.mark.slow  # 2 x 16 forwards of cstrack-n at 576x320: ~10 s on the 2-core machine
 def test_batched_tracks_equal_batch_one_on_a_pets09_sequence(data_dir: Path, tmp_path: Path,
-                                                            shipped: tuple[Path, InferenceSettings]) -> None:
-    """The REQUIRED check of issue 26: batch 3 (16 frames: the last batch is short) against batch 1,
-    the tracker fed in order: the same (frame, id) rows, boxes within 1e-3 px (plus the result
-    file's rounding to 1/1000 px)."""
-    weights, settings = shipped
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The REQUIRED check of issue 26, through ``cstrack track --batch-size``: batch 3 (16 frames:
+    the last batch is short; frames read and letterboxed on worker threads) against batch 1, the
+    tracker fed in order: the same (frame, id) rows, boxes within 1e-3 px (plus the result file's
+    rounding to 1/1000 px)."""
+    from typer.testing import CliRunner
+
+    from cstrack.cli import app
+
     seq = pets09_frames(data_dir, tmp_path / "PETS09-S2L1-seg", SEQ_FRAMES)
-    tracker = preset(settings.tracker_preset)
-    eager = build_detector("cstrack-n", weights, SIZE, path="eager",
-                           post=settings.postprocess_config())
-    ref = track_sequence(seq, tmp_path / "b1", "private", tracker, eager, frame_reader=read_frames)
-    batched = BatchedDetector(eager, 3)
     calls: list[int] = []
-    forward_batch = batched.forward_batch
+    forward_batch = BatchedDetector.forward_batch
 
-    def spy(preps: list[Prepared]) -> list[FrameOutput]:
+    def spy(self: BatchedDetector, preps: list[Prepared]) -> list[FrameOutput]:
         calls.append(len(preps))
-        return forward_batch(preps)
+        return forward_batch(self, preps)
 
-    batched.forward_batch = spy  # type: ignore[method-assign]
-
-    def reader(seq_: Sequence, det: FrameDetector | None) -> Iterator[FrameInput]:
-        assert isinstance(det, BatchedDetector)
-        return batched_frames(seq_, det, FrameInput, workers=2)  # read + letterbox on 2 threads, forward in batches
-
-    run = track_sequence(seq, tmp_path / "b4", "private", tracker, batched, frame_reader=reader)
-    assert run.frames == SEQ_FRAMES and calls == [3] * 5 + [1]
-    got, want = read_results(run.result_path), read_results(ref.result_path)
+    monkeypatch.setattr(BatchedDetector, "forward_batch", spy)
+    w, h = SIZE
+    for batch in (1, 3):
+        res = CliRunner().invoke(app, ["track", str(seq), "--path", "eager", "--size", f"{w}x{h}", "--batch-size",
+                                       str(batch), "--out", str(tmp_path / f"b{batch}"), "--no-progress"])
+        assert res.exit_code == 0, res.output
+    assert calls == [3] * 5 + [1]  # batch 1 is the plain detector: no batched call
+    got, want = (read_results(tmp_path / f"b{b}" / f"{seq.name}.txt") for b in (3, 1))
     assert len(want) > 2 * SEQ_FRAMES and len(set(want.id)) >= 3  # people are tracked
     np.testing.assert_array_equal(got.frame, want.frame)
     np.testing.assert_array_equal(got.id, want.id)
