@@ -122,9 +122,8 @@ def placement(gpu: bool, declared: Collection[str]) -> dict[str, float]:
 
 
 def job_device(job: TrackJob) -> str:
-    """The device of a tracking job's model (``cpu`` while the model record has no device: until
-    then every model is built on the CPU)."""
-    return str(getattr(job.model, "device", "cpu"))
+    """The device of a tracking job's model: concrete (``cpu``, ``cuda:N``), resolved by the flow."""
+    return job.model.device
 
 
 def job_resources(job: TrackJob, declared: Collection[str]) -> dict[str, float]:

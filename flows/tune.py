@@ -11,7 +11,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from flows.cluster import describe, task_runner_for
+from flows.cluster import declared_resources, describe, needs_gpu, placed, placement, task_runner_for
 from flows.dispatch import abs_path, resolve_weights
 from flows.inference import job_model
 from flows.params import TuneParams
@@ -38,16 +38,19 @@ def tune(params: TuneParams) -> dict[str, Any]:
     sdir = study_dir(results, params.study)
     logger.info("study %s on %s", params.study, describe(params.cluster))
     with task_runner_for(params.cluster) as runner:
-        futures = [runner.submit(ensure_cache_task, parameters={"seq_dir": s, "results_root": str(results),
-                                                                 "model": model}) for s in seqs]
+        declared = declared_resources(runner.client)
+        with placed(placement(needs_gpu(model.device, "cached"), declared)):  # the model fills the caches
+            futures = [runner.submit(ensure_cache_task, parameters={"seq_dir": s, "results_root": str(results),
+                                                                     "model": model}) for s in seqs]
         caches = list(zip(seqs, [f.result() for f in futures], strict=True))
         n = len(params.sequences)
         tune_job, val_job, protocol = build_jobs(caches[:n], caches[n:], sdir, tracker_preset,
                                                  params.objective, params.eval_preset)
 
         def mapper(fn: Any, jobs: Any, trial_params: Any, tags: Any) -> list[dict[str, Any]]:
-            futs = [runner.submit(score_task, parameters={"job": job_dict(j), "params": dict(p), "tag": t})
-                    for j, p, t in zip(jobs, trial_params, tags, strict=True)]
+            with placed(placement(False, declared)):  # a trial replays cached outputs: no model, no GPU
+                futs = [runner.submit(score_task, parameters={"job": job_dict(j), "params": dict(p), "tag": t})
+                        for j, p, t in zip(jobs, trial_params, tags, strict=True)]
             return [f.result() for f in futs]
 
         result = run_study(cfg, tune_job, val_job, sdir, mapper, logger.info)

@@ -152,6 +152,10 @@ def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackR
     elif seq.kind == "video":
         run = _track_video(seq, out_dir, job, detector, progress, depth)
     else:
+        if detector is not None:  # the device's default batch (8 on CUDA, 1 = unchanged on the CPU): same tracks
+            from cstrack.infer.batch import batching
+
+            detector = batching(detector, None)
         run = track_sequence(seq.seq_dir, out_dir, mode, tracker_config(job.settings), detector,
                              frame_reader=prefetched_frames(depth), progress=progress)
     device = describe_device(job.model.device) if job.uses_model else None

@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
         variant, weights_arg, path = ref.variant, ref.weights, ref.path
         settings = effective_settings(weights_arg, size, conf, nms, None)
         size = "{}x{}".format(*settings.input_size)
-        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {dev.describe()}, "
+        note = f" [{dev.note}]" if dev.note else ""
+        typer.echo(f"settings: {variant} {weights_arg or 'random init'}, path {path}, {dev.describe()}{note}, "
                    f"{settings.describe()}", err=True)
         with model_warnings():
             res = bench_speed(

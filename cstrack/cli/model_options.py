@@ -33,7 +33,8 @@ R = TypeVar("R")
 PARAM_FLAGS: dict[str, str] = {
     "variant": "--variant", "weights": "--weights", "path": "--path", "device": "--device",
     "input_size": "--size", "conf_thres": "--conf", "nms_thres": "--nms", "tracker_preset": "--preset",
-    "max_frames": "--max-frames", "duration": "--duration", "prefetch": "--prefetch",
+    "max_frames": "--max-frames", "duration": "--duration", "prefetch": "--prefetch", "threads": "--threads",
+    "frames": "--frames", "video": "--save-video", "queue_size": "--queue", "reconnects": "--reconnects",
 }
 
 
@@ -140,11 +141,9 @@ def model_ref(variant: str | None, weights: str | None, path: str = "auto", devi
 
 
 def resolve_ref(ref: ModelRef) -> tuple[ModelRef, Device]:
-    """``ref.resolve()``, its one-line note (``auto`` fell back to the CPU) echoed on stderr."""
-    concrete, device = ref.resolve()
-    if device.note:
-        typer.echo(device.note, err=True)
-    return concrete, device
+    """``ref.resolve()``: the concrete reference and its device (whose note, ``auto`` that fell back
+    to the CPU, :func:`describe_settings` prints on the settings line)."""
+    return ref.resolve()
 
 
 @contextlib.contextmanager
@@ -184,11 +183,15 @@ def settings_record(settings: InferenceSettings, variant: str | None, weights: s
     return rec
 
 
-def describe_settings(rec: dict[str, Any], settings: InferenceSettings) -> str:
+def describe_settings(rec: dict[str, Any], settings: InferenceSettings, device: Device | None = None) -> str:
+    """The one settings line (stderr): model, path, device (with the note of an ``auto`` that fell
+    back to the CPU) and the inference settings."""
     if rec["variant"] is None:
         return f"settings: no model, preset {settings.tracker_preset}"
     w = rec["weights"] or "random init"
     dev = f", device {rec['device']} ({rec['device_name']})" if rec.get("device") else ""
+    if device is not None and device.note:
+        dev += f" [{device.note}]"
     return f"settings: {rec['variant']} {w}, path {rec['path']}{dev}, {settings.describe()}"
 
 

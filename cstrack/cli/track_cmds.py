@@ -173,8 +173,9 @@ def register(app: typer.Typer) -> None:
                 single = batching(detector, batch_size, precision, live=True)
                 detector = batching(detector, batch_size, precision)
                 if isinstance(detector, BatchedDetector):
-                    typer.echo(f"batch {detector.batch_size} (MOT folders), precision {detector.precision}", err=True)
-            typer.echo(describe_settings(rec, settings), err=True)
+                    typer.echo(f"batch {detector.batch_size} (MOT folders), precision {detector.effective_precision}",
+                               err=True)
+            typer.echo(describe_settings(rec, settings, dev), err=True)
             out.mkdir(parents=True, exist_ok=True)
             stop = threading.Event()
             with GracefulStop(stop) as signals:  # 1st SIGINT/SIGTERM: stop and write; 2nd: abort (cstrack.signals)

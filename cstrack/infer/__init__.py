@@ -97,4 +97,4 @@ def build_optimised_detector(
 
         file = onnx_file(model, input_size) if path == "onnx" else int8_file(model, input_size)
         return OrtDetector(file, post, path=path)
-    raise ConfigError(f"--path: expected one of {OPTIMISED_PATHS}, got {path!r}")
+    raise ConfigError(f"expected one of {OPTIMISED_PATHS}, got {path!r}", "path")

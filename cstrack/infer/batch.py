@@ -110,7 +110,7 @@ def _torch_parts(inner: FrameDetector) -> tuple[Callable[[torch.Tensor], tuple[t
 
         return fast, next(net.parameters()).device, True
     path = getattr(inner, "path", type(inner).__name__)
-    raise ConfigError(f"batched inference needs a torch path (eager or fast), not {path}")
+    raise ConfigError(f"batch size above 1 and half precision need a torch path (eager or fast), not {path}")
 
 
 class BatchedDetector:
@@ -139,6 +139,11 @@ class BatchedDetector:
         self._pin = self.device.type == "cuda"
         self._local = threading.local()  # each preparing thread's letterbox canvas
         self.path = getattr(inner, "path", "eager")
+
+    @property
+    def effective_precision(self) -> str:
+        """What the network runs in: ``fp32``, ``fp16`` or ``bf16`` (fp16 asked on the CPU runs bf16)."""
+        return {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self._dtype]
 
     # -- FrameDetector -----------------------------------------------------------------------
     def preprocess(self, frame_bgr: np.ndarray) -> Prepared:

@@ -116,7 +116,7 @@ def run_pipeline(
     from cstrack.tracker import Tracker
 
     if frames < 1:
-        raise ConfigError(f"--frames: must be >= 1, got {frames}")
+        raise ConfigError(f"must be >= 1, got {frames}", "frames")
     if warmup < 0 or prefetch_depth < 0 or fake_dets < 0:
         raise ConfigError("warmup, prefetch depth and fake detections must be >= 0")
     first = read_image(files[0])

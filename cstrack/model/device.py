@@ -53,7 +53,7 @@ def resolve_device(spec: str, local_rank: int = 0, param: str = "device") -> Dev
         if torch.cuda.is_available():
             spec = "cuda"
         else:
-            spec, note = "cpu", "note: device auto: no CUDA device found, running on the CPU"
+            spec, note = "cpu", "auto: no CUDA device found, running on the CPU"
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"{spec!r} requested but CUDA is not available on this machine", param)

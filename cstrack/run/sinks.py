@@ -58,7 +58,7 @@ class VideoSink:
     def __init__(self, path: str | Path, fps: float, trail: int = 30) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
-            raise ConfigError(f"--save-video: expected a .mp4 file, got {self.path.name}")
+            raise ConfigError(f"expected a .mp4 file, got {self.path.name}", "video")
         if trail < 0:
             raise ConfigError(f"trail: must be >= 0, got {trail}")
         self.fps, self.trail = float(fps), trail

@@ -58,9 +58,9 @@ class LiveSource(FrameSource):
     def __post_init__(self) -> None:
         self.live = True
         if self.queue_size < 1:
-            raise ConfigError(f"--queue: must be >= 1, got {self.queue_size}")
+            raise ConfigError(f"must be >= 1, got {self.queue_size}", "queue_size")
         if self.reconnects < 0:
-            raise ConfigError(f"--reconnects: must be >= 0, got {self.reconnects}")
+            raise ConfigError(f"must be >= 0, got {self.reconnects}", "reconnects")
 
     def _what(self) -> str:
         return f"camera {self.target}" if isinstance(self.target, int) else "stream"

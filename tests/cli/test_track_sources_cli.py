@@ -50,7 +50,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     calls: list[tuple] = []
 
     def fake_build(variant: str, weights: object, input_size: tuple[int, int], path: str = "eager",
-                   post: object = None) -> FakeDetector:
+                   post: object = None, device: str = "cpu") -> FakeDetector:
         calls.append((variant, input_size, path))
         return FakeDetector(input_size)
 

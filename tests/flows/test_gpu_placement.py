@@ -11,7 +11,8 @@ import pytest
 from distributed import Scheduler, SpecCluster, Worker, get_worker
 from prefect_dask.client import PrefectDaskClient
 
-from flows.cluster import CPU, GPU, declared_resources, needs_gpu, placed, placement
+from flows.cluster import CPU, GPU, declared_resources, job_resources, needs_gpu, placed, placement
+from tasks.records import JobModel, TrackJob, TrackMode
 
 # (device, mode, appearance) -> asks for a GPU worker
 CASES = {
@@ -72,3 +73,19 @@ def test_the_gpu_worker_receives_exactly_the_tasks_that_ask_for_it(client: Prefe
     assert on_gpu == {case for case, gpu in CASES.items() if gpu}
     assert set(ran_on.values()) == {"gpu", "cpu"}
     assert not dask.get_annotations()  # the annotation ends with its block
+
+
+def _job(device: str, mode: TrackMode, uses_model: bool) -> TrackJob:
+    model = JobModel.of(variant="cstrack-n", weights="coco", input_size=(320, 256), path="eager", conf_thres=0.5,
+                        nms_thres=0.6, device=device)
+    return TrackJob(mode=mode, uses_model=uses_model, model=model, results_root="/r")
+
+
+def test_a_tracking_job_asks_by_its_models_device_and_mode() -> None:
+    declared = {GPU, CPU}
+    assert job_resources(_job("cuda:0", "private", True), declared) == {GPU: 1}
+    assert job_resources(_job("cuda:1", "cached", True), declared) == {GPU: 1}
+    assert job_resources(_job("cuda:0", "gt", True), declared) == {GPU: 1}  # appearance embeddings
+    assert job_resources(_job("cuda:0", "gt", False), declared) == {CPU: 1}
+    assert job_resources(_job("cpu", "private", True), declared) == {CPU: 1}
+    assert job_resources(_job("cuda:0", "private", True), set()) == {}  # a LocalCluster: anywhere

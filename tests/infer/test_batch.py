@@ -130,7 +130,7 @@ def test_batching_follows_the_device_default_and_refuses_what_cannot_batch(shipp
     assert isinstance(two, BatchedDetector) and two.batch_size == 2 and two.precision == "fp32"
     assert batching(eager, 4, live=True) is eager  # live sources keep batch 1
     half = batching(eager, None, "bf16", live=True)
-    assert isinstance(half, BatchedDetector) and half.batch_size == 1
+    assert isinstance(half, BatchedDetector) and half.batch_size == 1 and half.effective_precision == "bf16"
     onnx = build_detector("cstrack-n", shipped[0], (320, 192), path="onnx")
     assert batching(onnx, None) is onnx
     with pytest.raises(ConfigError, match="eager or fast"):

@@ -152,10 +152,10 @@ def test_slow_consumer_drops_the_oldest_frames_and_a_dead_stream_ends_in_an_erro
     assert got == sorted(got) and got[-1] == 60  # the newest frames are the ones kept
 
 
-def test_bad_queue_and_reconnect_values_name_the_option() -> None:
-    with pytest.raises(ConfigError, match="--queue"):
+def test_bad_queue_and_reconnect_values_name_the_parameter() -> None:
+    with pytest.raises(ConfigError, match=r"^queue_size: must be >= 1"):  # the CLI says --queue (PARAM_FLAGS)
         make_source("rtsp://x/y", queue_size=0)
-    with pytest.raises(ConfigError, match="--reconnects"):
+    with pytest.raises(ConfigError, match=r"^reconnects: must be >= 0"):
         make_source("rtsp://x/y", reconnects=-1)
 
 
