@@ -50,12 +50,15 @@ def run_settings(model: ModelSpec, weights: str | None, tracker_preset: str | No
 def job_model(model: ModelSpec, weights: str | None, tracker_preset: str | None = None) -> JobModel:
     """The resolved model of a run's jobs (:func:`flows.dispatch.job_for`, the tune flow's caches):
     ``weights`` absolute (or ``coco`` / ``None``), path and device concrete.  Fails before any work,
-    naming ``model.<parameter>``: a missing checkpoint, CUDA asked for where there is none, a
-    CPU-only path on a GPU."""
+    naming ``model.<parameter>``: a missing checkpoint, a malformed device, a CPU-only path on a GPU.
+
+    ``device: cuda`` / ``cuda:N`` is kept as asked (:meth:`~cstrack.model.ref.ModelRef.pin`): the
+    flow's host (a CPU-only Prefect worker) need not have CUDA, the tracking tasks run on the GPU
+    Dask workers and check it there; ``auto`` is resolved where the flow runs (docs/gpu.md)."""
     with parameter_paths():
         if weights not in (None, "coco") and not Path(str(weights)).is_file():
             raise ConfigError(f"no such file {weights}", "weights")
-        ref, _ = ModelRef(model.variant, weights, model.path, model.device).resolve()
+        ref = ModelRef(model.variant, weights, model.path, model.device).pin()
     return JobModel(ref, run_settings(model, weights, tracker_preset))
 
 

@@ -42,6 +42,22 @@ def timing_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / f"{name}.timing.json"
 
 
+# The flows' spelling of the model's parameters (flows.inference.PARAM_PATHS) for errors raised on a worker.
+_WORKER_PARAMS = {"device": "model.device", "path": "model.path", "weights": "model.weights"}
+
+
+def build_model_detector(model: JobModel, post: Any) -> Any:
+    """``model``'s detector built on this worker; a device this worker lacks (``cuda`` pinned by a
+    flow on another host, :meth:`cstrack.model.ref.ModelRef.pin`) fails with one line naming
+    ``model.device``."""
+    from cstrack.errors import ConfigError
+
+    try:
+        return model.ref.build_detector(model.settings, post)
+    except ConfigError as exc:
+        raise exc.renamed(_WORKER_PARAMS) from None
+
+
 @functools.lru_cache(maxsize=2)
 def _detector(model: JobModel, weights_sha: str | None, conf_thres: float) -> Any:
     """One detector per worker process and model (weights are loaded once, not per sequence;
@@ -49,8 +65,7 @@ def _detector(model: JobModel, weights_sha: str | None, conf_thres: float) -> An
     import torch
 
     torch.manual_seed(INIT_SEED)
-    return model.ref.build_detector(model.settings, dataclasses.replace(model.settings.postprocess_config(),
-                                                                        conf_thres=conf_thres))
+    return build_model_detector(model, dataclasses.replace(model.settings.postprocess_config(), conf_thres=conf_thres))
 
 
 def detector_for(model: JobModel, conf_thres: float | None = None) -> Any:

@@ -35,8 +35,9 @@ def ensure_cache_task(seq_dir: str, results_root: str, model: JobModel) -> str:
     spec = CacheSpec.of(model.ref, model.settings, DEFAULT_SCORE_FLOOR)
 
     def detector() -> Any:
-        return model.ref.build_detector(model.settings, PostprocessConfig(conf_thres=DEFAULT_SCORE_FLOOR,
-                                                                          nms_thres=spec.nms_thres))
+        from tasks.track import build_model_detector
+
+        return build_model_detector(model, PostprocessConfig(conf_thres=DEFAULT_SCORE_FLOOR, nms_thres=spec.nms_thres))
 
     return str(ensure_cache(seq_dir, results_root, spec, detector))
 

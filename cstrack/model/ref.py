@@ -11,7 +11,8 @@ evaluation, the cache keys), beside the one settings record
 - ``path``: the inference path, ``auto`` or one of :data:`cstrack.model.detector.PATHS`;
 - ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:mod:`cstrack.model.device`).
 
-:meth:`ModelRef.resolve` turns ``auto`` into concrete values once (the jobs, their cache keys and the
+:meth:`ModelRef.resolve` turns ``auto`` into concrete values once (:meth:`ModelRef.pin` does
+the same without probing CUDA, for work that runs on other machines) (the jobs, their cache keys and the
 records see what really ran).  Errors name the parameter (``path``, ``device``, ``weights``), never a
 command-line flag: each surface renames them (:meth:`cstrack.errors.ConfigError.renamed`).
 """
@@ -66,6 +67,19 @@ class ModelRef:
         dev = resolve_device(self.device)
         return dataclasses.replace(self, path=resolve_path(self.path, dev.spec), device=dev.spec), dev
 
+    def pin(self) -> ModelRef:
+        """This reference made concrete for work that runs elsewhere (a flow whose tasks run on
+        Dask workers): ``cuda``/``cuda:N`` is kept as asked (``cuda`` -> ``cuda:0``, the path
+        resolved for a GPU) without probing CUDA here, since the flow's host may have none; the
+        worker checks it when it builds the detector (:meth:`build_detector`).  ``auto`` and
+        ``cpu`` are resolved here, as :meth:`resolve` does."""
+        from cstrack.model.detector import resolve_path
+
+        if not self.device.startswith("cuda"):
+            return self.resolve()[0]
+        device = "cuda:0" if self.device == "cuda" else self.device
+        return dataclasses.replace(self, path=resolve_path(self.path, device), device=device)
+
     def weights_sha256(self) -> str | None:
         """The weights' identity (:func:`weights_identity`); ``None`` for random init."""
         return None if self.weights is None else weights_identity(self.weights)
@@ -75,7 +89,8 @@ class ModelRef:
         thresholds, e.g. a cache's score floor), on :attr:`device` (resolved here when it is not yet)."""
         from cstrack.model.detector import build_detector
 
-        ref = self if self.concrete else self.resolve()[0]
+        # Resolving also checks CUDA where the detector is built (a reference pinned on a host without it).
+        ref = dataclasses.replace(self, device=resolve_device(self.device).spec) if self.concrete else self.resolve()[0]
         weights: str | Path | None = ref.weights
         if weights is not None and weights != "coco":
             weights = Path(weights)

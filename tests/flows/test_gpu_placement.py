@@ -5,14 +5,20 @@ device is only named here (no GPU): the tasks run on the CPU."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dask
 import pytest
+import torch
 from distributed import Scheduler, SpecCluster, Worker, get_worker
 from prefect_dask.client import PrefectDaskClient
 
+from cstrack.errors import ConfigError
 from flows.cluster import CPU, GPU, declared_resources, job_resources, needs_gpu, placed, placement
-from tasks.records import JobModel, TrackJob, TrackMode
+from flows.dispatch import job_for
+from flows.params import TrackAllParams
+from tasks import track as track_module
+from tasks.records import JobModel, SequenceRef, TrackJob, TrackMode
 
 # (device, mode, appearance) -> asks for a GPU worker
 CASES = {
@@ -89,3 +95,20 @@ def test_a_tracking_job_asks_by_its_models_device_and_mode() -> None:
     assert job_resources(_job("cuda:0", "gt", False), declared) == {CPU: 1}
     assert job_resources(_job("cpu", "private", True), declared) == {CPU: 1}
     assert job_resources(_job("cuda:0", "private", True), set()) == {}  # a LocalCluster: anywhere
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a host without CUDA")
+def test_a_cpu_flow_host_sends_cuda_work_to_gpu_workers(head8: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow's host has no CUDA: ``model.device: cuda`` is kept (pinned to cuda:0, the GPU path)
+    for the GPU workers, and a worker without CUDA fails the task in one line naming model.device."""
+    params = TrackAllParams(datasets=[{"name": "pets"}], model={"weights": "coco", "device": "cuda"})
+    job = job_for(params, params.datasets[0])  # no error on this CPU-only host
+    assert (job.model.device, job.model.path) == ("cuda:0", "eager")
+    assert job_resources(job, {GPU, CPU}) == {GPU: 1}
+    monkeypatch.setattr(track_module._Progress, "__call__", lambda self, n: None)
+    seq = SequenceRef(dataset="pets", split="train", name=head8.name, seq_dir=str(head8), frames=8, has_gt=True)
+    with pytest.raises(ConfigError) as err:
+        track_module.track_sequence_task.fn(seq, str(tmp_path / "out"), job)
+    assert str(err.value) == "model.device: 'cuda:0' requested but CUDA is not available on this machine"
+    assert not (tmp_path / "out" / f"{head8.name}.txt").exists()
