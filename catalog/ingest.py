@@ -73,6 +73,7 @@ class RunInfo:
     run_group: str | None = None
     tracker_preset: str | None = None
     device: str | None = None
+    device_name: str | None = None
     results_hash: str | None = None
     sequences_tracked: int | None = None
     sequences_cached: int | None = None
@@ -129,6 +130,7 @@ def run_row(info: RunInfo, provenance: Provenance | None = None, results_run_id:
         "tracker_preset": info.tracker_preset,
         "weights_sha256": info.weights_sha256,
         "device": info.device,
+        "device_name": info.device_name,
         "dataset": info.dataset,
         "split": info.split,
         "detection_mode": info.detection_mode,

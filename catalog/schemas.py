@@ -6,9 +6,9 @@ file per (table, run) makes replacing a run a single atomic rename (:mod:`catalo
 
 Tables (``TABLES``):
 
-- ``runs``: one row per run: what ran (tracker, variant, tracker preset, device, config JSON +
-  hash, weights sha256, dataset, split, detection mode, evaluation preset), where (git commit +
-  dirty flag, package versions, CPU model, cores, GPU, Python, platform), when (``started_at``/
+- ``runs``: one row per run: what ran (tracker, variant, tracker preset, device and its hardware
+  name, config JSON + hash, weights sha256, dataset, split, detection mode, evaluation preset),
+  where (git commit + dirty flag, package versions, CPU model, cores, GPU, Python, platform), when (``started_at``/
   ``ended_at``, UTC), by which flow run (``flow_run_id``, ``run_group``, ``run_name``, sequences
   tracked vs cached).  Every flow run adds its rows; ``results_run_id`` names the run whose
   ``tracks``/``events`` an unchanged run shares (:mod:`catalog.ingest`).
@@ -102,6 +102,8 @@ RUNS = _table("runs", [
        "or a preset file's name"),
     _c("weights_sha256", pa.string(), meaning="sha256 of the checkpoint file", unit="hex"),
     _c("device", pa.string(), meaning="where the network ran (`cpu`, `cuda:0`, ...)"),
+    _c("device_name", pa.string(), meaning="the GPU model or CPU model the network ran on (distinct values "
+       "comma-joined when the run's workers differ); null when no model ran"),
     _c("dataset", pa.string(), False, "benchmark as the MOTChallenge server spells it (MOT16, MOT17, MOT20; "
        "other registry names as they are)"),
     _c("split", pa.string(), meaning="train, test, half-val, ..."),

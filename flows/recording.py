@@ -72,10 +72,18 @@ def run_info(params: TrackAllParams, selection: DatasetSelection, split: str, re
         weights_sha256=weights.split(":", 1)[-1] if weights else None, flow_run_id=flow_run_id,
         results_uri=str(results_dir), started_at=started, ended_at=ended, run_name=params.run_name,
         run_group=flow.group or flow_run_id, tracker_preset=preset_label(job.tracker_preset),
-        device=str(getattr(job.model, "device", None) or "cpu"), results_hash=results_hash,
+        device=str(getattr(job.model, "device", None) or "cpu"), device_name=device_names(records),
+        results_hash=results_hash,
         sequences_tracked=len(records) if tracked is None else tracked,
         sequences_cached=0 if tracked is None else len(records) - tracked,
     )
+
+
+def device_names(records: list[TrackRecord]) -> str | None:
+    """The hardware the runs' network ran on: the records' common ``device_name``, the distinct
+    names comma-joined (sorted) when the workers differ, ``None`` when no model ran."""
+    names = sorted({r.device_name for r in records if r.device_name})
+    return ", ".join(names) if names else None
 
 
 def preset_label(name: str) -> str:

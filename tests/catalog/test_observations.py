@@ -5,6 +5,7 @@ change (tests/catalog/golden/catalog_2026_12, written by the code of 2026-12-07)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from cstrack.eval import evaluate_prepared, prepare
 from cstrack.paths import shared_data
 from cstrack.provenance import Provenance
 from flows.params import TrackAllParams
-from flows.recording import FlowRun, run_info
+from flows.recording import FlowRun, device_names, run_info
 from tasks.records import TrackRecord
 
 TUD = shared_data() / "eval-golden" / "tud"
@@ -113,6 +114,7 @@ def test_a_catalog_written_before_reads_as_before_with_canonical_names(tmp_path:
                                     "cstrack-n-mot17-train-bbbbbbbbbbbb"]
     assert list(runs["dataset"]) == ["clips", "MOT17", "MOT17"]  # written as "mot17"
     assert runs["run_name"].isna().all() and runs["results_run_id"].isna().all()  # columns added since
+    assert runs["device_name"].isna().all()
     assert list(runs["label"]) == ["cstrack-n", "cstrack-n", "cstrack-n"] and list(runs["flow_run_id"][1:]) == [
         "flow-0", "flow-1"]
     # a filter on the canonical name finds the old rows; the other tables read as before
@@ -146,10 +148,22 @@ def test_flow_runs_of_the_same_results_get_their_own_ids_and_times(tmp_path: Pat
     assert a.results_hash == b.results_hash
     assert (b.started_at, b.ended_at, b.flow_run_id, b.run_group) == (night2.started_at, night2.ended_at, "f2", "g2")
     assert (a.sequences_tracked, a.sequences_cached, b.sequences_tracked, b.sequences_cached) == (2, 0, 0, 2)
-    assert (b.run_name, b.tracker_preset, b.device) == ("nightly", "default", "cpu")
+    assert (b.run_name, b.tracker_preset, b.device, b.device_name) == ("nightly", "default", "cpu", None)  # gt: no model
     changed = [recs[0], _record("S-02", "c" * 64, "2026-12-02T02:00:00+00:00")]
     assert run_info(params, params.datasets[0], "train", changed, tmp_path, "f2", flow=night2).results_hash != (
         a.results_hash)
+
+
+def test_the_run_row_names_the_hardware_its_network_ran_on(tmp_path: Path) -> None:
+    recs = [dataclasses.replace(_record(f"S-0{i}", "a" * 64, "2026-12-01T02:00:00+00:00"), device="cuda:0",
+                                device_name=name) for i, name in enumerate(["NVIDIA H100", "NVIDIA H100", "NVIDIA L4"])]
+    assert device_names(recs[:2]) == "NVIDIA H100"  # the common value
+    assert device_names(recs) == "NVIDIA H100, NVIDIA L4"  # workers differ: each once, sorted
+    assert device_names([_record("S-01", "a" * 64, "2026-12-01T02:00:00+00:00")]) is None
+    ingest_tracking(tmp_path, _night(0, dataset="clips", device="cuda:0", device_name=device_names(recs)), RES,
+                    ["TUD-Campus"], provenance=PROV)
+    runs = catalog.load("runs", root=tmp_path)
+    assert list(runs["device_name"]) == ["NVIDIA H100, NVIDIA L4"] and list(runs["device"]) == ["cuda:0"]
 
 
 def test_the_nightly_comparison_compares_consecutive_nights_cached_or_not(tmp_path: Path, campus) -> None:
