@@ -74,8 +74,11 @@ def resolve_weights(weights: str | None) -> str | None:
 def job_for(params: TrackAllParams, selection: DatasetSelection) -> TrackJob:
     """The ``job`` argument of :func:`tasks.track.track_sequence_task` for one dataset selection:
     the checkpoint's inference settings with the run's overrides, resolved (:mod:`flows.inference`)."""
+    mode = params.mode_of(selection)
+    if mode == "cached" and params.model.precision != "fp32":
+        raise ConfigError("the detection cache holds fp32 network outputs; mode cached runs fp32", "model.precision")
     return TrackJob(
-        mode=params.mode_of(selection),
+        mode=mode,
         uses_model=params.appearance_of(selection),
         model=track_all_model(params, resolve_weights(params.model.weights)),
         torch_threads=params.cluster.torch_threads,

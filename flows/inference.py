@@ -19,6 +19,8 @@ from cstrack.model.ref import ModelRef
 from flows.params import ModelSpec, TrackAllParams
 from tasks.records import JobModel
 
+BATCH_PATHS = ("eager", "fast")  # the paths cstrack.infer.batch.BatchedDetector wraps
+
 # The library's parameter names -> the flows' parameter paths (flows.params.ModelSpec under "model").
 PARAM_PATHS: dict[str, str] = {
     "variant": "model.variant", "weights": "model.weights", "path": "model.path", "device": "model.device",
@@ -59,7 +61,14 @@ def job_model(model: ModelSpec, weights: str | None, tracker_preset: str | None 
         if weights not in (None, "coco") and not Path(str(weights)).is_file():
             raise ConfigError(f"no such file {weights}", "weights")
         ref = ModelRef(model.variant, weights, model.path, model.device).pin()
-    return JobModel(ref, run_settings(model, weights, tracker_preset))
+    if ref.path not in BATCH_PATHS:  # onnx / int8 run one frame per call, in fp32 (cstrack.infer.batch.batching)
+        if (model.batch_size or 1) > 1:
+            raise ConfigError(f"batches on the {' and '.join(BATCH_PATHS)} paths only; path {ref.path} runs one frame "
+                              "per call", "model.batch_size")
+        if model.precision != "fp32":
+            raise ConfigError(f"{model.precision} runs on the {' and '.join(BATCH_PATHS)} paths only; path {ref.path} "
+                              "runs fp32", "model.precision")
+    return JobModel(ref, run_settings(model, weights, tracker_preset), model.batch_size, model.precision)
 
 
 def track_all_model(params: TrackAllParams, weights: str | None) -> JobModel:

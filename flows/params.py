@@ -30,6 +30,7 @@ from tasks.records import TrackMode
 
 DetectionModeName = TrackMode  # the one list: tasks.records (cached: replay cstrack.run.detcache)
 ModelPathName = Literal["auto", "eager", "fast", "onnx", "int8"]
+PrecisionName = Literal["fp32", "fp16", "bf16"]  # cstrack.infer.batch.PRECISIONS
 
 # Folders of a results root that a run name must not shadow: the catalog tables, the regenerated
 # report and the cache records.
@@ -170,6 +171,12 @@ class ModelSpec(_Model):
     path: ModelPathName = Field(default="auto", description="inference path (auto: the fastest proven identical to "
                                 "eager; eager on a GPU)")
     device: str = Field(default="auto", description="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N")
+    batch_size: int | None = Field(default=None, ge=1, description="frames per network call on the eager/fast paths "
+                                   "(image sequences; null = the device's default: 1 on the CPU, 8 on CUDA); the "
+                                   "tracks are the same")
+    precision: PrecisionName = Field(default="fp32", description="fp32 (the reference), fp16 (CUDA autocast; bf16 "
+                                     "on the CPU) or bf16: half precision on the eager/fast paths changes the tracks "
+                                     "slightly (docs/gpu.md)")
     conf_thres: float | None = Field(
         default=None, ge=0.0, le=1.0, description="detection score threshold; null = the checkpoint's"
     )

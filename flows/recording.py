@@ -29,7 +29,8 @@ def _config(params: TrackAllParams, selection: DatasetSelection, job: TrackJob) 
     return {
         "model": {"variant": m.variant, "input_size": list(m.input_size), "path": m.path,
                   "conf_thres": m.conf_thres, "nms_thres": m.nms_thres,
-                  "weights": w if w in (None, "coco") else Path(w).name},
+                  "weights": w if w in (None, "coco") else Path(w).name,
+                  **({} if m.precision == "fp32" else {"precision": m.precision})},  # fp32: the hash of before
         "inference": None if job.settings is None else job.settings.to_dict(),
         "detection": {"mode": params.mode_of(selection), "appearance": params.appearance_of(selection)},
         "tracker": {"preset": job.tracker_preset, **dataclasses.asdict(preset(job.tracker_preset))},

@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow
 from prefect.logging import get_run_logger
 
+from cstrack.errors import ConfigError
 from flows.cluster import declared_resources, describe, needs_gpu, placed, placement, task_runner_for
 from flows.dispatch import abs_path, resolve_weights
 from flows.inference import job_model
@@ -29,6 +30,8 @@ def tune(params: TuneParams) -> dict[str, Any]:
     logger = get_run_logger()
     results = abs_path(params.results_root)
     model = job_model(params.model, resolve_weights(params.model.weights))
+    if model.precision != "fp32":
+        raise ConfigError("tune replays cached fp32 network outputs", "model.precision")
     settings = model.settings  # the checkpoint's own, with the model's overrides
     tracker_preset = params.tracker_preset or settings.tracker_preset  # the baseline: the checkpoint's own settings
     cfg = StudyConfig(params.study, params.trials, tracker_preset, params.objective, params.seed, params.batch,

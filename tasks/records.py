@@ -42,6 +42,9 @@ OutcomeStatus = Literal["tracked", "cached", "failed"]
 OUTCOME_STATUSES: tuple[str, ...] = get_args(OutcomeStatus)
 
 
+PRECISIONS = ("fp32", "fp16", "bf16")  # cstrack.infer.batch.PRECISIONS (not imported: it needs torch)
+
+
 def _one_of(owner: str, name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{owner}.{name}: expected one of {allowed}, got {value!r}")
@@ -94,8 +97,13 @@ class JobModel:
 
     ref: ModelRef
     settings: InferenceSettings
+    batch_size: int | None = None  # frames per network call on image sequences; None = the device's default
+    precision: str = "fp32"  # cstrack.infer.batch.PRECISIONS
 
     def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"must be None or >= 1, got {self.batch_size}", "JobModel.batch_size")
+        _one_of("JobModel", "precision", self.precision, PRECISIONS)
         if not isinstance(self.ref, ModelRef):
             raise ConfigError(f"expected a ModelRef, got {type(self.ref).__name__}", "JobModel.ref")
         if not self.ref.concrete:
@@ -149,12 +157,15 @@ class JobModel:
         """What a cache key hashes of the model, the same dictionary as when jobs were flat records:
         variant, input_size, path, conf_thres, nms_thres, frame_rate (``weights`` is identified by
         content instead; the tracker preset is hashed by its fields), plus ``device`` off the CPU
-        (a key computed on the CPU before devices existed still hits)."""
+        (a key computed on the CPU before devices existed still hits) and ``precision`` other than
+        fp32 (half precision changes the tracks; the batch size does not, so it is not hashed)."""
         out: dict[str, Any] = {"variant": self.variant, "input_size": list(self.input_size), "path": self.path,
                                "conf_thres": self.conf_thres, "nms_thres": self.nms_thres,
                                "frame_rate": self.frame_rate}
         if self.device != "cpu":
             out["device"] = self.device
+        if self.precision != "fp32":
+            out["precision"] = self.precision
         return out
 
 

@@ -85,6 +85,9 @@ def _track_video(seq: SequenceRef, out_dir: str, job: TrackJob, detector: Any, p
 
     if job.mode != "private" or detector is None or seq.video is None:
         raise ConfigError(f"{seq.video}: a video sequence is tracked in private mode (no det/gt boxes to read)")
+    from cstrack.infer.batch import batching
+
+    detector = batching(detector, None, job.model.precision, live=True)  # one frame per call, as cstrack track
     source = make_source(seq.video, "video")
     source.name = seq.name
     run = track_source(source, out_dir, detector, tracker_config(job.settings),
@@ -167,10 +170,10 @@ def track_sequence_task(seq: SequenceRef, out_dir: str, job: TrackJob) -> TrackR
     elif seq.kind == "video":
         run = _track_video(seq, out_dir, job, detector, progress, depth)
     else:
-        if detector is not None:  # the device's default batch (8 on CUDA, 1 = unchanged on the CPU): same tracks
+        if detector is not None:  # model.batch_size (None: the device's default, 8 on CUDA, 1 on the CPU): same tracks
             from cstrack.infer.batch import batching
 
-            detector = batching(detector, None)
+            detector = batching(detector, job.model.batch_size, job.model.precision)
         run = track_sequence(seq.seq_dir, out_dir, mode, tracker_config(job.settings), detector,
                              frame_reader=prefetched_frames(depth), progress=progress)
     device = describe_device(job.model.device) if job.uses_model else None

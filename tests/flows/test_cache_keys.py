@@ -3,6 +3,7 @@ for changed content."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def test_configuration_enters_the_key(seq: Path) -> None:
     assert track_key(seq, _job(size=(640, 384))) != base
     assert track_key(seq, _job(preset="original")) != base
     assert track_key(seq, _job(mode="public")) != base
+    # half precision changes the tracks, the batch size does not (tests/flows/test_flow_batching.py)
+    job = _job()
+    half = dataclasses.replace(job, model=dataclasses.replace(job.model, precision="fp16"))
+    batched = dataclasses.replace(job, model=dataclasses.replace(job.model, batch_size=4))
+    assert track_key(seq, half) != base and track_key(seq, batched) == base
     # without a model the model settings do not matter
     assert track_key(seq, _job("gt", False, size=(640, 384))) == track_key(seq, _job("gt", False))
 
