@@ -17,7 +17,7 @@ from cstrack.infer.bench import STAGES, FakeDetections, list_images
 KEYS = {
     "variant", "weights", "size", "path", "threads", "prefetch", "fake_dets", "warmup", "build_s", "images",
     "frames", "fps", "ms_per_frame", "ms", "post_track_share", "detections_per_frame", "tracks_per_frame",
-    "forward", "settings", "workers", "cpu_ms_per_frame",
+    "forward", "settings", "workers", "cpu_ms_per_frame", "device",
 }
 
 
