@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import stat
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -67,8 +68,15 @@ def test_object_store_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     finally:
         stopped = stack.down(say=lambda msg: None)
     assert stopped == ["object-store"]
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", cfg.s3_port)) != 0  # nothing listens any more
+    # nothing listens any more (the killed tree's sockets close as the kernel reaps it: allow 10 s)
+    deadline = time.monotonic() + 10.0
+    while True:
+        with socket.socket() as s:
+            listening = s.connect_ex(("127.0.0.1", cfg.s3_port)) == 0
+        if not listening or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not listening
 
 
 def test_keys_from_the_environment_win(tmp_path: Path) -> None:
